@@ -1,0 +1,176 @@
+"""Frozen configuration dataclasses and their TOML loading.
+
+Every config is a frozen dataclass with documented defaults. `load_config` reads a named
+config from ``configs/NAME.toml`` (or any ``.toml`` path), applies keyword overrides, and
+rejects a key the dataclass does not have with a message that names it and lists the
+valid ones. Nested tables are not used: one flat table per config keeps the mapping to
+bitstream flags and CLI options one-to-one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping, TypeVar
+
+from jaxcodec.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class CodingConfig:
+    """Coding configuration of the hybrid codec (sequence level, static under jit).
+
+    Attributes:
+      name: configuration name, informational (``ai``, ``ld``, ``ra``, ``ra_single_intra``).
+      qp: base luma QP of the sequence, 0..51.
+      gop_structure: ``"ai"`` all-intra, ``"ld"`` low-delay B, ``"ra"`` random access
+        (hierarchical B, JVET CTC style).
+      gop_size: frames per GOP; RA uses a dyadic hierarchy of 8 or 16, LD uses 4 (the QP
+        offset pattern period), AI ignores it.
+      intra_period: distance between intra (random-access point) frames; ``-1`` means only
+        the first frame is intra (paper 000's single-intra-frame configuration); ``1`` is AI.
+      num_refs: reference pictures per list for LD/RA.
+      qp_offsets: QP offset per position-in-GOP temporal layer 0..4 (HM CTC style). Layer 0
+        is the GOP anchor; intra frames use offset 0.
+      ctu_size: luma CTU size (64).
+      min_cu_size: smallest luma CU of the quadtree (8).
+      max_tu_size: largest luma transform (32); a 64x64 CU is coded as 32x32 TUs.
+      search_range: integer motion search range in luma samples (+-).
+      subpel_refine: quarter-pel motion refinement (half then quarter).
+      chroma_qp_offset: added to the luma QP for both chroma planes.
+      lambda_scale: multiplier on the QP-derived Lagrangian (HM: 0.57 * 2^((QP-12)/3)).
+      deblocking: in-loop deblocking filter on/off (flagged in the sequence header).
+      nnlf: NN in-loop filter on/off (flagged in the sequence header; needs a model).
+      nnlf_model: name or path of the NN loop-filter model when ``nnlf`` is on.
+      frame_threads: encoder threads that code frames whose references are ready.
+    """
+
+    name: str = "ra"
+    qp: int = 32
+    gop_structure: str = "ra"
+    gop_size: int = 8
+    intra_period: int = 32
+    num_refs: int = 2
+    qp_offsets: tuple[int, ...] = (1, 1, 4, 5, 6)
+    ctu_size: int = 64
+    min_cu_size: int = 8
+    max_tu_size: int = 32
+    search_range: int = 16
+    subpel_refine: bool = True
+    chroma_qp_offset: int = 0
+    lambda_scale: float = 1.0
+    deblocking: bool = True
+    nnlf: bool = False
+    nnlf_model: str = ""
+    frame_threads: int = 1
+
+    def __post_init__(self):
+        _check(0 <= self.qp <= 51, f"qp must be in 0..51, got {self.qp}")
+        _check(self.gop_structure in ("ai", "ld", "ra"), f"gop_structure must be ai, ld or ra, got {self.gop_structure!r}")
+        _check(self.gop_size >= 1, f"gop_size must be >= 1, got {self.gop_size}")
+        if self.gop_structure == "ra":
+            _check(self.gop_size in (2, 4, 8, 16), f"ra needs a dyadic gop_size (2, 4, 8 or 16), got {self.gop_size}")
+        _check(self.intra_period == -1 or self.intra_period >= 1, f"intra_period must be -1 or >= 1, got {self.intra_period}")
+        if self.gop_structure == "ra" and self.intra_period > 1:
+            _check(self.intra_period % self.gop_size == 0, f"intra_period {self.intra_period} must be a multiple of gop_size {self.gop_size}")
+        _check(self.ctu_size in (16, 32, 64), f"ctu_size must be 16, 32 or 64, got {self.ctu_size}")
+        _check(self.min_cu_size in (8, 16, 32) and self.min_cu_size <= self.ctu_size, f"bad min_cu_size {self.min_cu_size}")
+        _check(self.max_tu_size in (8, 16, 32), f"max_tu_size must be 8, 16 or 32, got {self.max_tu_size}")
+        _check(1 <= self.num_refs <= 4, f"num_refs must be in 1..4, got {self.num_refs}")
+        _check(1 <= self.search_range <= 128, f"search_range must be in 1..128, got {self.search_range}")
+        _check(-12 <= self.chroma_qp_offset <= 12, f"chroma_qp_offset must be in -12..12, got {self.chroma_qp_offset}")
+        _check(len(self.qp_offsets) == 5, f"qp_offsets needs 5 entries (layers 0..4), got {len(self.qp_offsets)}")
+        _check(self.lambda_scale > 0, "lambda_scale must be positive")
+        _check(self.frame_threads >= 1, f"frame_threads must be >= 1, got {self.frame_threads}")
+
+    def replace(self, **changes: Any) -> "CodingConfig":
+        return replace_checked(self, changes)
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _coerce(field: dataclasses.Field, value: Any, cls_name: str) -> Any:
+    default = field.default if field.default is not dataclasses.MISSING else None
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{cls_name}.{field.name} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, int) and not isinstance(default, bool):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{cls_name}.{field.name} must be an integer, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{cls_name}.{field.name} must be a number, got {value!r}")
+        return float(value)
+    if isinstance(default, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{cls_name}.{field.name} must be a list, got {value!r}")
+        return tuple(value)
+    if isinstance(default, str) and not isinstance(value, str):
+        raise ConfigError(f"{cls_name}.{field.name} must be a string, got {value!r}")
+    return value
+
+
+def replace_checked(config: T, changes: Mapping[str, Any]) -> T:
+    """`dataclasses.replace` that names unknown keys and type-checks values."""
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    clean = {}
+    for key, value in changes.items():
+        if key not in fields:
+            hint = difflib.get_close_matches(key, list(fields), n=1)
+            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ConfigError(
+                f"unknown key {key!r} for {type(config).__name__}{extra}; valid keys: {', '.join(sorted(fields))}"
+            )
+        clean[key] = _coerce(fields[key], value, type(config).__name__)
+    return dataclasses.replace(config, **clean)
+
+
+def config_path(name_or_path: str | Path, directory: Path = CONFIG_DIR) -> Path:
+    """Resolve a config name (``ra``) to ``configs/ra.toml``, or accept a path."""
+    p = Path(name_or_path)
+    if p.suffix == ".toml":
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        return p
+    candidate = directory / f"{name_or_path}.toml"
+    if not candidate.is_file():
+        known = sorted(q.stem for q in directory.glob("*.toml"))
+        raise ConfigError(f"unknown config {str(name_or_path)!r}; available: {', '.join(known) or '(none)'}")
+    return candidate
+
+
+def load_config(cls: type[T], name_or_path: str | Path, **overrides: Any) -> T:
+    """Load a frozen-dataclass config from TOML and apply overrides.
+
+    Args:
+      cls: the config dataclass (e.g. `CodingConfig`).
+      name_or_path: a name in ``configs/`` or a ``.toml`` path.
+      **overrides: keys to replace after loading (``None`` values are ignored, so CLI
+        options can be passed through unconditionally).
+
+    Returns:
+      The config instance. Raises `ConfigError` naming any unknown key or bad value.
+    """
+    path = config_path(name_or_path)
+    try:
+        with open(path, "rb") as f:
+            table = tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    table.update({k: v for k, v in overrides.items() if v is not None})
+    return replace_checked(cls(), table)
+
+
+def load_coding_config(name_or_path: str | Path, **overrides: Any) -> CodingConfig:
+    return load_config(CodingConfig, name_or_path, **overrides)

@@ -1,0 +1,1 @@
+"""Pure-JAX codec proxy: scale-space flow + hyperprior, aligned to a target codec (paper 004)."""

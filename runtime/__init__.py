@@ -1,0 +1,1 @@
+"""Deployable codec: bitstream, integer decode path, CLI, standard-codec adapters."""

@@ -1,0 +1,1 @@
+"""Neural pre/post-processors trained through the proxy (paper 004)."""
