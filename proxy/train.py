@@ -1,0 +1,388 @@
+"""Two-phase pretraining of the proxy to a target codec (paper 004, section 3.1, eq. 1-3).
+
+    phase 1 (eq. 1): theta_g <- Adam on E||I_M - I_C||^2      (transforms + QP gains; I_C = target output)
+    phase 2 (eq. 2): theta_h <- Adam on R_M^hyp (max. likelihood of the quantized latents,
+                      transforms frozen; rate surrogate: additive uniform noise)
+    eq. 3:           R_M = alpha R_M^hyp + beta by least squares on the target's per-frame bits
+                      (fitted per frame type, beta per pixel so the map holds at any frame size)
+
+The step is functional: the model is split once (``nnx.split``) into graph, transform
+params and hyper params; ``phase1_step`` / ``phase2_step`` are pure jitted functions of
+``(state, batch)``. The target codec runs on the host between steps (`proxy.data`); the
+time split codec/JAX is logged per step.
+
+Data parallelism: the batch axis is sharded over all local devices with
+``jax.sharding.NamedSharding`` on a 1-D ``data`` mesh; parameters and optimizer state are
+replicated, so XLA inserts the gradient all-reduce. The same code runs on one CPU device.
+Multi-host: start one process per host with ``jax.distributed.initialize(coordinator_address=
+"host0:1234", num_processes=N, process_id=i)`` before `train` (or let the cluster environment
+set it, e.g. SLURM/TPU pods), build the mesh over ``jax.devices()`` (all hosts), give each
+process its own data seed offset and assemble the global batch with
+``jax.make_array_from_process_local_data(sharding, local_batch)``; orbax checkpoints are
+multi-host aware (every process calls ``save``).
+
+Checkpoints (orbax ``CheckpointManager``) hold params, optimizer states and the step; every
+batch and noise key is a function of ``(seed, step)``, so a run killed and resumed ends with
+the same parameters as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from jaxcodec.errors import CodecUnavailableError, ConfigError, ModelError
+
+
+@dataclasses.dataclass(frozen=True)
+class ProxyTrainConfig:
+    """Training configuration (flat; ``configs/proxy_small.toml``). Model fields mirror `ModelConfig`.
+
+    Attributes:
+      gop: frames per GOP of proxy and target (intra + gop-1 inter; paper 004 uses 4).
+      batch_size: sequences per step (paper 004: 4); must divide by the device count.
+      patch: luma patch size (multiple of 64).
+      phase1_steps / phase2_steps: steps of eq. 1 and eq. 2.
+      calibration_batches: batches used for the eq. 3 least-squares fit and the scatter plot.
+      learning_rate: Adam step size (paper 004: 1e-4; larger for short CPU runs).
+      seed: data and initialisation seed.
+      clips: training clips (``carphone``, ``bikes``, ``generated`` or Y4M paths).
+      max_clip_frames: frames read per clip.
+      checkpoint_every: steps between checkpoints.
+      preset: x264/x265 preset / SVT-AV1 preset number passed to the target (if it takes one).
+    """
+
+    intra_channels: int = 32
+    intra_latent: int = 48
+    flow_channels: int = 24
+    flow_latent: int = 32
+    residual_channels: int = 32
+    residual_latent: int = 48
+    hyper_channels: int = 32
+    hyper_latent: int = 24
+    scale_levels: int = 4
+    scale_sigma0: float = 1.0
+    qp_min: int = 22
+    qp_max: int = 42
+    gop: int = 4
+    batch_size: int = 4
+    patch: int = 64
+    phase1_steps: int = 2000
+    phase2_steps: int = 1000
+    calibration_batches: int = 16
+    learning_rate: float = 3e-4
+    seed: int = 0
+    clips: tuple[str, ...] = ("carphone", "bikes", "generated")
+    max_clip_frames: int = 120
+    checkpoint_every: int = 100
+
+    def __post_init__(self):
+        if self.patch % 64 or self.patch <= 0:
+            raise ConfigError(f"patch must be a positive multiple of 64, got {self.patch}")
+        if self.gop < 1 or self.batch_size < 1 or self.phase1_steps < 0 or self.phase2_steps < 0:
+            raise ConfigError("gop and batch_size must be >= 1, phase steps >= 0")
+        if self.learning_rate <= 0:
+            raise ConfigError("learning_rate must be positive")
+
+    def model_config(self):
+        from proxy.ssf import ModelConfig
+
+        names = {f.name for f in dataclasses.fields(ModelConfig)}
+        return ModelConfig(**{k: v for k, v in dataclasses.asdict(self).items() if k in names})
+
+    @property
+    def total_steps(self) -> int:
+        return self.phase1_steps + self.phase2_steps
+
+
+def load_train_config(name_or_path: str, **overrides) -> ProxyTrainConfig:
+    from jaxcodec.config import load_config
+
+    return load_config(ProxyTrainConfig, name_or_path, **overrides)
+
+
+def resolve_target(name: str, *, gop: int):
+    """The target `Codec` by name from the jaxcodec codec registry; clear error if unavailable."""
+    try:
+        from jaxcodec.codecs import registry
+    except ImportError:
+        raise CodecUnavailableError("no codec registry in this jaxcodec (jaxcodec.codecs.registry is missing)") from None
+    return registry.get_codec(name, gop=gop)
+
+
+class Batch(NamedTuple):
+    """Device batch: source and target tensors ``(T, B, P/2, P/2, 6)``, qp index (B,), noise key."""
+
+    source: Any
+    target: Any
+    qp_index: Any
+    key: Any
+
+
+class TrainState(NamedTuple):
+    transform: Any
+    hyper: Any
+    opt_transform: Any
+    opt_hyper: Any
+    step: Any
+
+
+def make_steps(graphdef, optimizer):
+    """The two pure, jitted steps (eq. 1 and eq. 2) over `TrainState` and `Batch`."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from flax import nnx
+
+    from proxy.coders import ForwardCoder
+    from proxy.entropy_models import noise_quantize, ste_round
+    from proxy.ssf import code_gop
+
+    def run(transform, hyper, batch):
+        model = nnx.merge(graphdef, transform, hyper)
+        coder = ForwardCoder(rate_surrogate=noise_quantize, synthesis_surrogate=ste_round, key=batch.key)
+        return code_gop(model, batch.source, batch.qp_index, coder)
+
+    def loss1(transform, hyper, batch):
+        recon, _ = run(transform, hyper, batch)
+        return jnp.mean((recon - batch.target) ** 2)  # eq. 1: distortion to the target codec's output
+
+    def loss2(hyper, transform, batch):
+        _, bits = run(jax.lax.stop_gradient(transform), hyper, batch)
+        pixels = batch.source.shape[2] * batch.source.shape[3] * 4  # luma pixels per frame
+        return jnp.mean(bits) / pixels  # eq. 2: bits per pixel, maximum likelihood
+
+    @jax.jit
+    def phase1_step(state: TrainState, batch: Batch):
+        loss, grads = jax.value_and_grad(loss1)(state.transform, state.hyper, batch)
+        updates, opt = optimizer.update(grads, state.opt_transform, state.transform)
+        return state._replace(transform=optax.apply_updates(state.transform, updates), opt_transform=opt,
+                              step=state.step + 1), loss
+
+    @jax.jit
+    def phase2_step(state: TrainState, batch: Batch):
+        loss, grads = jax.value_and_grad(loss2)(state.hyper, state.transform, batch)
+        updates, opt = optimizer.update(grads, state.opt_hyper, state.hyper)
+        return state._replace(hyper=optax.apply_updates(state.hyper, updates), opt_hyper=opt, step=state.step + 1), loss
+
+    @jax.jit
+    def evaluate(state: TrainState, batch: Batch):
+        """Hard-rounded proxy: reconstruction and R_M^hyp, the quantities aligned to the target."""
+        from proxy.entropy_models import hard_round
+
+        model = nnx.merge(graphdef, state.transform, state.hyper)
+        coder = ForwardCoder(rate_surrogate=hard_round, synthesis_surrogate=hard_round, key=batch.key)
+        return code_gop(model, batch.source, batch.qp_index, coder)
+
+    return phase1_step, phase2_step, evaluate
+
+
+def _to_tensor(frames):
+    """uint8 Frame (B, T, H, W) -> float (T, B, H/2, W/2, 6)."""
+    import jax.numpy as jnp
+
+    from proxy.ssf import frames_to_tensor
+
+    return jnp.moveaxis(frames_to_tensor(frames.y, frames.u, frames.v, frames.peak), 1, 0)
+
+
+class TrainResult(NamedTuple):
+    step: int
+    model_dir: Path | None
+    timing: dict
+    calibration: Any
+
+
+def train(config: ProxyTrainConfig, *, target, target_name: str, out_dir: str | Path, stop_at: int | None = None,
+          progress: bool = True, export_to: str | Path | None = None) -> TrainResult:
+    """Run (or resume) two-phase pretraining; returns the final step and where the model went.
+
+    Args:
+      config: training configuration.
+      target: the target `Codec`.
+      target_name: its name (recorded in the model card metadata).
+      out_dir: run directory: ``checkpoints/``, ``metrics.jsonl``, ``alignment.png``, ``model/``.
+      stop_at: stop after this global step (simulates a kill; a later call resumes).
+      progress: show a tqdm bar.
+      export_to: also save the final model there (e.g. ``models/proxy_x264_small``).
+    """
+    import jax
+    import jax.numpy as jnp
+    import optax
+    import orbax.checkpoint as ocp
+    from flax import nnx
+    from jax.sharding import NamedSharding, PartitionSpec as P
+    from tqdm import tqdm
+
+    from proxy.data import load_pool, run_target, sample_batch
+    from proxy.ssf import SSFModel, fit_calibration, is_hyper_param, is_transform_param, save_model
+
+    out_dir = Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta_path = out_dir / "run.json"
+    run_meta = {"config": dataclasses.asdict(config), "target": target_name}
+    if meta_path.is_file():
+        old = json.loads(meta_path.read_text())
+        if old != json.loads(json.dumps(run_meta)):
+            raise ModelError(f"{out_dir} holds a run with another config or target; use a new --out directory")
+    else:
+        meta_path.write_text(json.dumps(run_meta, indent=2))
+
+    devices = jax.devices()
+    if config.batch_size % len(devices):
+        raise ConfigError(f"batch_size {config.batch_size} must be a multiple of the {len(devices)} local devices")
+    mesh = jax.make_mesh((len(devices),), ("data",), devices=devices, axis_types=(jax.sharding.AxisType.Auto,))
+    replicated = NamedSharding(mesh, P())
+    batch_sharding = NamedSharding(mesh, P(None, "data"))
+    qp_sharding = NamedSharding(mesh, P("data"))
+
+    model = SSFModel(config.model_config(), rngs=nnx.Rngs(config.seed))
+    graphdef, hyper, transform = nnx.split(model, is_hyper_param, is_transform_param)
+    optimizer = optax.adam(config.learning_rate)
+    state = TrainState(transform, hyper, optimizer.init(transform), optimizer.init(hyper), jnp.asarray(0, jnp.int32))
+    state = jax.device_put(state, replicated)
+    phase1_step, phase2_step, evaluate = make_steps(graphdef, optimizer)
+
+    manager = ocp.CheckpointManager(out_dir / "checkpoints", options=ocp.CheckpointManagerOptions(max_to_keep=2))
+    start = 0
+    if manager.latest_step() is not None:
+        start = int(manager.latest_step())
+        abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state)
+        try:
+            state = manager.restore(start, args=ocp.args.StandardRestore(abstract))
+        except Exception as e:
+            raise ModelError(f"{out_dir}/checkpoints: cannot restore step {start} ({type(e).__name__})") from None
+        state = jax.device_put(state, replicated)
+
+    metrics_path = out_dir / "metrics.jsonl"
+    kept = []
+    if metrics_path.is_file():  # drop rows a killed run wrote after its last checkpoint
+        kept = [ln for ln in metrics_path.read_text().splitlines() if ln and json.loads(ln).get("step", 0) <= start]
+    metrics_path.write_text("".join(ln + "\n" for ln in kept))
+
+    pool = load_pool(config.clips, max_frames=config.max_clip_frames)
+    base_key = jax.random.key(config.seed)
+    end = config.total_steps if stop_at is None else min(stop_at, config.total_steps)
+    qp_range = (config.qp_min, config.qp_max)
+
+    def device_batch(step, tb):
+        src, tgt = _to_tensor(tb.source), _to_tensor(tb.recon)
+        return Batch(jax.device_put(src, batch_sharding), jax.device_put(tgt, batch_sharding),
+                     jax.device_put(jnp.asarray(tb.qp - config.qp_min, jnp.int32), qp_sharding),
+                     jax.random.fold_in(base_key, step))
+
+    codec_times, jax_times = [], []
+    bar = tqdm(total=end, initial=start, disable=not progress, desc="proxy", unit="step")
+    with open(metrics_path, "a") as log:
+        for step in range(start, end):
+            t0 = time.perf_counter()
+            pb = sample_batch(pool, seed=config.seed, step=step, batch=config.batch_size, patch=config.patch,
+                              gop=config.gop, qp_range=qp_range)
+            t_data = time.perf_counter() - t0
+            tb = run_target(target, pb, gop=config.gop)
+            batch = device_batch(step, tb)
+            t1 = time.perf_counter()
+            phase = 1 if step < config.phase1_steps else 2
+            state, loss = (phase1_step if phase == 1 else phase2_step)(state, batch)
+            loss = float(loss)  # blocks until the step is done
+            t2 = time.perf_counter()
+            codec_times.append(tb.codec_seconds)
+            jax_times.append(t2 - t1)
+            row = {"step": step + 1, "phase": phase, "loss": loss, "codec_s": tb.codec_seconds,
+                   "data_s": t_data, "jax_s": t2 - t1}
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+            bar.update(1)
+            bar.set_postfix(phase=phase, loss=f"{loss:.4g}")
+            if (step + 1) % config.checkpoint_every == 0 or step + 1 == end:
+                manager.save(step + 1, args=ocp.args.StandardSave(state))
+                manager.wait_until_finished()
+    bar.close()
+    manager.close()
+    timing = _timing_summary(codec_times, jax_times)
+
+    if end < config.total_steps:
+        return TrainResult(end, None, timing, None)
+
+    # eq. 3 on held-apart batches (different seed stream), and the alignment scatter
+    rows = []
+    for i in range(config.calibration_batches):
+        pb = sample_batch(pool, seed=config.seed + 7919, step=i, batch=config.batch_size, patch=config.patch,
+                          gop=config.gop, qp_range=qp_range)
+        tb = run_target(target, pb, gop=config.gop)
+        recon, bits = evaluate(state, device_batch(i, tb))
+        rows.append(_alignment_rows(np.asarray(recon), np.asarray(bits), tb))
+    table = {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
+    pixels = config.patch * config.patch
+    calibration = fit_calibration(table["bits_hyp"] / pixels, table["bits_target"] / pixels, table["intra"])
+    _scatter_png(out_dir / "alignment.png", table, calibration, pixels, target_name)
+
+    final = nnx.merge(graphdef, state.transform, state.hyper)
+    extra = {"target": target_name, "steps": config.total_steps, "train_config": dataclasses.asdict(config),
+             "timing": timing}
+    save_model(out_dir / "model", final, calibration, extra=extra)
+    if export_to is not None:
+        save_model(export_to, final, calibration, extra=extra)
+    return TrainResult(end, out_dir / "model", timing, calibration)
+
+
+def _timing_summary(codec_times, jax_times) -> dict:
+    if not jax_times:
+        return {}
+    skip = 1 if len(jax_times) > 3 else 0  # first step compiles
+    c, j = np.median(codec_times[skip:]), np.median(jax_times[skip:])
+    return {"median_codec_s": float(c), "median_jax_s": float(j), "codec_fraction": float(c / (c + j)),
+            "steps_timed": len(jax_times) - skip}
+
+
+def _alignment_rows(recon, bits, tb) -> dict:
+    """Per-frame table: proxy/target bits and luma PSNR vs the source."""
+    from proxy.ssf import tensor_to_planes
+
+    y_proxy = np.moveaxis(np.asarray(tensor_to_planes(recon)[0]), 0, 1) * 255.0  # (B, T, H, W)
+    src = np.asarray(tb.source.y, np.float64)
+    tgt = np.asarray(tb.recon.y, np.float64)
+
+    def psnr(a, b):
+        mse = np.mean((a - b) ** 2, axis=(-2, -1))
+        return 10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10))
+
+    b, t = tb.bits.shape
+    return {"bits_hyp": np.asarray(bits).T.reshape(-1), "bits_target": tb.bits.reshape(-1).astype(np.float64),
+            "psnr_proxy": psnr(np.round(np.clip(y_proxy, 0, 255)), src).reshape(-1),
+            "psnr_target": psnr(tgt, src).reshape(-1),
+            "intra": np.tile(np.arange(t) == 0, b), "qp": np.repeat(tb.qp, t)}
+
+
+def _scatter_png(path: Path, table: dict, calibration, pixels: int, target_name: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from proxy.ssf import apply_calibration
+
+    rm = apply_calibration(calibration, table["bits_hyp"], table["intra"], pixels)
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4.5))
+    for sel, label in ((table["intra"], "intra"), (~table["intra"], "inter")):
+        ax[0].scatter(table["bits_target"][sel], rm[sel], s=6, label=label)
+        ax[1].scatter(table["psnr_target"][sel], table["psnr_proxy"][sel], s=6, label=label)
+    pcc_r = np.corrcoef(table["bits_target"], rm)[0, 1]
+    pcc_p = np.corrcoef(table["psnr_target"], table["psnr_proxy"])[0, 1]
+    ax[0].set(xlabel=f"{target_name} bits/frame", ylabel="proxy R_M bits/frame", title=f"rate, PCC {pcc_r:.3f}")
+    ax[1].set(xlabel=f"{target_name} Y-PSNR (dB)", ylabel="proxy Y-PSNR (dB)", title=f"PSNR, PCC {pcc_p:.3f}")
+    for a in ax:
+        a.legend()
+        lo, hi = min(a.get_xlim()[0], a.get_ylim()[0]), max(a.get_xlim()[1], a.get_ylim()[1])
+        a.plot([lo, hi], [lo, hi], "k--", lw=0.5)
+    fig.tight_layout()
+    from jaxcodec.io import atomic_open
+
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=90)
+    plt.close(fig)
