@@ -11,9 +11,10 @@ Cb and Cr, i.e. ``(..., H/2, W/2, 6)`` in [0, 1]. A flow at half resolution move
 phase plane exactly as it moves the full-resolution luma, so the warp stays exact in this
 layout. Latents are at 1/16 of the luma size, hyper latents at 1/64 (`DOWNSAMPLING`).
 
-QP conditioning: one model for QP ``qp_min..qp_max``; each autoencoder has a learned gain
-vector per QP on its latents (and a learned inverse gain before synthesis), initialised to
-the H.264 step-size law (step doubles every 6 QP), so the quantizer coarsens with QP.
+QP conditioning: one model for QP ``qp_min..qp_max``. Latents are divided by the target's
+quantizer step law (the step doubles every 6 QP, as in H.264/HEVC) times a learned
+per-channel gain, and multiplied back before synthesis. Per-QP gains are not left free:
+phase 1's pure distortion loss (eq. 1) has no rate term that would keep them apart.
 
 ``code_frame`` is the one pipeline for training, encoding and decoding: what happens to
 each latent is decided by the coder passed in (`proxy.coders`).
@@ -26,6 +27,7 @@ each latent is decided by the coder passed in (`proxy.coders`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -118,6 +120,11 @@ def _deconv(cin, cout, k, stride, rngs):
     return nnx.ConvTranspose(cin, cout, (k, k), strides=(stride, stride), padding="SAME", rngs=rngs)
 
 
+def qp_log_step(qp_index):
+    """log of the quantizer step relative to ``qp_min``: the step doubles every 6 QP (H.264/HEVC/AV1-like)."""
+    return jnp.asarray(qp_index, jnp.float32) * (math.log(2.0) / 6.0)
+
+
 class HyperpriorAE(nnx.Module):
     """g_a/g_s (3 stride-2 stages, GDN), h_a/h_s (2 stride-2 stages), factorized prior, QP gains."""
 
@@ -130,10 +137,9 @@ class HyperpriorAE(nnx.Module):
         self.h_a = nnx.List([_conv(m, nh, 3, 1, rngs), _conv(nh, nh, 5, 2, rngs), _conv(nh, hyper_latent, 5, 2, rngs)])
         self.h_s = nnx.List([_deconv(hyper_latent, nh, 5, 2, rngs), _deconv(nh, nh, 5, 2, rngs), _conv(nh, m, 3, 1, rngs)])
         self.prior = FactorizedPrior(hyper_latent, rngs=rngs)
-        # step doubles every 6 QP (H.264 Qstep law): gain 2^(-(qp - qp_min)/6) at init
-        law = np.exp2(-np.arange(num_qps) / 6.0)
-        self.gain_enc = nnx.Param(jnp.asarray(np.log(law)[:, None] * np.ones((1, m)), jnp.float32))
-        self.gain_dec = nnx.Param(jnp.asarray(-np.log(law)[:, None] * np.ones((1, m)), jnp.float32))
+        # learned per-channel log gains; the QP dependence is the target's step-size law (below)
+        self.gain_enc = nnx.Param(jnp.zeros((m,), jnp.float32))
+        self.gain_dec = nnx.Param(jnp.zeros((m,), jnp.float32))
 
     @staticmethod
     def _run(layers, x, relu: bool = False):
@@ -144,10 +150,12 @@ class HyperpriorAE(nnx.Module):
         return x
 
     def analysis(self, x, qp_index):
-        return self._run(self.g_a, x) * jnp.exp(self.gain_enc[...][qp_index])[:, None, None, :]
+        gain = jnp.exp(self.gain_enc[...] - qp_log_step(qp_index)[:, None])
+        return self._run(self.g_a, x) * gain[:, None, None, :]
 
     def synthesis(self, y_hat, qp_index):
-        return self._run(self.g_s, y_hat * jnp.exp(self.gain_dec[...][qp_index])[:, None, None, :])
+        gain = jnp.exp(self.gain_dec[...] + qp_log_step(qp_index)[:, None])
+        return self._run(self.g_s, y_hat * gain[:, None, None, :])
 
     def hyper_analysis(self, y):
         return self._run(self.h_a, jnp.abs(y), relu=True)
@@ -624,16 +632,14 @@ class ClipEstimate(NamedTuple):
     bits: np.ndarray
 
 
-def _gop_evaluator(graphdef):
+@functools.partial(jax.jit, static_argnums=0)
+def _estimate_gop(graphdef, state, frames, qp_index):
+    """Hard-rounded `code_gop`; compiled once per (architecture, GOP length, frame size)."""
     from proxy.entropy_models import hard_round
 
-    @jax.jit
-    def run(state, frames, qp_index):
-        model = nnx.merge(graphdef, state)
-        coder = ForwardCoder(rate_surrogate=hard_round, synthesis_surrogate=hard_round, key=jax.random.key(0))
-        return code_gop(model, frames, qp_index, coder)
-
-    return run
+    model = nnx.merge(graphdef, state)
+    coder = ForwardCoder(rate_surrogate=hard_round, synthesis_surrogate=hard_round, key=jax.random.key(0))
+    return code_gop(model, frames, qp_index, coder)
 
 
 def estimate_clip(model: SSFModel, frames: Frame, *, qp: int, gop: int = 4,
@@ -650,11 +656,10 @@ def estimate_clip(model: SSFModel, frames: Frame, *, qp: int, gop: int = 4,
     padded = pad_frame(frames, DOWNSAMPLING)
     x_all = frames_to_tensor(padded.y, padded.u, padded.v, frames.peak)
     graphdef, state = nnx.split(model)
-    run = _gop_evaluator(graphdef)
     qp_index = jnp.asarray([qp - c.qp_min], jnp.int32)
     recons, bits = [], []
     for t0 in range(0, x_all.shape[0], gop):
-        r, b = run(state, x_all[t0:t0 + gop][:, None], qp_index)
+        r, b = _estimate_gop(graphdef, state, x_all[t0:t0 + gop][:, None], qp_index)
         recons.append(np.asarray(r[:, 0]))
         bits.append(np.asarray(b[:, 0]))
     recon = np.concatenate(recons)

@@ -1,0 +1,63 @@
+"""Proxy training (proxy/train.py): exact resume after a kill, one compile per step, errors."""
+
+import json
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from jaxcodec.errors import CodecUnavailableError, ConfigError, JaxcodecError
+from proxy.train import ProxyTrainConfig, load_train_config, resolve_target, train
+
+TINY = dict(intra_channels=8, intra_latent=8, flow_channels=8, flow_latent=8, residual_channels=8, residual_latent=8,
+            hyper_channels=8, hyper_latent=4, batch_size=2, gop=2, phase1_steps=2, phase2_steps=2,
+            calibration_batches=1, checkpoint_every=1, clips=("generated",))
+
+
+def _params(run_dir):
+    from proxy.ssf import load_model
+
+    model, _, cal, _ = load_model(run_dir / "model")
+    from flax import nnx
+
+    return [np.asarray(x) for x in jax.tree.leaves(nnx.state(model, nnx.Param))], cal
+
+
+def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
+    target = resolve_target("x264", gop=2)
+    config = ProxyTrainConfig(**TINY)
+    full = train(config, target=target, target_name="x264", out_dir=tmp_path / "full", progress=False)
+    part = train(config, target=target, target_name="x264", out_dir=tmp_path / "part", stop_at=3, progress=False)
+    assert part.step == 3 and part.model_dir is None
+    resumed = train(config, target=target, target_name="x264", out_dir=tmp_path / "part", progress=False)
+    assert resumed.step == full.step == 4
+    (pa, ca), (pb, cb) = _params(tmp_path / "full"), _params(tmp_path / "part")
+    assert all(np.array_equal(a, b) for a, b in zip(pa, pb))
+    assert ca == cb
+    rows = [json.loads(x) for x in (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    assert {"codec_s", "jax_s", "loss", "phase"} <= set(rows[0])
+    assert (tmp_path / "full" / "alignment.png").stat().st_size > 1000
+    # the same run directory with another config is refused
+    with pytest.raises(JaxcodecError, match="another config"):
+        train(ProxyTrainConfig(**(TINY | {"seed": 5})), target=target, target_name="x264", out_dir=tmp_path / "full",
+              progress=False)
+
+
+def test_unknown_or_missing_target_codec(monkeypatch):
+    with pytest.raises(JaxcodecError):
+        resolve_target("no-such-codec", gop=4)
+    monkeypatch.setitem(sys.modules, "jaxcodec.codecs.registry", None)  # registry absent -> clear error
+    with pytest.raises(CodecUnavailableError):
+        resolve_target("x264", gop=4)
+
+
+def test_config_rejects_unknown_keys_and_held_out_clips(tmp_path):
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_train_config("proxy_small", batchsize=3)
+    assert load_train_config("proxy_small").model_config().intra_latent == 48
+    from proxy.data import load_pool
+
+    with pytest.raises(ConfigError, match="held out"):
+        load_pool(("carphone", "bigbuckbunny"))
