@@ -122,3 +122,153 @@ def ref_chroma_qp(qpi, bit_depth=8):
         return qpi - 6
     return {30: 29, 31: 30, 32: 31, 33: 32, 34: 33, 35: 33, 36: 34, 37: 34, 38: 35, 39: 35,
             40: 36, 41: 36, 42: 37, 43: 37}[qpi]
+
+
+# ---------------------------------------------------------------------------------------------
+# Intra prediction, H.265 8.4.4.2 (p[x][y] kept as a dict keyed (x, y), x = column)
+# ---------------------------------------------------------------------------------------------
+
+_ANGLE = {2: 32, 3: 26, 4: 21, 5: 17, 6: 13, 7: 9, 8: 5, 9: 2, 10: 0, 11: -2, 12: -5, 13: -9, 14: -13,
+          15: -17, 16: -21, 17: -26, 18: -32, 19: -26, 20: -21, 21: -17, 22: -13, 23: -9, 24: -5,
+          25: -2, 26: 0, 27: 2, 28: 5, 29: 9, 30: 13, 31: 17, 32: 21, 33: 26, 34: 32}
+_INV = {11: -4096, 12: -1638, 13: -910, 14: -630, 15: -482, 16: -390, 17: -315, 18: -256,
+        19: -315, 20: -390, 21: -482, 22: -630, 23: -910, 24: -1638, 25: -4096}
+
+
+def ref_reference_samples(plane, y0, x0, n, avail, bit_depth):
+    """8.4.4.2.2. ``avail(x, y)`` says whether p[x][y] (relative to the block) is available."""
+    h, w = plane.shape
+    pos = [(-1, y) for y in range(2 * n - 1, -2, -1)] + [(x, -1) for x in range(0, 2 * n)]
+    ok = {}
+    for (x, y) in pos:
+        ay, ax = y0 + y, x0 + x
+        ok[(x, y)] = avail(x, y) and 0 <= ay < h and 0 <= ax < w
+    p = {}
+    if not any(ok.values()):
+        for q in pos:
+            p[q] = 1 << (bit_depth - 1)
+    else:
+        for q in pos:
+            if ok[q]:
+                p[q] = int(plane[y0 + q[1], x0 + q[0]])
+        if not ok[pos[0]]:
+            for q in pos:
+                if ok[q]:
+                    p[pos[0]] = p[q]
+                    break
+        for k in range(1, len(pos)):
+            if not ok[pos[k]]:
+                p[pos[k]] = p[pos[k - 1]]
+    top = [p[(-1, -1)]] + [p[(x, -1)] for x in range(2 * n)]
+    left = [p[(-1, -1)]] + [p[(-1, y)] for y in range(2 * n)]
+    return np.array(top), np.array(left)
+
+
+def _p_from(top, left):
+    n2 = len(top) - 1
+    p = {(-1, -1): int(top[0])}
+    for i in range(n2):
+        p[(i, -1)] = int(top[1 + i])
+        p[(-1, i)] = int(left[1 + i])
+    return p
+
+
+def ref_filter(top, left, mode, n, is_luma, bit_depth, strong):
+    """8.4.4.2.3."""
+    p = _p_from(top, left)
+    flag = False
+    if is_luma and mode != 1 and n != 4:
+        dist = min(abs(mode - 26), abs(mode - 10))
+        flag = dist > {8: 7, 16: 1, 32: 0}[n]
+    if not flag:
+        return np.array(top), np.array(left)
+    pf = {}
+    bi = (strong and is_luma and n == 32
+          and abs(p[(-1, -1)] + p[(2 * n - 1, -1)] - 2 * p[(n - 1, -1)]) < (1 << (bit_depth - 5))
+          and abs(p[(-1, -1)] + p[(-1, 2 * n - 1)] - 2 * p[(-1, n - 1)]) < (1 << (bit_depth - 5)))
+    if bi:
+        pf[(-1, -1)] = p[(-1, -1)]
+        for y in range(0, 63):
+            pf[(-1, y)] = ((63 - y) * p[(-1, -1)] + (y + 1) * p[(-1, 63)] + 32) >> 6
+        pf[(-1, 63)] = p[(-1, 63)]
+        for x in range(0, 63):
+            pf[(x, -1)] = ((63 - x) * p[(-1, -1)] + (x + 1) * p[(63, -1)] + 32) >> 6
+        pf[(63, -1)] = p[(63, -1)]
+    else:
+        pf[(-1, -1)] = (p[(-1, 0)] + 2 * p[(-1, -1)] + p[(0, -1)] + 2) >> 2
+        for y in range(0, 2 * n - 1):
+            pf[(-1, y)] = (p[(-1, y + 1)] + 2 * p[(-1, y)] + p[(-1, y - 1)] + 2) >> 2
+        pf[(-1, 2 * n - 1)] = p[(-1, 2 * n - 1)]
+        for x in range(0, 2 * n - 1):
+            pf[(x, -1)] = (p[(x - 1, -1)] + 2 * p[(x, -1)] + p[(x + 1, -1)] + 2) >> 2
+        pf[(2 * n - 1, -1)] = p[(2 * n - 1, -1)]
+    t = [pf[(-1, -1)]] + [pf[(x, -1)] for x in range(2 * n)]
+    l = [pf[(-1, -1)]] + [pf[(-1, y)] for y in range(2 * n)]  # noqa: E741
+    return np.array(t), np.array(l)
+
+
+def ref_predict(top, left, mode, n, is_luma, bit_depth):
+    """8.4.4.2.4 - 8.4.4.2.6 from filtered references; returns pred[y][x]."""
+    p = _p_from(top, left)
+    log2n = n.bit_length() - 1
+    pred = np.zeros((n, n), np.int64)  # pred[y, x]
+    clip1 = lambda v: min(max(v, 0), (1 << bit_depth) - 1)  # noqa: E731
+    if mode == 0:
+        for x in range(n):
+            for y in range(n):
+                pred[y, x] = ((n - 1 - x) * p[(-1, y)] + (x + 1) * p[(n, -1)] + (n - 1 - y) * p[(x, -1)]
+                              + (y + 1) * p[(-1, n)] + n) >> (log2n + 1)
+        return pred
+    if mode == 1:
+        dc = (sum(p[(x, -1)] for x in range(n)) + sum(p[(-1, y)] for y in range(n)) + n) >> (log2n + 1)
+        pred[:, :] = dc
+        if is_luma and n < 32:
+            pred[0, 0] = (p[(-1, 0)] + 2 * dc + p[(0, -1)] + 2) >> 2
+            for x in range(1, n):
+                pred[0, x] = (p[(x, -1)] + 3 * dc + 2) >> 2
+            for y in range(1, n):
+                pred[y, 0] = (p[(-1, y)] + 3 * dc + 2) >> 2
+        return pred
+    ang = _ANGLE[mode]
+    ref = {}
+    if mode >= 18:
+        for x in range(0, n + 1):
+            ref[x] = p[(-1 + x, -1)]
+        if ang < 0:
+            if (n * ang) >> 5 < -1:
+                for x in range((n * ang) >> 5, 0):
+                    ref[x] = p[(-1, -1 + ((x * _INV[mode] + 128) >> 8))]
+        else:
+            for x in range(n + 1, 2 * n + 1):
+                ref[x] = p[(-1 + x, -1)]
+        for x in range(n):
+            for y in range(n):
+                i_idx = ((y + 1) * ang) >> 5
+                i_fact = ((y + 1) * ang) & 31
+                if i_fact != 0:
+                    pred[y, x] = ((32 - i_fact) * ref[x + i_idx + 1] + i_fact * ref[x + i_idx + 2] + 16) >> 5
+                else:
+                    pred[y, x] = ref[x + i_idx + 1]
+                if mode == 26 and is_luma and n < 32 and x == 0:
+                    pred[y, x] = clip1(p[(x, -1)] + ((p[(-1, y)] - p[(-1, -1)]) >> 1))
+    else:
+        for x in range(0, n + 1):
+            ref[x] = p[(-1, -1 + x)]
+        if ang < 0:
+            if (n * ang) >> 5 < -1:
+                for x in range((n * ang) >> 5, 0):
+                    ref[x] = p[(-1 + ((x * _INV[mode] + 128) >> 8), -1)]
+        else:
+            for x in range(n + 1, 2 * n + 1):
+                ref[x] = p[(-1, -1 + x)]
+        for x in range(n):
+            for y in range(n):
+                i_idx = ((x + 1) * ang) >> 5
+                i_fact = ((x + 1) * ang) & 31
+                if i_fact != 0:
+                    pred[y, x] = ((32 - i_fact) * ref[y + i_idx + 1] + i_fact * ref[y + i_idx + 2] + 16) >> 5
+                else:
+                    pred[y, x] = ref[y + i_idx + 1]
+                if mode == 10 and is_luma and n < 32 and y == 0:
+                    pred[y, x] = clip1(p[(-1, y)] + ((p[(x, -1)] - p[(-1, -1)]) >> 1))
+    return pred

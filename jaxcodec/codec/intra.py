@@ -1,0 +1,244 @@
+"""Intra sample prediction, H.265 8.4.4.2 (planar, DC, 33 angular modes).
+
+Kernel contract (stated once, here):
+
+* Reference samples of an ``N x N`` block (``N = 2**log2n``, 4..32) travel as two int32
+  vectors of ``2N + 1`` entries, corner first:
+
+      top[0]  = p[-1][-1]   top[1 + x]  = p[x][-1]   x = 0..2N-1  (above, above-right)
+      left[0] = p[-1][-1]   left[1 + y] = p[-1][y]   y = 0..2N-1  (left, below-left)
+
+  (H.265 writes ``p[x][y]`` with x the column.) `reference_samples` builds them from a
+  reconstructed plane with the substitution process of 8.4.4.2.2; `filter_reference` applies
+  8.4.4.2.3. `predict` consumes references *already filtered for its mode*; `intra_predict`
+  and `predict_batch` run the whole of 8.4.4.2 (filter, then predict) from unfiltered ones.
+* ``mode`` is an int32 scalar 0..34 (0 planar, 1 DC, 2..34 angular; 10 horizontal,
+  26 vertical) and may be traced: nothing branches on its value in Python, so one
+  compilation per ``(log2n, is_luma, bit_depth)`` serves every mode and `jax.vmap` works over
+  ``(top, left, mode)``.
+* The prediction is int32 ``(N, N)`` indexed ``[y, x]`` (row, column), within
+  ``0..2**bit_depth - 1``.
+* ``is_luma`` (static) enables the luma-only tools: reference filtering (4:2:0 chroma is
+  never filtered), the DC edge filter and the mode 10/26 edge filters (both for N < 32).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+# H.265 Table 8-4 (intraPredAngle) and Table 8-5 (invAngle), indexed by mode 0..34.
+INTRA_PRED_ANGLE = np.array(
+    [0, 0, 32, 26, 21, 17, 13, 9, 5, 2, 0, -2, -5, -9, -13, -17, -21, -26,
+     -32, -26, -21, -17, -13, -9, -5, -2, 0, 2, 5, 9, 13, 17, 21, 26, 32], np.int32)
+INV_ANGLE = np.zeros(35, np.int32)
+INV_ANGLE[11:26] = [-4096, -1638, -910, -630, -482, -390, -315, -256, -315, -390, -482, -630, -910, -1638, -4096]
+
+# 8.4.4.2.3: intraHorVerDistThres by nTbS (4x4 is never filtered).
+_DIST_THRES = {3: 7, 4: 1, 5: 0}
+
+
+def _check_refs(top, left, log2n: int) -> None:
+    n2 = (2 << log2n) + 1
+    chex.assert_shape([top, left], (n2,))
+
+
+def _expand_mask(mask, count: int, unit: int):
+    mask = jnp.asarray(mask, bool)
+    chex.assert_shape(mask, (count // unit,))
+    return jnp.repeat(mask, unit, total_repeat_length=count)
+
+
+def reference_samples(plane, y0, x0, log2n: int, avail_top, avail_left, avail_corner, *,
+                      bit_depth: int, unit: int = 1):
+    """Reference samples with substitution, H.265 8.4.4.2.2 (see module doc for the layout).
+
+    Args:
+      plane: reconstructed ``(H, W)`` plane (luma or one chroma plane) before in-loop filtering.
+      y0, x0: top-left sample of the block in ``plane`` (ints or traced int32 scalars).
+      log2n: block size.
+      avail_top: bool ``(2N / unit,)``: p[x][-1] available, x = 0..2N-1, one entry per ``unit``
+        samples (``unit=4`` luma / ``unit=2`` chroma gives HEVC's 4x4-luma granularity).
+      avail_left: bool ``(2N / unit,)`` for p[-1][y], y = 0..2N-1.
+      avail_corner: bool scalar for p[-1][-1].
+      bit_depth: fills ``1 << (bit_depth - 1)`` when nothing is available.
+      unit: samples per availability entry.
+
+    The caller states decoding-order availability (not yet reconstructed, other slice,
+    constrained intra); samples outside the plane are treated as unavailable here in any case.
+
+    Returns:
+      ``(top, left)`` int32, each ``(2N + 1,)``, corner first.
+    """
+    chex.assert_rank(plane, 2)
+    n2 = 2 << log2n
+    h, w = plane.shape
+    plane = jnp.asarray(plane, jnp.int32)
+    y0 = jnp.asarray(y0, jnp.int32)
+    x0 = jnp.asarray(x0, jnp.int32)
+    i = jnp.arange(n2, dtype=jnp.int32)
+    top_ok = _expand_mask(avail_top, n2, unit) & (y0 >= 1) & (x0 + i < w)
+    left_ok = _expand_mask(avail_left, n2, unit) & (x0 >= 1) & (y0 + i < h)
+    corner_ok = jnp.asarray(avail_corner, bool) & (y0 >= 1) & (x0 >= 1)
+    yt = jnp.clip(y0 - 1, 0, h - 1)
+    xl = jnp.clip(x0 - 1, 0, w - 1)
+    top_s = plane[yt, jnp.clip(x0 + i, 0, w - 1)]
+    left_s = plane[jnp.clip(y0 + i, 0, h - 1), xl]
+    corner_s = plane[yt, xl]
+    # Substitution scans p[-1][2N-1] .. p[-1][-1], p[0][-1] .. p[2N-1][-1]: a missing sample
+    # copies its predecessor in that order; leading missing samples copy the first available.
+    seq = jnp.concatenate([left_s[::-1], corner_s[None], top_s])
+    ok = jnp.concatenate([left_ok[::-1], corner_ok[None], top_ok])
+    pos = jnp.arange(seq.shape[0], dtype=jnp.int32)
+    last = jax.lax.cummax(jnp.where(ok, pos, -1))
+    src = jnp.where(last >= 0, last, jnp.argmax(ok))
+    filled = jnp.where(ok.any(), seq[src], 1 << (bit_depth - 1))
+    corner = filled[n2]
+    top = jnp.concatenate([corner[None], filled[n2 + 1:]])
+    left = jnp.concatenate([corner[None], filled[:n2][::-1]])
+    return top, left
+
+
+def filter_flag(mode, log2n: int, *, is_luma: bool):
+    """filterFlag of H.265 8.4.4.2.3 (traced bool): not DC, N > 4, far enough from H/V."""
+    if not is_luma or log2n == 2:
+        return jnp.asarray(False)
+    mode = jnp.asarray(mode, jnp.int32)
+    min_dist = jnp.minimum(jnp.abs(mode - 26), jnp.abs(mode - 10))
+    return (mode != 1) & (min_dist > _DIST_THRES[log2n])
+
+
+def filter_reference(top, left, mode, log2n: int, *, is_luma: bool = True, bit_depth: int = 8,
+                     strong_smoothing: bool = False):
+    """Filtering of neighbouring samples, H.265 8.4.4.2.3.
+
+    [1, 2, 1] smoothing along left (bottom to top), corner, top when `filter_flag`; with
+    ``strong_smoothing`` (``strong_intra_smoothing_enabled_flag``) a flat 32x32 luma
+    neighbourhood is replaced by the bilinear ramps between its end samples. Returns
+    ``(top, left)`` of the same layout.
+    """
+    _check_refs(top, left, log2n)
+    top = jnp.asarray(top, jnp.int32)
+    left = jnp.asarray(left, jnp.int32)
+    seq = jnp.concatenate([left[::-1], top[1:]])  # p[-1][2N-1] .. corner .. p[2N-1][-1]
+    smooth = (jnp.roll(seq, 1) + 2 * seq + jnp.roll(seq, -1) + 2) >> 2
+    smooth = smooth.at[0].set(seq[0]).at[-1].set(seq[-1])
+    n2 = 2 << log2n
+    f_top = jnp.concatenate([smooth[n2:n2 + 1], smooth[n2 + 1:]])
+    f_left = smooth[: n2 + 1][::-1]
+    if strong_smoothing and is_luma and log2n == 5:
+        n = 1 << log2n
+        thr = 1 << (bit_depth - 5)
+        c, t_end, l_end = top[0], top[2 * n], left[2 * n]
+        flat = (jnp.abs(c + t_end - 2 * top[n]) < thr) & (jnp.abs(c + l_end - 2 * left[n]) < thr)
+        k = jnp.arange(2 * n, dtype=jnp.int32)
+        ramp_t = ((63 - k) * c + (k + 1) * t_end + 32) >> 6
+        ramp_l = ((63 - k) * c + (k + 1) * l_end + 32) >> 6
+        s_top = jnp.concatenate([c[None], ramp_t[:-1], t_end[None]])
+        s_left = jnp.concatenate([c[None], ramp_l[:-1], l_end[None]])
+        f_top = jnp.where(flat, s_top, f_top)
+        f_left = jnp.where(flat, s_left, f_left)
+    on = filter_flag(mode, log2n, is_luma=is_luma)
+    return jnp.where(on, f_top, top), jnp.where(on, f_left, left)
+
+
+def predict(top, left, mode, log2n: int, *, is_luma: bool, bit_depth: int = 8):
+    """Intra prediction kernel from (already filtered) references, H.265 8.4.4.2.4-8.4.4.2.6.
+
+    Computes planar, DC and the angular prediction for ``mode`` and selects with
+    ``jnp.where``; the angular one works on the vertical-mode form (main reference = top) and
+    transposes for horizontal modes (2..17), which is how the spec's two cases mirror.
+    Returns int32 ``(N, N)`` ``[y, x]``.
+    """
+    _check_refs(top, left, log2n)
+    n = 1 << log2n
+    top = jnp.asarray(top, jnp.int32)
+    left = jnp.asarray(left, jnp.int32)
+    mode = jnp.asarray(mode, jnp.int32)
+    idx = jnp.arange(n, dtype=jnp.int32)
+    yy, xx = idx[:, None], idx[None, :]
+
+    # 8.4.4.2.5 planar
+    planar = ((n - 1 - xx) * left[1 + yy] + (xx + 1) * top[1 + n] + (n - 1 - yy) * top[1 + xx]
+              + (yy + 1) * left[1 + n] + n) >> (log2n + 1)
+
+    # 8.4.4.2.6 DC (+ luma edge filter for N < 32)
+    dc_val = (top[1:n + 1].sum() + left[1:n + 1].sum() + n) >> (log2n + 1)
+    dc = jnp.full((n, n), dc_val, jnp.int32)
+    if is_luma and n < 32:
+        dc = dc.at[0, 1:].set((top[2:n + 1] + 3 * dc_val + 2) >> 2)
+        dc = dc.at[1:, 0].set((left[2:n + 1] + 3 * dc_val + 2) >> 2)
+        dc = dc.at[0, 0].set((left[1] + 2 * dc_val + top[1] + 2) >> 2)
+
+    # 8.4.4.2.6 angular, vertical form: main = top (modes >= 18) or left (modes < 18).
+    is_hor = mode < 18
+    main = jnp.where(is_hor, left, top)
+    side = jnp.where(is_hor, top, left)
+    angle = jnp.asarray(INTRA_PRED_ANGLE)[mode]
+    inv_angle = jnp.asarray(INV_ANGLE)[mode]
+    # ref[x] for x = -N..2N stored at ext[x + N]; ref[x < 0] projects the side reference
+    # (only read when intraPredAngle < 0, where the spec defines it).
+    xr = jnp.arange(-n, 2 * n + 1, dtype=jnp.int32)
+    proj = side[jnp.clip((xr * inv_angle + 128) >> 8, 0, 2 * n)]
+    ext = jnp.where(xr >= 0, main[jnp.clip(xr, 0, 2 * n)], proj)
+    pos = (yy + 1) * angle
+    i_idx, i_fact = pos >> 5, pos & 31
+    a = ext[jnp.clip(n + xx + i_idx + 1, 0, 3 * n)]
+    b = ext[jnp.clip(n + xx + i_idx + 2, 0, 3 * n)]  # weight 0 when out of range (iFact == 0)
+    ang = ((32 - i_fact) * a + i_fact * b + 16) >> 5
+    if is_luma and n < 32:
+        # modes 26 / 10 edge filter: first column (of the vertical form) follows the side gradient
+        peak = (1 << bit_depth) - 1
+        edge = jnp.clip(main[1] + ((side[1 + idx] - side[0]) >> 1), 0, peak)
+        ang = jnp.where((angle == 0) & (xx == 0), edge[:, None], ang)
+    ang = jnp.where(is_hor, ang.T, ang)
+
+    return jnp.where(mode == 0, planar, jnp.where(mode == 1, dc, ang))
+
+
+def intra_predict(top, left, mode, log2n: int, *, is_luma: bool, bit_depth: int = 8,
+                  strong_smoothing: bool = False):
+    """The whole of H.265 8.4.4.2 for one block: `filter_reference` then `predict`."""
+    ft, fl = filter_reference(top, left, mode, log2n, is_luma=is_luma, bit_depth=bit_depth,
+                              strong_smoothing=strong_smoothing)
+    return predict(ft, fl, mode, log2n, is_luma=is_luma, bit_depth=bit_depth)
+
+
+@functools.partial(jax.jit, static_argnames=("log2n", "is_luma", "bit_depth", "strong_smoothing"))
+def predict_batch(top, left, modes, log2n: int, *, is_luma: bool, bit_depth: int = 8,
+                  strong_smoothing: bool = False):
+    """`intra_predict` over a batch: ``top, left (B, 2N+1)``, ``modes (B,)`` -> ``(B, N, N)``.
+
+    Unfiltered references in (the filtering depends on each block's mode). Compiled once per
+    ``(B, log2n, is_luma, bit_depth, strong_smoothing)``.
+    """
+    chex.assert_rank([top, left, modes], [2, 2, 1])
+    fn = functools.partial(intra_predict, log2n=log2n, is_luma=is_luma, bit_depth=bit_depth,
+                           strong_smoothing=strong_smoothing)
+    return jax.vmap(fn)(top, left, jnp.asarray(modes, jnp.int32))
+
+
+@functools.partial(jax.jit, static_argnames=("log2n", "is_luma", "bit_depth", "strong_smoothing"))
+def predict_all_modes(top, left, log2n: int, *, is_luma: bool, bit_depth: int = 8,
+                      strong_smoothing: bool = False):
+    """All 35 predictions of each block: ``top, left (B, 2N+1)`` -> ``(B, 35, N, N)`` int32."""
+    chex.assert_rank([top, left], 2)
+    fn = functools.partial(intra_predict, log2n=log2n, is_luma=is_luma, bit_depth=bit_depth,
+                           strong_smoothing=strong_smoothing)
+    modes = jnp.arange(35, dtype=jnp.int32)
+    per_block = lambda t, l: jax.vmap(lambda m: fn(t, l, m))(modes)  # noqa: E731
+    return jax.vmap(per_block)(top, left)
+
+
+@functools.partial(jax.jit, static_argnames=("log2n", "bit_depth", "unit"))
+def reference_samples_batch(plane, y0, x0, log2n: int, avail_top, avail_left, avail_corner, *,
+                            bit_depth: int, unit: int = 1):
+    """`reference_samples` for B blocks of one plane: ``y0, x0 (B,)``, masks ``(B, 2N/unit)``,
+    ``avail_corner (B,)`` -> ``top, left (B, 2N+1)``."""
+    fn = functools.partial(reference_samples, log2n=log2n, bit_depth=bit_depth, unit=unit)
+    return jax.vmap(lambda y, x, at, al, ac: fn(plane, y, x, avail_top=at, avail_left=al, avail_corner=ac))(
+        y0, x0, avail_top, avail_left, avail_corner)
