@@ -272,3 +272,54 @@ def ref_predict(top, left, mode, n, is_luma, bit_depth):
                 if mode == 10 and is_luma and n < 32 and y == 0:
                     pred[y, x] = clip1(p[(-1, y)] + ((p[(x, -1)] - p[(-1, -1)]) >> 1))
     return pred
+
+
+# ---------------------------------------------------------------------------------------------
+# Inter prediction, H.265 8.5.3.3.3 (literal four-case form) and 8.5.3.3.4.2
+# ---------------------------------------------------------------------------------------------
+
+_FL = {1: [-1, 4, -10, 58, 17, -5, 1, 0], 2: [-1, 4, -11, 40, 40, -11, 4, -1], 3: [0, 1, -5, 17, 58, -10, 4, -1]}
+_FC = {1: [-2, 58, 10, -2], 2: [-4, 54, 16, -2], 3: [-6, 46, 28, -4], 4: [-4, 36, 36, -4],
+       5: [-4, 28, 46, -6], 6: [-2, 16, 54, -4], 7: [-2, 10, 58, -2]}
+
+
+def ref_predict_block(ref, y0, x0, h, w, mv, is_luma, bit_depth):
+    ih, iw = ref.shape
+    if is_luma:
+        filt, taps, before, prec = _FL, 8, 3, 2
+    else:
+        filt, taps, before, prec = _FC, 4, 1, 3
+    mvx, mvy = int(mv[0]), int(mv[1])
+    fx, fy = mvx & ((1 << prec) - 1), mvy & ((1 << prec) - 1)
+    shift1, shift2, shift3 = min(4, bit_depth - 8), 6, max(2, 14 - bit_depth)
+
+    def r(yy, xx):
+        return int(ref[min(max(yy, 0), ih - 1), min(max(xx, 0), iw - 1)])
+
+    out = np.zeros((h, w), np.int64)
+    for y in range(h):
+        for x in range(w):
+            xi = x0 + (mvx >> prec) + x
+            yi = y0 + (mvy >> prec) + y
+            if fx == 0 and fy == 0:
+                v = r(yi, xi) << shift3
+            elif fy == 0:
+                v = sum(filt[fx][i] * r(yi, xi + i - before) for i in range(taps)) >> shift1
+            elif fx == 0:
+                v = sum(filt[fy][i] * r(yi + i - before, xi) for i in range(taps)) >> shift1
+            else:
+                tmp = [sum(filt[fx][i] * r(yi + n - before, xi + i - before) for i in range(taps)) >> shift1
+                       for n in range(taps)]
+                v = sum(filt[fy][i] * tmp[i] for i in range(taps)) >> shift2
+            out[y, x] = v
+    return out
+
+
+def ref_weighted(p0, p1, bit_depth):
+    """Default weighted prediction: uni when p1 is None, else bi."""
+    peak = (1 << bit_depth) - 1
+    if p1 is None:
+        s = 14 - bit_depth
+        return np.clip((p0 + (1 << (s - 1))) >> s, 0, peak)
+    s = 15 - bit_depth
+    return np.clip((p0 + p1 + (1 << (s - 1))) >> s, 0, peak)
