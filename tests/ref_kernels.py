@@ -323,3 +323,174 @@ def ref_weighted(p0, p1, bit_depth):
         return np.clip((p0 + (1 << (s - 1))) >> s, 0, peak)
     s = 15 - bit_depth
     return np.clip((p0 + p1 + (1 << (s - 1))) >> s, 0, peak)
+
+
+# ---------------------------------------------------------------------------------------------
+# Deblocking, H.265 8.7.2 (one edge segment at a time, vertical edges then horizontal)
+# ---------------------------------------------------------------------------------------------
+
+_BETA = [0] * 16 + [6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 22, 24, 26, 28, 30, 32, 34, 36,
+                    38, 40, 42, 44, 46, 48, 50, 52, 54, 56, 58, 60, 62, 64]
+_TC = [0] * 18 + [1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 5, 5, 6, 6, 7, 8, 9, 10,
+                  11, 13, 14, 16, 18, 20, 22, 24]
+
+
+def _motion_info(d, y4, x4, ref_ids):
+    """[(picture, (mvx, mvy)), ...] of the PB covering unit (y4, x4)."""
+    out = []
+    for lst in (0, 1):
+        if int(d.inter_dir[y4, x4]) & (1 << lst) and int(d.ref_idx[y4, x4, lst]) >= 0:
+            ri = int(d.ref_idx[y4, x4, lst])
+            pic = ref_ids[lst][ri] if ref_ids is not None else (lst, ri)
+            out.append((pic, (int(d.mv[y4, x4, lst, 0]), int(d.mv[y4, x4, lst, 1]))))
+    return out
+
+
+def ref_bs_pair(d, pu, qu, is_tu_edge, ref_ids):
+    """8.7.2.4 for the samples p0 in unit pu and q0 in unit qu."""
+    if int(d.pred_mode[pu]) == 0 or int(d.pred_mode[qu]) == 0:  # MODE_INTRA
+        return 2
+    if is_tu_edge and (int(d.cbf[pu][0]) or int(d.cbf[qu][0])):
+        return 1
+    mp, mq = _motion_info(d, *pu, ref_ids), _motion_info(d, *qu, ref_ids)
+    if len(mp) != len(mq):
+        return 1
+    far = lambda a, b: abs(a[0] - b[0]) >= 4 or abs(a[1] - b[1]) >= 4  # noqa: E731
+    if len(mp) == 1:
+        if mp[0][0] != mq[0][0]:
+            return 1
+        return 1 if far(mp[0][1], mq[0][1]) else 0
+    if len(mp) == 2:
+        if sorted(map(repr, (mp[0][0], mp[1][0]))) != sorted(map(repr, (mq[0][0], mq[1][0]))):
+            return 1
+        if mp[0][0] != mp[1][0]:
+            # match MVs referring to the same picture
+            mq_by_pic = {repr(pic): mv for pic, mv in mq}
+            return 1 if any(far(mv, mq_by_pic[repr(pic)]) for pic, mv in mp) else 0
+        c1 = far(mp[0][1], mq[0][1]) or far(mp[1][1], mq[1][1])
+        c2 = far(mp[0][1], mq[1][1]) or far(mp[1][1], mq[0][1])
+        return 1 if (c1 and c2) else 0
+    return 0
+
+
+def ref_boundary_strength(d, ref_ids=None):
+    h4, w4 = np.asarray(d.cu_log2).shape
+    bs_ver = np.zeros((h4, w4), np.int64)
+    bs_hor = np.zeros((h4, w4), np.int64)
+
+    def is_edge(pos, lg_p, lg_q):
+        return pos % (1 << lg_p) == 0 or pos % (1 << lg_q) == 0
+
+    for y4 in range(h4):
+        for x4 in range(w4):
+            for axis, out in ((1, bs_ver), (0, bs_hor)):
+                pos = 4 * (x4 if axis == 1 else y4)
+                if pos == 0 or pos % 8:
+                    continue
+                pu = (y4, x4 - 1) if axis == 1 else (y4 - 1, x4)
+                qu = (y4, x4)
+                tu_edge = is_edge(pos, int(d.tu_log2[pu]), int(d.tu_log2[qu]))
+                cu_edge = is_edge(pos, int(d.cu_log2[pu]), int(d.cu_log2[qu]))
+                if tu_edge or cu_edge:
+                    out[y4, x4] = ref_bs_pair(d, pu, qu, tu_edge, ref_ids)
+    return bs_ver, bs_hor
+
+
+def _luma_segment(img, get, put, bs, qpl, bit_depth):
+    """Decision + filter of one 4-line luma edge segment. get(i, k): p_i (i<0: p_{-i-1}), q_i."""
+    beta = _BETA[min(max(qpl, 0), 51)] * (1 << (bit_depth - 8))
+    tc = _TC[min(max(qpl + 2 * (bs - 1), 0), 53)] * (1 << (bit_depth - 8))
+    P = lambda i, k: get(-i - 1, k)  # noqa: E731
+    Q = lambda i, k: get(i, k)  # noqa: E731
+    dp0 = abs(P(2, 0) - 2 * P(1, 0) + P(0, 0))
+    dp3 = abs(P(2, 3) - 2 * P(1, 3) + P(0, 3))
+    dq0 = abs(Q(2, 0) - 2 * Q(1, 0) + Q(0, 0))
+    dq3 = abs(Q(2, 3) - 2 * Q(1, 3) + Q(0, 3))
+    dpq0, dpq3 = dp0 + dq0, dp3 + dq3
+    dp, dq = dp0 + dp3, dq0 + dq3
+    d = dpq0 + dpq3
+    if d >= beta:
+        return
+
+    def dsam(k, dpq):
+        return (dpq < (beta >> 2) and abs(P(3, k) - P(0, k)) + abs(Q(0, k) - Q(3, k)) < (beta >> 3)
+                and abs(P(0, k) - Q(0, k)) < ((5 * tc + 1) >> 1))
+
+    de = 2 if (dsam(0, 2 * dpq0) and dsam(3, 2 * dpq3)) else 1
+    dep = dp < ((beta + (beta >> 1)) >> 3)
+    deq = dq < ((beta + (beta >> 1)) >> 3)
+    peak = (1 << bit_depth) - 1
+    c3 = lambda lo, hi, v: min(max(v, lo), hi)  # noqa: E731
+    for k in range(4):
+        p0, p1, p2, p3 = P(0, k), P(1, k), P(2, k), P(3, k)
+        q0, q1, q2, q3 = Q(0, k), Q(1, k), Q(2, k), Q(3, k)
+        if de == 2:
+            put(-1, k, c3(p0 - 2 * tc, p0 + 2 * tc, (p2 + 2 * p1 + 2 * p0 + 2 * q0 + q1 + 4) >> 3))
+            put(-2, k, c3(p1 - 2 * tc, p1 + 2 * tc, (p2 + p1 + p0 + q0 + 2) >> 2))
+            put(-3, k, c3(p2 - 2 * tc, p2 + 2 * tc, (2 * p3 + 3 * p2 + p1 + p0 + q0 + 4) >> 3))
+            put(0, k, c3(q0 - 2 * tc, q0 + 2 * tc, (p1 + 2 * p0 + 2 * q0 + 2 * q1 + q2 + 4) >> 3))
+            put(1, k, c3(q1 - 2 * tc, q1 + 2 * tc, (p0 + q0 + q1 + q2 + 2) >> 2))
+            put(2, k, c3(q2 - 2 * tc, q2 + 2 * tc, (p0 + q0 + q1 + 3 * q2 + 2 * q3 + 4) >> 3))
+        else:
+            delta = (9 * (q0 - p0) - 3 * (q1 - p1) + 8) >> 4
+            if abs(delta) < tc * 10:
+                delta = c3(-tc, tc, delta)
+                put(-1, k, c3(0, peak, p0 + delta))
+                put(0, k, c3(0, peak, q0 - delta))
+                if dep:
+                    dlp = c3(-(tc >> 1), tc >> 1, (((p2 + p0 + 1) >> 1) - p1 + delta) >> 1)
+                    put(-2, k, c3(0, peak, p1 + dlp))
+                if deq:
+                    dlq = c3(-(tc >> 1), tc >> 1, (((q2 + q0 + 1) >> 1) - q1 - delta) >> 1)
+                    put(1, k, c3(0, peak, q1 + dlq))
+
+
+def ref_deblock(y, u, v, qp, bs_ver, bs_hor, bit_depth, chroma_qp_offset=0):
+    """Whole-picture deblocking: all vertical edges (luma + chroma), then horizontal edges."""
+    planes = [np.array(p, np.int64) for p in (y, u, v)]
+    qp = np.asarray(qp)
+    for vertical in (True, False):
+        src = [p.copy() for p in planes]  # decisions read the input of this direction's pass
+        dst = planes
+        img = src[0]
+        h, w = img.shape
+        bs_map = bs_ver if vertical else bs_hor
+        for y4 in range(h // 4):
+            for x4 in range(w // 4):
+                bs = int(bs_map[y4, x4])
+                if bs == 0:
+                    continue
+                pu = (y4, x4 - 1) if vertical else (y4 - 1, x4)
+                qpl = (int(qp[y4, x4]) + int(qp[pu]) + 1) >> 1
+                y0, x0 = 4 * y4, 4 * x4
+                if vertical:
+                    get = lambda i, k: int(src[0][y0 + k, x0 + i])  # noqa: E731
+                    def put(i, k, val):
+                        dst[0][y0 + k, x0 + i] = val
+                else:
+                    get = lambda i, k: int(src[0][y0 + i, x0 + k])  # noqa: E731
+                    def put(i, k, val):
+                        dst[0][y0 + i, x0 + k] = val
+                _luma_segment(src[0], get, put, bs, qpl, bit_depth)
+                # chroma: bS 2, on the 8x8 chroma grid (luma multiple of 16); 2 chroma lines per unit
+                edge = x0 if vertical else y0
+                if bs == 2 and edge % 16 == 0:
+                    qpi = qpl + chroma_qp_offset
+                    qpc = ref_chroma_qp(qpi)
+                    tc = _TC[min(max(qpc + 2, 0), 53)] * (1 << (bit_depth - 8))
+                    for c in (1, 2):
+                        for k in range(2):
+                            if vertical:
+                                yc, xc = y0 // 2 + k, x0 // 2
+                                pp1, pp0, qq0, qq1 = (int(src[c][yc, xc + o]) for o in (-2, -1, 0, 1))
+                            else:
+                                yc, xc = y0 // 2, x0 // 2 + k
+                                pp1, pp0, qq0, qq1 = (int(src[c][yc + o, xc]) for o in (-2, -1, 0, 1))
+                            delta = min(max((((qq0 - pp0) << 2) + pp1 - qq1 + 4) >> 3, -tc), tc)
+                            peak = (1 << bit_depth) - 1
+                            a, b = min(max(pp0 + delta, 0), peak), min(max(qq0 - delta, 0), peak)
+                            if vertical:
+                                dst[c][yc, xc - 1], dst[c][yc, xc] = a, b
+                            else:
+                                dst[c][yc - 1, xc], dst[c][yc, xc] = a, b
+    return planes
