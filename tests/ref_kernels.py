@@ -472,14 +472,15 @@ def ref_deblock(y, u, v, qp, bs_ver, bs_hor, bit_depth, chroma_qp_offset=0):
                     def put(i, k, val):
                         dst[0][y0 + i, x0 + k] = val
                 _luma_segment(src[0], get, put, bs, qpl, bit_depth)
-                # chroma: bS 2, on the 8x8 chroma grid (luma multiple of 16); 2 chroma lines per unit
-                edge = x0 if vertical else y0
-                if bs == 2 and edge % 16 == 0:
+                # chroma: bS 2, on the 8x8 chroma grid (luma multiple of 16); one 4-line chroma
+                # segment per 8 luma lines, with the bS / QP at its first line (yDm = m << 2)
+                edge, along = (x0, y0) if vertical else (y0, x0)
+                if bs == 2 and edge % 16 == 0 and along % 8 == 0:
                     qpi = qpl + chroma_qp_offset
                     qpc = ref_chroma_qp(qpi)
                     tc = _TC[min(max(qpc + 2, 0), 53)] * (1 << (bit_depth - 8))
                     for c in (1, 2):
-                        for k in range(2):
+                        for k in range(4):
                             if vertical:
                                 yc, xc = y0 // 2 + k, x0 // 2
                                 pp1, pp0, qq0, qq1 = (int(src[c][yc, xc + o]) for o in (-2, -1, 0, 1))

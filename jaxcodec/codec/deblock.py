@@ -209,7 +209,9 @@ def _chroma_vertical_edges(plane, bs, qp, bit_depth: int, chroma_qp_offset: int)
     cols = xs[:, None] + jnp.arange(-2, 2)  # p1 p0 q0 q1
     s = plane[:, cols]  # (Hc, E, 4)
     e4 = xs // 2  # luma unit column of q0
-    rows = jnp.arange(hc) >> 1  # chroma line -> luma unit row (HM: bS per 4-luma-line part)
+    # A 4-line chroma segment takes bS and QP at its first sample: luma unit row 2 * (yc >> 2)
+    # (8.7.2.5.5, yDm = m << 2). With 8x8 minimum CUs this equals HM's per-4x4-part reading.
+    rows = (jnp.arange(hc) >> 2) << 1
     seg_bs = jnp.asarray(bs, jnp.int32)[rows[:, None], e4[None, :]]
     qp = jnp.asarray(qp, jnp.int32)
     qpi = ((qp[rows[:, None], e4[None, :]] + qp[rows[:, None], e4[None, :] - 1] + 1) >> 1) + chroma_qp_offset
