@@ -9,7 +9,9 @@ the prediction error.
 Frames enter as 4:2:0 tensors (`frames_to_tensor`): luma pixel-unshuffled to 4 channels plus
 Cb and Cr, i.e. ``(..., H/2, W/2, 6)`` in [0, 1]. A flow at half resolution moves every luma
 phase plane exactly as it moves the full-resolution luma, so the warp stays exact in this
-layout. Latents are at 1/16 of the luma size, hyper latents at 1/64 (`DOWNSAMPLING`).
+layout. Latents are at 1/8 of the luma size, hyper latents at 1/32 (`DOWNSAMPLING`): a small
+model trained on 64x64 patches needs latent maps larger than 4x4 to learn interior (not
+border) behaviour, and the finer latents reach the PSNR range of the targets.
 
 QP conditioning: one model for QP ``qp_min..qp_max``. Latents are divided by the target's
 quantizer step law (the step doubles every 6 QP, as in H.264/HEVC) times a learned
@@ -52,7 +54,7 @@ from proxy.entropy_models import (
     ste_round,
 )
 
-DOWNSAMPLING = 64  # luma samples per hyper-latent sample (2 unshuffle * 8 analysis * 4 hyper)
+DOWNSAMPLING = 32  # luma samples per hyper-latent sample (2 unshuffle * 4 analysis * 4 hyper)
 HYPER_PARAM_NAMES = ("h_a", "h_s", "prior")  # paper 004's theta_h; everything else is theta_g
 
 
@@ -126,20 +128,22 @@ def qp_log_step(qp_index):
 
 
 class HyperpriorAE(nnx.Module):
-    """g_a/g_s (3 stride-2 stages, GDN), h_a/h_s (2 stride-2 stages), factorized prior, QP gains."""
+    """g_a/g_s (2 stride-2 stages + one stride-1, GDN), h_a/h_s (2 stride-2 stages), factorized prior, gains."""
 
     def __init__(self, cin: int, cout: int, channels: int, latent: int, hyper_channels: int, hyper_latent: int,
                  num_qps: int, *, rngs: nnx.Rngs):
         n, m, nh = channels, latent, hyper_channels
-        self.g_a = nnx.List([_conv(cin, n, 5, 2, rngs), GDN(n), _conv(n, n, 5, 2, rngs), GDN(n), _conv(n, m, 5, 2, rngs)])
-        self.g_s = nnx.List([_deconv(m, n, 5, 2, rngs), GDN(n, inverse=True), _deconv(n, n, 5, 2, rngs),
+        self.g_a = nnx.List([_conv(cin, n, 5, 2, rngs), GDN(n), _conv(n, n, 3, 1, rngs), GDN(n), _conv(n, m, 5, 2, rngs)])
+        self.g_s = nnx.List([_deconv(m, n, 5, 2, rngs), GDN(n, inverse=True), _conv(n, n, 3, 1, rngs),
                              GDN(n, inverse=True), _deconv(n, cout, 5, 2, rngs)])
         self.h_a = nnx.List([_conv(m, nh, 3, 1, rngs), _conv(nh, nh, 5, 2, rngs), _conv(nh, hyper_latent, 5, 2, rngs)])
         self.h_s = nnx.List([_deconv(hyper_latent, nh, 5, 2, rngs), _deconv(nh, nh, 5, 2, rngs), _conv(nh, m, 3, 1, rngs)])
         self.prior = FactorizedPrior(hyper_latent, rngs=rngs)
         # learned per-channel log gains; the QP dependence is the target's step-size law (below)
-        self.gain_enc = nnx.Param(jnp.zeros((m,), jnp.float32))
-        self.gain_dec = nnx.Param(jnp.zeros((m,), jnp.float32))
+        # start with a quantizer step of 1/8 of the untrained latents' scale at qp_min, so that
+        # rounding does not zero every latent at high QP before the transforms have grown
+        self.gain_enc = nnx.Param(jnp.full((m,), math.log(8.0), jnp.float32))
+        self.gain_dec = nnx.Param(jnp.full((m,), -math.log(8.0), jnp.float32))
 
     @staticmethod
     def _run(layers, x, relu: bool = False):
@@ -292,9 +296,9 @@ def _code_latents(ae: HyperpriorAE, name: str, analysis_input, qp_index, coder, 
             y_cache.append(ae.analysis(analysis_input(), qp_index))
         return y_cache[0]
 
-    z_hat, z_bits = coder.factorized(name, ae.prior, lambda: ae.hyper_analysis(y_fn()), (b, h // 32, w // 32, hyper_latent))
+    z_hat, z_bits = coder.factorized(name, ae.prior, lambda: ae.hyper_analysis(y_fn()), (b, h // 16, w // 16, hyper_latent))
     scales = ae.hyper_synthesis(z_hat)
-    y_hat, y_bits = coder.gaussian(name, scales, y_fn, (b, h // 8, w // 8, latent))
+    y_hat, y_bits = coder.gaussian(name, scales, y_fn, (b, h // 4, w // 4, latent))
     return ae.synthesis(y_hat, qp_index), z_bits + y_bits
 
 

@@ -46,7 +46,7 @@ class ProxyTrainConfig:
     Attributes:
       gop: frames per GOP of proxy and target (intra + gop-1 inter; paper 004 uses 4).
       batch_size: sequences per step (paper 004: 4); must divide by the device count.
-      patch: luma patch size (multiple of 64).
+      patch: luma patch size (multiple of 32, the downsampling factor).
       phase1_steps / phase2_steps: steps of eq. 1 and eq. 2.
       calibration_batches: batches used for the eq. 3 least-squares fit and the scatter plot.
       learning_rate: Adam step size (paper 004: 1e-4; larger for short CPU runs).
@@ -54,7 +54,6 @@ class ProxyTrainConfig:
       clips: training clips (``carphone``, ``bikes``, ``generated`` or Y4M paths).
       max_clip_frames: frames read per clip.
       checkpoint_every: steps between checkpoints.
-      preset: x264/x265 preset / SVT-AV1 preset number passed to the target (if it takes one).
     """
 
     intra_channels: int = 32
@@ -82,8 +81,8 @@ class ProxyTrainConfig:
     checkpoint_every: int = 100
 
     def __post_init__(self):
-        if self.patch % 64 or self.patch <= 0:
-            raise ConfigError(f"patch must be a positive multiple of 64, got {self.patch}")
+        if self.patch % 32 or self.patch <= 0:
+            raise ConfigError(f"patch must be a positive multiple of 32, got {self.patch}")
         if self.gop < 1 or self.batch_size < 1 or self.phase1_steps < 0 or self.phase2_steps < 0:
             raise ConfigError("gop and batch_size must be >= 1, phase steps >= 0")
         if self.learning_rate <= 0:

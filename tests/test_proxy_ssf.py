@@ -111,11 +111,11 @@ def test_rate_estimate_matches_coded_size_on_real_clip(carphone):
 
 
 def test_frames_smaller_than_downsampling_factor(tiny):
-    small = make_frame(np.zeros((2, 32, 96), np.uint8), np.zeros((2, 16, 48), np.uint8), np.zeros((2, 16, 48), np.uint8))
-    with pytest.raises(InputError, match="downsampling factor 64"):
+    small = make_frame(np.zeros((2, 16, 96), np.uint8), np.zeros((2, 8, 48), np.uint8), np.zeros((2, 8, 48), np.uint8))
+    with pytest.raises(InputError, match="downsampling factor 32"):
         compress(tiny, build_tables(tiny), small, qp=30)
     with pytest.raises(InputError, match="downsampling factor"):
-        forward(tiny, jnp.zeros((2, 1, 16, 48, 6)), jnp.array([30]))
+        forward(tiny, jnp.zeros((2, 1, 8, 48, 6)), jnp.array([30]))
 
 
 def test_checkpoint_from_another_config(tmp_path, tiny):
