@@ -495,3 +495,86 @@ def ref_deblock(y, u, v, qp, bs_ver, bs_hor, bit_depth, chroma_qp_offset=0):
                             else:
                                 dst[c][yc - 1, xc], dst[c][yc, xc] = a, b
     return planes
+
+
+# ---------------------------------------------------------------------------------------------
+# RDOQ model cost and exhaustive-over-last-position reference (float64)
+# ---------------------------------------------------------------------------------------------
+
+def ref_diag_scan(n):
+    """6.5.3 up-right diagonal scan of 4x4 sub-blocks, as raster indices."""
+    def diag(size):
+        out = []
+        for s in range(2 * size - 1):  # anti-diagonals, each walked bottom-left to top-right
+            for y in range(min(s, size - 1), -1, -1):
+                x = s - y
+                if x < size:
+                    out.append((x, y))
+        return out
+    return [(sy * 4 + y) * n + sx * 4 + x for sx, sy in diag(n // 4) for x, y in diag(4)]
+
+
+def _ref_level_bits(a, rate):
+    if a == 0:
+        return 0.0
+    bits = rate.sign + rate.gt1 + (rate.gt2 if a >= 2 else 0.0)
+    if a >= 3:
+        bits += 1.0 + 2.0 * math.floor(math.log2(a - 3 + 1))
+    return bits
+
+
+def ref_rdoq_cost(coeffs, levels, qp, log2n, lam, bit_depth, rate):
+    """Model RD cost of ``levels`` for ``coeffs`` (the quantity `rdoq` minimises)."""
+    n = 1 << log2n
+    qbits = 14 + qp // 6 + (15 - bit_depth - log2n)
+    scale = _QUANT[qp % 6]
+    unit = 2.0 ** qbits / scale * 2.0 ** -(15 - bit_depth - log2n)
+    order = ref_diag_scan(n)
+    c = np.asarray(coeffs).reshape(-1)
+    lv = np.abs(np.asarray(levels).reshape(-1))
+    lf = [min(abs(int(v)), 32767) * scale / 2.0 ** qbits for v in c]
+    dist = sum(((lf[i] - lv[i]) * unit) ** 2 for i in range(n * n))
+    nz = [k for k in range(n * n) if lv[order[k]] != 0]
+    if not nz:
+        return dist + lam * rate.cbf0
+    last = nz[-1]
+    bits = 0.0
+    for k in range(last + 1):
+        a = int(lv[order[k]])
+        if k < last:
+            bits += rate.sig1 if a else rate.sig0
+        bits += _ref_level_bits(a, rate)
+    pos = order[last]
+    bits += rate.last_per_log2 * (math.log2(pos % n + 1) + math.log2(pos // n + 1))
+    return dist + lam * bits
+
+
+def ref_rdoq_best_cost(coeffs, qp, log2n, lam, bit_depth, rate):
+    """Minimum model cost over candidates {nearest, nearest-1, 0} per coefficient, trying every
+    last position explicitly (and the all-zero block)."""
+    n = 1 << log2n
+    qbits = 14 + qp // 6 + (15 - bit_depth - log2n)
+    scale = _QUANT[qp % 6]
+    unit = 2.0 ** qbits / scale * 2.0 ** -(15 - bit_depth - log2n)
+    order = ref_diag_scan(n)
+    c = np.asarray(coeffs).reshape(-1)
+    lf = [min(abs(int(c[order[k]])), 32767) * scale / 2.0 ** qbits for k in range(n * n)]
+    d = lambda k, a: ((lf[k] - a) * unit) ** 2  # noqa: E731
+    best = dist0 = sum(d(k, 0) for k in range(n * n)) + lam * rate.cbf0
+    for last in range(n * n):
+        hi = math.floor(lf[last] + 0.5)
+        cands = [a for a in (hi, hi - 1) if a > 0]
+        if not cands:
+            continue
+        pos = order[last]
+        cost = min(d(last, a) + lam * _ref_level_bits(a, rate) for a in cands)
+        cost += lam * rate.last_per_log2 * (math.log2(pos % n + 1) + math.log2(pos // n + 1))
+        for k in range(last):
+            hk = math.floor(lf[k] + 0.5)
+            opts = [d(k, 0) + lam * rate.sig0]
+            opts += [d(k, a) + lam * (rate.sig1 + _ref_level_bits(a, rate)) for a in (hk, hk - 1) if a > 0]
+            cost += min(opts)
+        cost += sum(d(k, 0) for k in range(last + 1, n * n))
+        best = min(best, cost)
+    del dist0
+    return best

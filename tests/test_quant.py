@@ -133,3 +133,60 @@ def test_quantize_traces_once():
 
     for qp in (22, 30, 37):
         f(jnp.ones((2, 8, 8), jnp.int32), jnp.full((2,), qp))
+
+
+def _rdoq_blocks(rng, log2n, count):
+    n = 1 << log2n
+    # Laplacian-ish coefficients decaying away from DC, like real residual spectra
+    decay = 1.0 / (1.0 + np.add.outer(np.arange(n), np.arange(n)))
+    c = rng.laplace(0, 300, (count, n, n)) * decay
+    return np.round(c).astype(np.int32)
+
+
+@pytest.mark.parametrize("bit_depth", [8, 10])
+@pytest.mark.parametrize("log2n", [2, 3, 4])
+def test_rdoq_is_optimal_under_its_model(log2n, bit_depth):
+    """RDOQ's levels cost no more than the dead-zone quantizer's and than an exhaustive
+    (float64, loop over every last position) choice over the same candidates."""
+    rng = np.random.default_rng(log2n * 7 + bit_depth)
+    count = 12 if log2n < 4 else 4
+    c = _rdoq_blocks(rng, log2n, count)
+    rate = quant.RateModel()
+    f = jax.jit(lambda x, q, lam: quant.rdoq(x, q, log2n, lambda_=lam, bit_depth=bit_depth))
+    for qp in (22, 32, 37):
+        qpp = quant.qp_prime(qp, bit_depth)
+        lam = quant.lambda_from_qp(qpp, frame_type="I")
+        lv = np.asarray(f(c, qpp, lam))
+        dz = np.asarray(quant.quantize(c, qpp, log2n, intra=True, bit_depth=bit_depth))
+        for b in range(count):
+            j_rdoq = ref.ref_rdoq_cost(c[b], lv[b], qpp, log2n, lam, bit_depth, rate)
+            j_dz = ref.ref_rdoq_cost(c[b], dz[b], qpp, log2n, lam, bit_depth, rate)
+            assert j_rdoq <= j_dz * (1 + 1e-5) + 1e-6, (qp, b, j_rdoq, j_dz)
+            if log2n < 4:  # the exhaustive reference is quadratic in the block area
+                j_best = ref.ref_rdoq_best_cost(c[b], qpp, log2n, lam, bit_depth, rate)
+                assert j_rdoq == pytest.approx(j_best, rel=1e-5, abs=1e-6), (qp, b)
+            assert np.all(np.sign(lv[b]) * np.sign(c[b]) >= 0)  # never flips a sign
+        # RDOQ saves (model) rate on average at these operating points
+        assert np.abs(lv).sum() <= np.abs(dz).sum() + count
+
+
+def test_rdoq_extremes():
+    rng = np.random.default_rng(8)
+    c = _rdoq_blocks(rng, 3, 6)
+    qp = 27
+    # lambda 0: pure distortion, i.e. nearest-integer levels
+    lv0 = np.asarray(quant.rdoq(c, qp, 3, lambda_=0.0))
+    qbits = 14 + qp // 6 + (15 - 8 - 3)
+    nearest = np.sign(c) * ((np.abs(c).astype(np.int64) * int(quant.QUANT_SCALE[qp % 6]) + (1 << (qbits - 1))) >> qbits)
+    np.testing.assert_array_equal(lv0, nearest)
+    # huge lambda: nothing is worth coding
+    assert not np.asarray(quant.rdoq(c, qp, 3, lambda_=1e12)).any()
+    # per-block qp and lambda arrays broadcast over leading dims
+    lv = np.asarray(quant.rdoq(c, np.full(6, qp), 3, lambda_=np.full(6, 50.0)))
+    np.testing.assert_array_equal(lv, np.asarray(quant.rdoq(c, qp, 3, lambda_=50.0)))
+
+
+def test_diagonal_scan_matches_reference():
+    for log2n in (2, 3, 4, 5):
+        np.testing.assert_array_equal(quant.diagonal_scan(log2n), ref.ref_diag_scan(1 << log2n))
+    np.testing.assert_array_equal(quant.diagonal_scan(2), [0, 4, 1, 8, 5, 2, 12, 9, 6, 3, 13, 10, 7, 14, 11, 15])

@@ -25,6 +25,8 @@ Kernel contract (stated once, here):
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -131,7 +133,8 @@ def lambda_from_qp(qp, *, frame_type: str, temporal_layer: int = 0, low_delay: b
       and for layers > 0 in random access HM's extra ``clip(2, 4, (qp - 12) / 6)`` factor.
 
     ``qp`` may be a Python number, numpy or JAX array; the result is of the same kind (float).
-    The encoder-only quantity: it never feeds the decoder.
+    Pass ``Qp' = QP + 6 * (bit_depth - 8)`` (`qp_prime`), as HM does, so that lambda matches
+    SSE measured at the sample bit depth. An encoder-only quantity: it never feeds the decoder.
     """
     xp = jnp if isinstance(qp, jax.Array) else np
     qp_temp = xp.asarray(qp, xp.float32) - 12.0
@@ -174,3 +177,132 @@ def quantize_noisy(coeffs, step, key):
 def dequantize_float(levels, step):
     """Float inverse of the quantizers above: ``levels * step``."""
     return jnp.asarray(levels, jnp.float32) * step
+
+
+# ---------------------------------------------------------------------------------------------
+# RDOQ (encoder only)
+# ---------------------------------------------------------------------------------------------
+
+def diagonal_scan(log2n: int) -> np.ndarray:
+    """Raster indices of an ``N x N`` block in H.265 coefficient scan order (6.5.3 up-right
+    diagonal over 4x4 sub-blocks, diagonal inside each sub-block), ``(N*N,)`` int32."""
+
+    def diag(size):
+        out, x, y = [], 0, 0
+        while len(out) < size * size:
+            while y >= 0:
+                if x < size and y < size:
+                    out.append((x, y))
+                y -= 1
+                x += 1
+            y, x = x, 0
+        return out
+
+    n = 1 << log2n
+    order = []
+    for sx, sy in diag(n // 4):
+        for x, y in diag(4):
+            order.append((sy * 4 + y) * n + sx * 4 + x)
+    return np.array(order, np.int32)
+
+
+class RateModel(NamedTuple):
+    """Static bit estimates for RDOQ (a stand-in for CABAC context states).
+
+    Attributes:
+      sig0: bits of a zero significance flag.
+      sig1: bits of a one significance flag.
+      gt1: bits of coeff_abs_level_greater1_flag (either value).
+      gt2: bits of coeff_abs_level_greater2_flag (either value).
+      sign: bits of a sign (bypass).
+      last_per_log2: bits per unit of ``log2(x + 1) + log2(y + 1)`` of the last position.
+      cbf0: bits of coding the block as all-zero (cbf = 0).
+    """
+
+    sig0: float = 0.6
+    sig1: float = 1.6
+    gt1: float = 1.0
+    gt2: float = 1.0
+    sign: float = 1.0
+    last_per_log2: float = 2.0
+    cbf0: float = 0.5
+
+
+def level_bits(level, rate: RateModel = RateModel()):
+    """Estimated bits of coding ``|level|`` (> 0 part, without the significance flag)."""
+    a = jnp.abs(jnp.asarray(level, jnp.float32))
+    rem = jnp.maximum(a - 3.0, 0.0)
+    egk = 1.0 + 2.0 * jnp.floor(jnp.log2(rem + 1.0))  # exp-Golomb order 0 of the remainder
+    return jnp.where(a == 0, 0.0,
+                     rate.sign + rate.gt1 + jnp.where(a >= 2, rate.gt2, 0.0) + jnp.where(a >= 3, egk, 0.0))
+
+
+def rdoq(coeffs, qp, log2n: int, *, lambda_, bit_depth: int = 8, rate: RateModel = RateModel()):
+    """Rate-distortion optimised quantization (HM ``xRateDistOptQuant`` in spirit), encoder only.
+
+    For every coefficient the candidates are the nearest level ``l``, ``l - 1`` and 0; the
+    cost is ``D + lambda_ * R`` with ``D`` the squared error mapped to the sample domain
+    (coefficients carry a gain of ``2**(15 - bit_depth - log2n)``) and ``R`` from `RateModel`.
+    Then the last significant position (in `diagonal_scan` order) is chosen exactly by prefix
+    sums: coefficients after it cost their full distortion and no bits, the last one drops
+    its significance flag, and the all-zero block costs ``cbf0``. Per-coefficient choices are
+    independent given the last position, so the result minimises the model cost over those
+    candidates (it can only beat `quantize`, whose levels are among them).
+
+    ``qp`` and ``lambda_`` broadcast against the leading dims. Decisions use float32; the
+    returned levels are int32 and feed `dequantize` like any others.
+    """
+    chex.assert_type(coeffs, int)
+    c = jnp.asarray(coeffs, jnp.int32)
+    n2 = 1 << (2 * log2n)
+    lead = c.shape[:-2]
+    q = _qp_block(qp, c.ndim)
+    lam = jnp.asarray(lambda_, jnp.float32)[..., None, None]
+    qbits = (14 + q // 6 + (15 - bit_depth - log2n)).astype(jnp.float32)
+    scale = jnp.asarray(QUANT_SCALE)[q % 6].astype(jnp.float32)
+    a = jnp.minimum(jnp.abs(c), INT16_MAX).astype(jnp.float32)
+    lf = a * scale * jnp.exp2(-qbits)  # level in float
+    # sample-domain error per level unit: step in coefficients / coefficient gain
+    unit = jnp.exp2(qbits) / scale * 2.0 ** -(15 - bit_depth - log2n)
+    l_hi = jnp.floor(lf + 0.5)
+    l_lo = jnp.maximum(l_hi - 1.0, 0.0)
+
+    def dist(lv):
+        return ((lf - lv) * unit) ** 2
+
+    def cost_nz(lv):  # coded, significant (sig flag paid separately)
+        return dist(lv) + lam * level_bits(lv, rate)
+
+    d0 = dist(0.0)
+    j0 = d0 + lam * rate.sig0  # coded as not significant (before the last position)
+    j_hi, j_lo = cost_nz(l_hi), jnp.where(l_lo > 0, cost_nz(l_lo), jnp.inf)
+    best_nz = jnp.where(j_lo < j_hi, l_lo, l_hi)
+    j_nz = jnp.minimum(j_hi, j_lo)  # inf-free: l_hi >= 0 and level_bits(0) = 0
+    j_nz = jnp.where(best_nz > 0, j_nz, jnp.inf)  # no nonzero candidate
+    j_sig = j_nz + lam * rate.sig1
+    use_nz = j_sig < j0
+    j_coded = jnp.minimum(j_sig, j0)
+    lvl_coded = jnp.where(use_nz, best_nz, 0.0)
+
+    order = jnp.asarray(diagonal_scan(log2n))
+    flat = lambda t: jnp.broadcast_to(t, lead + (1 << log2n, 1 << log2n)).reshape(lead + (n2,))[..., order]  # noqa: E731
+    jc, jn, dz = flat(j_coded), flat(j_nz), flat(d0)
+    # total(k) = sum_{i<k} jc_i + jn_k + lambda * last_bits(k) + sum_{i>k} d0_i
+    before = jnp.cumsum(jc, -1) - jc
+    after = jnp.sum(dz, -1, keepdims=True) - jnp.cumsum(dz, -1)
+    pos = jnp.asarray(order)
+    px, py = (pos % (1 << log2n)).astype(jnp.float32), (pos >> log2n).astype(jnp.float32)
+    last_bits = rate.last_per_log2 * (jnp.log2(px + 1.0) + jnp.log2(py + 1.0))
+    total = before + jn + lam[..., 0] * last_bits + after
+    k = jnp.argmin(total, -1)
+    zero_total = jnp.sum(dz, -1) + lam[..., 0, 0] * rate.cbf0
+    coded_any = jnp.take_along_axis(total, k[..., None], -1)[..., 0] < zero_total
+
+    lv_scan = flat(lvl_coded)
+    bnz_scan = flat(best_nz)
+    idx = jnp.arange(n2)
+    lv_scan = jnp.where(idx < k[..., None], lv_scan, jnp.where(idx == k[..., None], bnz_scan, 0.0))
+    lv_scan = jnp.where(coded_any[..., None], lv_scan, 0.0)
+    lv = jnp.zeros(lead + (n2,), jnp.int32).at[..., order].set(lv_scan.astype(jnp.int32))
+    lv = lv.reshape(c.shape)
+    return jnp.where(c < 0, -lv, lv)
