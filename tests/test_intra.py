@@ -137,3 +137,19 @@ def test_one_compile_serves_every_mode():
     top, left = _refs(rng, 8, 8, 1)
     for m in range(35):
         f(jnp.asarray(top[0]), jnp.asarray(left[0]), jnp.int32(m))
+
+
+@pytest.mark.parametrize("log2n,bit_depth,is_luma", CASES)
+def test_all_modes_fast_path_matches_reference(log2n, bit_depth, is_luma):
+    n = 1 << log2n
+    rng = np.random.default_rng(log2n * 31 + bit_depth + is_luma)
+    top, left = _refs(rng, n, bit_depth, 6)
+    for strong in ((False, True) if (log2n == 5 and is_luma) else (False,)):
+        got = np.asarray(intra.predict_all_modes(top, left, log2n, is_luma=is_luma, bit_depth=bit_depth,
+                                                 strong_smoothing=strong))
+        assert got.shape == (6, 35, n, n) and got.dtype == np.int32
+        for b in range(6):
+            for m in range(35):
+                ft, fl = ref.ref_filter(top[b], left[b], m, n, is_luma, bit_depth, strong)
+                np.testing.assert_array_equal(got[b, m], ref.ref_predict(ft, fl, m, n, is_luma, bit_depth),
+                                              err_msg=f"mode {m} block {b} strong {strong}")

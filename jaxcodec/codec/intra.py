@@ -103,6 +103,13 @@ def reference_samples(plane, y0, x0, log2n: int, avail_top, avail_left, avail_co
     return top, left
 
 
+def _static_filter_flag(mode: int, log2n: int, is_luma: bool) -> bool:
+    """`filter_flag` for a Python-int mode (static tables)."""
+    if not is_luma or log2n == 2 or mode == 1:
+        return False
+    return min(abs(mode - 26), abs(mode - 10)) > _DIST_THRES[log2n]
+
+
 def filter_flag(mode, log2n: int, *, is_luma: bool):
     """filterFlag of H.265 8.4.4.2.3 (traced bool): not DC, N > 4, far enough from H/V."""
     if not is_luma or log2n == 2:
@@ -222,16 +229,70 @@ def predict_batch(top, left, modes, log2n: int, *, is_luma: bool, bit_depth: int
     return jax.vmap(fn)(top, left, jnp.asarray(modes, jnp.int32))
 
 
+@functools.lru_cache(maxsize=None)
+def _angular_tables(log2n: int, is_luma: bool):
+    """Static gather tables of all 33 angular modes (8.4.4.2.6) for `predict_all_modes`.
+
+    Indices point into ``concat([top, left, filtered_top, filtered_left])`` (``8N + 4``
+    entries); the mode's filter flag picks the half. Returns ``(idx_a, idx_b, frac)``, each
+    ``(33, N, N)`` in output orientation ``[y, x]``.
+    """
+    n = 1 << log2n
+    n2 = 2 * n + 1
+    idx_a = np.zeros((33, n, n), np.int32)
+    idx_b = np.zeros((33, n, n), np.int32)
+    frac = np.zeros((33, n, n), np.int32)
+    k = np.arange(n)
+    for m in range(2, 35):
+        angle, inv = int(INTRA_PRED_ANGLE[m]), int(INV_ANGLE[m])
+        base = 2 * n2 if _static_filter_flag(m, log2n, is_luma) else 0
+        main, side = (n2, 0) if m < 18 else (0, n2)  # offsets of left / top in the table
+        ext = np.empty(3 * n + 1, np.int64)
+        for x in range(-n, 2 * n + 1):
+            ext[x + n] = main + x if x >= 0 else side + min(max((x * inv + 128) >> 8, 0), 2 * n)
+        pos = (k + 1) * angle
+        i_idx, i_fact = pos >> 5, pos & 31
+        a = ext[np.clip(n + k[None, :] + i_idx[:, None] + 1, 0, 3 * n)] + base
+        b = ext[np.clip(n + k[None, :] + i_idx[:, None] + 2, 0, 3 * n)] + base
+        f = np.broadcast_to(i_fact[:, None], (n, n))
+        if m < 18:  # horizontal modes: the vertical form transposed
+            a, b, f = a.T, b.T, f.T
+        idx_a[m - 2], idx_b[m - 2], frac[m - 2] = a, b, f
+    return idx_a, idx_b, frac
+
+
 @functools.partial(jax.jit, static_argnames=("log2n", "is_luma", "bit_depth", "strong_smoothing"))
 def predict_all_modes(top, left, log2n: int, *, is_luma: bool, bit_depth: int = 8,
                       strong_smoothing: bool = False):
-    """All 35 predictions of each block: ``top, left (B, 2N+1)`` -> ``(B, 35, N, N)`` int32."""
+    """All 35 predictions of each block: ``top, left (B, 2N+1)`` (unfiltered) -> ``(B, 35, N, N)``.
+
+    Equal to `predict_batch` with every mode, but with the mode static the 33 angular modes
+    become two constant-index gathers (`_angular_tables`) instead of 35 traced-mode passes.
+    """
     chex.assert_rank([top, left], 2)
-    fn = functools.partial(intra_predict, log2n=log2n, is_luma=is_luma, bit_depth=bit_depth,
-                           strong_smoothing=strong_smoothing)
-    modes = jnp.arange(35, dtype=jnp.int32)
-    per_block = lambda t, l: jax.vmap(lambda m: fn(t, l, m))(modes)  # noqa: E731
-    return jax.vmap(per_block)(top, left)
+    n = 1 << log2n
+    top = jnp.asarray(top, jnp.int32)
+    left = jnp.asarray(left, jnp.int32)
+    smooth = functools.partial(filter_reference, log2n=log2n, is_luma=is_luma, bit_depth=bit_depth,
+                               strong_smoothing=strong_smoothing)
+    ftop, fleft = jax.vmap(lambda t, l: smooth(t, l, 0))(top, left)  # planar: filtered whenever any mode is
+    table = jnp.concatenate([top, left, ftop, fleft], -1)  # (B, 8N + 4)
+    idx_a, idx_b, frac = _angular_tables(log2n, is_luma)
+    a = table[:, idx_a]
+    b = table[:, idx_b]
+    frac = jnp.asarray(frac)
+    ang = ((32 - frac) * a + frac * b + 16) >> 5  # (B, 33, N, N)
+    if is_luma and n < 32:
+        peak = (1 << bit_depth) - 1
+        idx = jnp.arange(n)
+        ver = jnp.clip(top[:, 1:2] + ((left[:, 1 + idx] - left[:, :1]) >> 1), 0, peak)  # mode 26, column 0
+        hor = jnp.clip(left[:, 1:2] + ((top[:, 1 + idx] - top[:, :1]) >> 1), 0, peak)  # mode 10, row 0
+        ang = ang.at[:, 26 - 2, :, 0].set(ver).at[:, 10 - 2, 0, :].set(hor)
+    kern = functools.partial(predict, log2n=log2n, is_luma=is_luma, bit_depth=bit_depth)
+    use_f0 = _static_filter_flag(0, log2n, is_luma)
+    planar = jax.vmap(lambda t, l: kern(t, l, 0))(ftop if use_f0 else top, fleft if use_f0 else left)
+    dc = jax.vmap(lambda t, l: kern(t, l, 1))(top, left)
+    return jnp.concatenate([planar[:, None], dc[:, None], ang], 1)
 
 
 @functools.partial(jax.jit, static_argnames=("log2n", "bit_depth", "unit"))
