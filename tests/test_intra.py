@@ -153,3 +153,38 @@ def test_all_modes_fast_path_matches_reference(log2n, bit_depth, is_luma):
                 ft, fl = ref.ref_filter(top[b], left[b], m, n, is_luma, bit_depth, strong)
                 np.testing.assert_array_equal(got[b, m], ref.ref_predict(ft, fl, m, n, is_luma, bit_depth),
                                               err_msg=f"mode {m} block {b} strong {strong}")
+
+
+def test_neighbour_availability_from_done_map():
+    rng = np.random.default_rng(21)
+    done = rng.random((8, 10)) < 0.6
+    for chroma in (False, True):
+        sub = 2 if chroma else 1
+        for log2n in (2, 3, 4):
+            n = 1 << log2n
+            for (y0, x0) in ((0, 0), (4, 4), (8, 12), (16 // sub, 24 // sub), (28 // sub, 36 // sub)):
+                if (y0 * sub) % 4 or (x0 * sub) % 4:
+                    continue
+                at, al, ac, unit = intra.neighbour_availability(done, y0, x0, log2n, chroma=chroma)
+                assert unit == 4 // sub and at.shape == (2 * n // unit,)
+
+                def ok(yl, xl):  # luma sample position -> done?
+                    return 0 <= yl < 32 and 0 <= xl < 40 and bool(done[yl // 4, xl // 4])
+
+                want_t = [ok((y0 - 1) * sub, (x0 + i * unit) * sub) for i in range(2 * n // unit)]
+                want_l = [ok((y0 + i * unit) * sub, (x0 - 1) * sub) for i in range(2 * n // unit)]
+                np.testing.assert_array_equal(np.asarray(at), want_t)
+                np.testing.assert_array_equal(np.asarray(al), want_l)
+                assert bool(ac) == ok((y0 - 1) * sub, (x0 - 1) * sub)
+                # and they drive reference_samples end to end
+                plane = rng.integers(0, 256, (32 // sub, 40 // sub)).astype(np.int32)
+                top, left = intra.reference_samples(plane, y0, x0, log2n, at, al, ac, bit_depth=8, unit=unit)
+
+                def avail(x, y):
+                    if x == -1 and y == -1:
+                        return bool(ac)
+                    return bool(at[x // unit]) if y == -1 else bool(al[y // unit])
+
+                rt, rl = ref.ref_reference_samples(plane, y0, x0, n, avail, 8)
+                np.testing.assert_array_equal(np.asarray(top), rt)
+                np.testing.assert_array_equal(np.asarray(left), rl)

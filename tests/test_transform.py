@@ -100,6 +100,19 @@ class TransformVariants(chex.TestCase):
                             r[t, y:y + n, x:x + n], ref.ref_inverse(c[t, y:y + n, x:x + n], log2n))
 
     @chex.variants(with_jit=True, without_jit=True)
+    def test_tiles_with_per_tile_dst(self):
+        rng = np.random.default_rng(4)
+        plane = rng.integers(-255, 256, (8, 12)).astype(np.int32)
+        mask = rng.random((2, 3)) < 0.5
+        c = np.asarray(self.variant(lambda p, m: tr.forward_transform_tiles(p, 2, dst=m))(plane, mask))
+        r = np.asarray(self.variant(lambda p, m: tr.inverse_transform_tiles(p, 2, dst=m))(c, mask))
+        for ty in range(2):
+            for tx in range(3):
+                sl = np.s_[4 * ty:4 * ty + 4, 4 * tx:4 * tx + 4]
+                np.testing.assert_array_equal(c[sl], ref.ref_forward(plane[sl], 2, bool(mask[ty, tx])))
+                np.testing.assert_array_equal(r[sl], ref.ref_inverse(c[sl], 2, bool(mask[ty, tx])))
+
+    @chex.variants(with_jit=True, without_jit=True)
     def test_float_twin_tracks_integer_path(self):
         rng = np.random.default_rng(1)
         for log2n, dst in ((2, True), (2, False), (3, False), (4, False), (5, False)):

@@ -53,6 +53,36 @@ def _expand_mask(mask, count: int, unit: int):
     return jnp.repeat(mask, unit, total_repeat_length=count)
 
 
+def neighbour_availability(done, y0, x0, log2n: int, *, chroma: bool = False):
+    """Availability masks for `reference_samples` from a map of reconstructed 4x4 luma units.
+
+    Args:
+      done: bool ``(H/4, W/4)`` on the luma 4x4 grid: True where the unit is already
+        reconstructed and may be used (decoding order; the caller folds in slice/tile and
+        constrained-intra rules). HEVC's availability granularity is this 4x4 luma unit.
+      y0, x0, log2n: the block in its own plane's samples (chroma plane when ``chroma``).
+
+    Returns:
+      ``(avail_top, avail_left, avail_corner, unit)``: masks of ``2N / unit`` entries and the
+      static ``unit`` (4 for luma, 2 chroma samples per luma unit in 4:2:0) to pass on.
+    """
+    done = jnp.asarray(done, bool)
+    chex.assert_rank(done, 2)
+    h4, w4 = done.shape
+    sub = 2 if chroma else 1
+    unit = 4 // sub
+    count = (2 << log2n) // unit
+    uy = jnp.asarray(y0, jnp.int32) * sub // 4
+    ux = jnp.asarray(x0, jnp.int32) * sub // 4
+    k = jnp.arange(count, dtype=jnp.int32)
+
+    def at(r, c):
+        inside = (r >= 0) & (r < h4) & (c >= 0) & (c < w4)
+        return inside & done[jnp.clip(r, 0, h4 - 1), jnp.clip(c, 0, w4 - 1)]
+
+    return at(uy - 1, ux + k), at(uy + k, ux - 1), at(uy - 1, ux - 1), unit
+
+
 def reference_samples(plane, y0, x0, log2n: int, avail_top, avail_left, avail_corner, *,
                       bit_depth: int, unit: int = 1):
     """Reference samples with substitution, H.265 8.4.4.2.2 (see module doc for the layout).

@@ -138,20 +138,30 @@ def tiles_to_plane(tiles, log2n: int):
     return jnp.swapaxes(tiles, -3, -2).reshape(lead + (th * n, tw * n))
 
 
-def _on_tiles(fn, plane, log2n: int, **kwargs):
-    return tiles_to_plane(fn(plane_to_tiles(jnp.asarray(plane), log2n), log2n, **kwargs), log2n)
+def _on_tiles(fn, plane, log2n: int, dst, bit_depth: int):
+    tiles = plane_to_tiles(jnp.asarray(plane), log2n)
+    if isinstance(dst, (bool, np.bool_)):
+        out = fn(tiles, log2n, dst=bool(dst), bit_depth=bit_depth)
+    else:
+        # per-tile choice (intra luma 4x4 TUs use DST-VII, inter ones DCT-II): both, then select
+        mask = jnp.asarray(dst, bool)
+        chex.assert_shape(mask, tiles.shape[:-2])
+        out = jnp.where(mask[..., None, None], fn(tiles, log2n, dst=True, bit_depth=bit_depth),
+                        fn(tiles, log2n, dst=False, bit_depth=bit_depth))
+    return tiles_to_plane(out, log2n)
 
 
-def forward_transform_tiles(plane, log2n: int, *, dst: bool = False, bit_depth: int = 8):
+def forward_transform_tiles(plane, log2n: int, *, dst=False, bit_depth: int = 8):
     """`forward_transform` of every aligned N x N tile of a ``(..., H, W)`` plane.
 
     Coefficient (i, j) of the tile at (y0, x0) lands at ``[y0 + i, x0 + j]`` (the
-    `CoeffPlanes` layout of `jaxcodec.codec.blocks`).
+    `CoeffPlanes` layout of `jaxcodec.codec.blocks`). ``dst`` is a bool for all tiles or,
+    for ``log2n == 2``, a bool array ``(..., H/4, W/4)`` choosing DST-VII per tile.
     """
-    return _on_tiles(forward_transform, plane, log2n, dst=dst, bit_depth=bit_depth)
+    return _on_tiles(forward_transform, plane, log2n, dst, bit_depth)
 
 
-def inverse_transform_tiles(coeff_plane, log2n: int, *, dst: bool = False, bit_depth: int = 8):
-    """`inverse_transform` of every aligned N x N tile of a ``(..., H, W)`` coefficient plane."""
-    return _on_tiles(inverse_transform, coeff_plane, log2n, dst=dst, bit_depth=bit_depth)
-
+def inverse_transform_tiles(coeff_plane, log2n: int, *, dst=False, bit_depth: int = 8):
+    """`inverse_transform` of every aligned N x N tile of a ``(..., H, W)`` coefficient plane
+    (``dst`` as in `forward_transform_tiles`)."""
+    return _on_tiles(inverse_transform, coeff_plane, log2n, dst, bit_depth)
