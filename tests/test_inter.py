@@ -145,3 +145,18 @@ def test_interpolate_plane_equals_predict_block(is_luma):
                 mv = np.array([(mx << prec) | fx, (my << prec) | fy])
                 blk = np.asarray(inter.predict_block(plane, y0, x0, 8, 8, mv, is_luma=is_luma))
                 np.testing.assert_array_equal(full[pad + y0 + my:pad + y0 + my + 8, pad + x0 + mx:pad + x0 + mx + 8], blk)
+
+
+def test_motion_geometry_on_ramps():
+    """Independent of the reference: integer MVs copy the displaced block; on a linear ramp the
+    half-sample filter gives the exact midpoint and the quarter-sample filters land within
+    a small fraction of a step of the quarter positions; positive mv_x reads to the right."""
+    yy, xx = np.mgrid[0:40, 0:40]
+    plane = (100 + 3 * xx + 5 * yy).astype(np.int32)
+    p = lambda mv: np.asarray(inter.predict_block(plane, 16, 12, 4, 4, np.array(mv), is_luma=True)) / 64.0  # noqa: E731
+    np.testing.assert_array_equal(p([4 * 3, 4 * -2]), plane[14:18, 15:19])
+    np.testing.assert_allclose(p([2, 0]), plane[16:20, 12:16] + 1.5)  # half right: +3/2
+    np.testing.assert_allclose(p([0, 2]), plane[16:20, 12:16] + 2.5)  # half down: +5/2
+    np.testing.assert_allclose(p([1, 3]), plane[16:20, 12:16] + 3 * 0.25 + 5 * 0.75, atol=0.25)
+    c = np.asarray(inter.predict_block(plane[::2, ::2], 4, 4, 2, 2, np.array([4, 0]), is_luma=False)) / 64.0
+    np.testing.assert_allclose(c, plane[::2, ::2][4:6, 4:6] + 3, atol=0.01)  # 4 eighths = half chroma sample
