@@ -86,38 +86,41 @@ def test_boundary_strength_matches_reference(ids):
 class Deblocking(chex.TestCase):
     @chex.variants(with_jit=True, without_jit=True)
     def test_frame_matches_reference(self):
-        for bit_depth in (8, 10):
-            for trial, offset in enumerate((0, -3)):
-                rng = np.random.default_rng(10 * bit_depth + trial)
-                h, w = 64, 96
-                d = _random_decisions(rng, h, w)
-                y, u, v = _blocky_planes(rng, h, w, bit_depth)
-                frame = make_frame(y, u, v, bit_depth=bit_depth)
-                stage = deblock.deblocking_filter()
-                apply = self.variant(lambda fr, dd: stage.apply(fr, dd, bit_depth, chroma_qp_offset=offset))
-                out, info = apply(frame, d)
-                want = ref.ref_deblock(y, u, v, d.qp, np.asarray(info.bs_ver), np.asarray(info.bs_hor),
-                                       bit_depth, chroma_qp_offset=offset)
-                for got, wnt, src in zip(out.planes, want, (y, u, v)):
-                    np.testing.assert_array_equal(np.asarray(got), wnt)
-                    assert np.asarray(got).dtype == src.dtype
-                    assert (np.asarray(got) != src).mean() > 0.01  # the filter did real work
+        for trial, (bit_depth, offset) in enumerate(((8, 0), (10, -3), (8, 5))):
+            rng = np.random.default_rng(10 * bit_depth + trial)
+            h, w = 64, 96
+            d = _random_decisions(rng, h, w)
+            y, u, v = _blocky_planes(rng, h, w, bit_depth)
+            frame = make_frame(y, u, v, bit_depth=bit_depth)
+            stage = deblock.deblocking_filter()
+            apply = self.variant(lambda fr, dd: stage.apply(fr, dd, bit_depth, chroma_qp_offset=offset))
+            out, info = apply(frame, d)
+            want = ref.ref_deblock(y, u, v, d.qp, np.asarray(info.bs_ver), np.asarray(info.bs_hor),
+                                   bit_depth, chroma_qp_offset=offset)
+            for got, wnt, src in zip(out.planes, want, (y, u, v)):
+                np.testing.assert_array_equal(np.asarray(got), wnt)
+                assert np.asarray(got).dtype == src.dtype
+                assert (np.asarray(got) != src).mean() > 0.01  # the filter did real work
 
 
 def test_strong_and_normal_filters_both_fire():
-    """A flat step gets the strong filter (3 samples), a noisy step the normal one."""
+    """A flat step gets the strong filter (p2..q2 change), a ramp step the normal one (only
+    p0/q0 may move much; p2/q2 never)."""
     h, w = 16, 16
     d = blocks.empty_decisions(h, w, qp=37)
-    d = d.replace(cu_log2=np.full((4, 4), 3, np.int8))
     y = np.zeros((h, w), np.int32)
-    y[:, :8], y[:, 8:] = 100, 110
+    y[:8, :8], y[:8, 8:] = 100, 110  # flat step, rows 0..7
+    y[8:, :8] = 92 + 2 * np.arange(8)  # ramps either side of the edge, rows 8..15
+    y[8:, 8:] = 110 + 2 * np.arange(8)
     fr = make_frame(y, np.full((8, 8), 128, np.int32), np.full((8, 8), 128, np.int32))
-    out, info = deblock.deblock_frame(fr, d)
-    row = np.asarray(out.y)[0]
+    out, info = jax.jit(deblock.deblock_frame)(fr, d)
+    got = np.asarray(out.y)
     assert np.all(np.asarray(info.bs_ver)[:, 2] == 2)
-    assert row[5] != 100 and row[10] != 110 and row[4] == 100  # strong: p2..q2 modified
+    assert got[0, 5] != 100 and got[0, 10] != 110 and got[0, 4] == 100  # strong
+    assert got[12, 7] != y[12, 7] and got[12, 8] != y[12, 8]  # normal: p0, q0 move
+    assert got[12, 5] == y[12, 5] and got[12, 10] == y[12, 10]  # ... p2, q2 do not
     want = ref.ref_deblock(y, fr.u, fr.v, d.qp, np.asarray(info.bs_ver), np.asarray(info.bs_hor), 8)
-    np.testing.assert_array_equal(np.asarray(out.y), want[0])
+    np.testing.assert_array_equal(got, want[0])
 
 
 def test_disabled_stage_passes_frame_and_keeps_bs():
@@ -152,14 +155,15 @@ def test_deblocking_improves_real_content():
     src = [np.asarray(p[0], np.int32) for p in video.frames.planes]
     qp = 37
 
+    @jax.jit
     def code(p, q):
         t = tr.plane_to_tiles(tr.forward_transform_tiles(p - 128, 3), 3)
         rec = tr.inverse_transform(quant.dequantize(quant.quantize(t, q, 3, intra=True), q, 3), 3)
-        return np.clip(np.asarray(tr.tiles_to_plane(rec, 3)) + 128, 0, 255).astype(np.int32)
+        return jnp.clip(tr.tiles_to_plane(rec, 3) + 128, 0, 255)
 
-    rec = [code(src[0], qp)] + [code(p, quant.chroma_qp(qp)) for p in src[1:]]
+    rec = [np.asarray(code(src[0], qp))] + [np.asarray(code(p, quant.chroma_qp(qp))) for p in src[1:]]
     d = blocks.empty_decisions(*src[0].shape, qp=qp)
-    out, _ = deblock.deblock_frame(make_frame(*rec), d)
+    out, _ = jax.jit(deblock.deblock_frame)(make_frame(*rec), d)
     psnr = lambda a, b: 10 * np.log10(255.0 ** 2 / np.mean((np.asarray(a, float) - b) ** 2))  # noqa: E731
     for before, after, s in zip(rec, out.planes, src):
         assert psnr(after, s) > psnr(before, s) + 0.2

@@ -175,15 +175,16 @@ def test_rdoq_extremes():
     c = _rdoq_blocks(rng, 3, 6)
     qp = 27
     # lambda 0: pure distortion, i.e. nearest-integer levels
-    lv0 = np.asarray(quant.rdoq(c, qp, 3, lambda_=0.0))
+    rd = jax.jit(lambda x, q, lam: quant.rdoq(x, q, 3, lambda_=lam))
+    lv0 = np.asarray(rd(c, qp, 0.0))
     qbits = 14 + qp // 6 + (15 - 8 - 3)
     nearest = np.sign(c) * ((np.abs(c).astype(np.int64) * int(quant.QUANT_SCALE[qp % 6]) + (1 << (qbits - 1))) >> qbits)
     np.testing.assert_array_equal(lv0, nearest)
     # huge lambda: nothing is worth coding
-    assert not np.asarray(quant.rdoq(c, qp, 3, lambda_=1e12)).any()
+    assert not np.asarray(rd(c, qp, 1e12)).any()
     # per-block qp and lambda arrays broadcast over leading dims
-    lv = np.asarray(quant.rdoq(c, np.full(6, qp), 3, lambda_=np.full(6, 50.0)))
-    np.testing.assert_array_equal(lv, np.asarray(quant.rdoq(c, qp, 3, lambda_=50.0)))
+    lv = np.asarray(rd(c, np.full(6, qp), np.full(6, 50.0)))
+    np.testing.assert_array_equal(lv, np.asarray(rd(c, qp, 50.0)))
 
 
 def test_diagonal_scan_matches_reference():
