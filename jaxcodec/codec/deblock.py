@@ -229,6 +229,7 @@ def _chroma_vertical_edges(plane, bs, qp, bit_depth: int, chroma_qp_offset: int)
 def deblock_luma(plane, info: DeblockInfo, qp, *, bit_depth: int = 8):
     """Luma deblocking of one ``(H, W)`` plane: vertical edges, then horizontal (8.7.2.5.3/.7)."""
     chex.assert_rank(plane, 2)
+    chex.assert_type(plane, int)
     x = jnp.asarray(plane, jnp.int32)
     x = _luma_vertical_edges(x, info.bs_ver, qp, bit_depth)
     x = _luma_vertical_edges(x.T, info.bs_hor.T, jnp.asarray(qp).T, bit_depth).T
@@ -238,6 +239,7 @@ def deblock_luma(plane, info: DeblockInfo, qp, *, bit_depth: int = 8):
 def deblock_chroma(plane, info: DeblockInfo, qp, *, bit_depth: int = 8, chroma_qp_offset: int = 0):
     """4:2:0 chroma deblocking of one ``(H/2, W/2)`` plane: vertical, then horizontal (8.7.2.5.5)."""
     chex.assert_rank(plane, 2)
+    chex.assert_type(plane, int)
     x = jnp.asarray(plane, jnp.int32)
     x = _chroma_vertical_edges(x, info.bs_ver, qp, bit_depth, chroma_qp_offset)
     x = _chroma_vertical_edges(x.T, info.bs_hor.T, jnp.asarray(qp).T, bit_depth, chroma_qp_offset).T

@@ -90,6 +90,7 @@ def predict_block(ref_plane, y0, x0, h: int, w: int, mv_qpel, *, is_luma: bool, 
       The 14-bit intermediate prediction, int32 ``(h, w)``.
     """
     chex.assert_rank(ref_plane, 2)
+    chex.assert_type(ref_plane, int)
     _, taps, before, _ = _geometry(is_luma)
     ref = jnp.asarray(ref_plane, jnp.int32)
     ih, iw = ref.shape
@@ -150,6 +151,7 @@ def motion_compensate(refs_y, refs_u, refs_v, decisions: BlockDecisions, ref_lis
       Equals `predict_block` + finish applied block by block.
     """
     chex.assert_rank([refs_y, refs_u, refs_v], 3)
+    chex.assert_type([refs_y, refs_u, refs_v], int)
     h4, w4 = decisions.grid_shape
     chex.assert_shape(refs_y, (None, 4 * h4, 4 * w4))
     ref_list = jnp.asarray(ref_list, jnp.int32)
@@ -189,6 +191,7 @@ def interpolate_plane(ref, frac_x, frac_y, *, is_luma: bool = True, bit_depth: i
     ``(H + 2 pad, W + 2 pad)``.
     """
     chex.assert_rank(ref, 2)
+    chex.assert_type(ref, int)
     _, taps, before, _ = _geometry(is_luma)
     ref = jnp.asarray(ref, jnp.int32)
     h, w = ref.shape

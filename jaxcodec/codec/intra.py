@@ -45,6 +45,7 @@ _DIST_THRES = {3: 7, 4: 1, 5: 0}
 def _check_refs(top, left, log2n: int) -> None:
     n2 = (2 << log2n) + 1
     chex.assert_shape([top, left], (n2,))
+    chex.assert_type([top, left], int)
 
 
 def _expand_mask(mask, count: int, unit: int):
@@ -105,6 +106,7 @@ def reference_samples(plane, y0, x0, log2n: int, avail_top, avail_left, avail_co
       ``(top, left)`` int32, each ``(2N + 1,)``, corner first.
     """
     chex.assert_rank(plane, 2)
+    chex.assert_type(plane, int)
     n2 = 2 << log2n
     h, w = plane.shape
     plane = jnp.asarray(plane, jnp.int32)

@@ -75,8 +75,10 @@ def _round_shift(x, s: int):
     return (x + (1 << (s - 1))) >> s
 
 
-def _check_block(x, log2n: int) -> None:
+def _check_block(x, log2n: int, *, integer: bool = True) -> None:
     chex.assert_rank(x, {2, 3, 4, 5, 6})
+    if integer:
+        chex.assert_type(x, int)
     n = 1 << log2n
     if x.shape[-2:] != (n, n):
         raise ValueError(f"expected (..., {n}, {n}) blocks, got {x.shape}")
@@ -104,7 +106,7 @@ def inverse_transform(coeffs, log2n: int, *, dst: bool = False, bit_depth: int =
 
 def forward_transform_float(residual, log2n: int, *, dst: bool = False, bit_depth: int = 8):
     """Differentiable `forward_transform`: same table and scale, no rounding (float32)."""
-    _check_block(residual, log2n)
+    _check_block(residual, log2n, integer=False)
     m = jnp.asarray(transform_matrix(log2n, dst=dst), jnp.float32)
     s1, s2 = forward_shifts(log2n, bit_depth)
     x = jnp.asarray(residual, jnp.float32)
@@ -113,7 +115,7 @@ def forward_transform_float(residual, log2n: int, *, dst: bool = False, bit_dept
 
 def inverse_transform_float(coeffs, log2n: int, *, dst: bool = False, bit_depth: int = 8):
     """Differentiable `inverse_transform`: same table and scale, no rounding or clipping (float32)."""
-    _check_block(coeffs, log2n)
+    _check_block(coeffs, log2n, integer=False)
     m = jnp.asarray(transform_matrix(log2n, dst=dst), jnp.float32)
     s1, s2 = inverse_shifts(bit_depth)
     d = jnp.asarray(coeffs, jnp.float32)
