@@ -220,3 +220,30 @@ def test_best_mode_beats_dc_on_real_content():
     best = sad.min(1)
     assert best.sum() < 0.8 * sad[:, 1].sum()  # angular/planar choice cuts SAD by > 20 %
     assert len(np.unique(sad.argmin(1))) > 15  # many directions actually win
+
+
+def test_most_probable_modes_and_chroma_mode():
+    def ref_mpm(a, b):  # H.265 8.4.2, written out
+        if a == b:
+            return [0, 1, 26] if a < 2 else [a, 2 + ((a + 29) % 32), 2 + ((a - 2 + 1) % 32)]
+        if a != 0 and b != 0:
+            c = 0
+        elif a != 1 and b != 1:
+            c = 1
+        else:
+            c = 26
+        return [a, b, c]
+
+    a, b = np.meshgrid(np.arange(35), np.arange(35), indexing="ij")
+    got = np.asarray(jax.jit(intra.most_probable_modes)(a, b))
+    for i in range(35):
+        for j in range(35):
+            assert list(got[i, j]) == ref_mpm(i, j)
+            assert len(set(got[i, j])) == 3 and got[i, j].min() >= 0 and got[i, j].max() <= 34
+    assert list(np.asarray(intra.most_probable_modes(2, 2))) == [2, 33, 3]  # wraps around
+    idx, luma = np.meshgrid(np.arange(5), np.arange(35), indexing="ij")
+    cm = np.asarray(intra.chroma_intra_mode(idx, luma))
+    for i in range(5):
+        for m in range(35):
+            want = m if i == 4 else ([0, 26, 10, 1][i] if [0, 26, 10, 1][i] != m else 34)
+            assert cm[i, m] == want

@@ -335,3 +335,32 @@ def reference_samples_batch(plane, y0, x0, log2n: int, avail_top, avail_left, av
     fn = functools.partial(reference_samples, log2n=log2n, bit_depth=bit_depth, unit=unit)
     return jax.vmap(lambda y, x, at, al, ac: fn(plane, y, x, avail_top=at, avail_left=al, avail_corner=ac))(
         y0, x0, avail_top, avail_left, avail_corner)
+
+
+def most_probable_modes(cand_a, cand_b):
+    """The three MPM candidates ``candModeList`` of H.265 8.4.2 (eq. 8-17 .. 8-25).
+
+    ``cand_a`` (left) and ``cand_b`` (above) are the neighbour modes *after* the spec's
+    substitution: DC (1) when the neighbour is unavailable, not intra, or (for B) in the CTU
+    row above. Works element-wise on int arrays; returns int32 ``(..., 3)``.
+    """
+    a = jnp.asarray(cand_a, jnp.int32)
+    b = jnp.asarray(cand_b, jnp.int32)
+    same_low = jnp.stack(jnp.broadcast_arrays(jnp.int32(0), jnp.int32(1), jnp.int32(26)), -1)
+    same_ang = jnp.stack([a, 2 + ((a + 29) % 32), 2 + ((a - 2 + 1) % 32)], -1)
+    third = jnp.where((a != 0) & (b != 0), 0, jnp.where((a != 1) & (b != 1), 1, 26))
+    differ = jnp.stack([a, b, third], -1)
+    same = jnp.where((a < 2)[..., None], same_low, same_ang)
+    return jnp.where((a == b)[..., None], same, differ)
+
+
+def chroma_intra_mode(intra_chroma_pred_mode, luma_mode):
+    """IntraPredModeC for 4:2:0 from ``intra_chroma_pred_mode`` 0..4 (H.265 8.4.3, Table 8-2).
+
+    0..3 select planar, vertical (26), horizontal (10), DC, replaced by 34 when equal to the
+    luma mode; 4 (DM) copies the luma mode. Element-wise on int arrays.
+    """
+    idx = jnp.asarray(intra_chroma_pred_mode, jnp.int32)
+    luma = jnp.asarray(luma_mode, jnp.int32)
+    fixed = jnp.asarray(np.array([0, 26, 10, 1, 0], np.int32))[jnp.clip(idx, 0, 4)]
+    return jnp.where(idx == 4, luma, jnp.where(fixed == luma, 34, fixed))
