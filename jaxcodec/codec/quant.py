@@ -41,7 +41,7 @@ _CHROMA_QP_30_43 = np.array([29, 30, 31, 32, 33, 33, 34, 34, 35, 35, 36, 36, 37,
 INT16_MIN, INT16_MAX = -32768, 32767
 
 
-def qp_prime(qp, bit_depth: int = 8):
+def qp_prime(qp, *, bit_depth: int = 8):
     """``Qp' = QP + QpBdOffset`` (H.265 7.4.3.2.1: QpBdOffset = 6 * (bit_depth - 8))."""
     return qp + 6 * (bit_depth - 8)
 
@@ -228,7 +228,7 @@ class RateModel(NamedTuple):
     cbf0: float = 0.5
 
 
-def level_bits(level, rate: RateModel = RateModel()):
+def level_bits(level, *, rate: RateModel = RateModel()):
     """Estimated bits of coding ``|level|`` (> 0 part, without the significance flag)."""
     a = jnp.abs(jnp.asarray(level, jnp.float32))
     rem = jnp.maximum(a - 3.0, 0.0)
@@ -271,7 +271,7 @@ def rdoq(coeffs, qp, log2n: int, *, lambda_, bit_depth: int = 8, rate: RateModel
         return ((lf - lv) * unit) ** 2
 
     def cost_nz(lv):  # coded, significant (sig flag paid separately)
-        return dist(lv) + lam * level_bits(lv, rate)
+        return dist(lv) + lam * level_bits(lv, rate=rate)
 
     d0 = dist(0.0)
     j0 = d0 + lam * rate.sig0  # coded as not significant (before the last position)

@@ -64,10 +64,12 @@ def transform_matrix(log2n: int, *, dst: bool = False) -> np.ndarray:
 
 
 def forward_shifts(log2n: int, bit_depth: int) -> tuple[int, int]:
+    """(first, second) stage right shifts of the forward transform (HM ``xTrMxN``)."""
     return log2n + bit_depth - 9, log2n + 6
 
 
 def inverse_shifts(bit_depth: int) -> tuple[int, int]:
+    """(first, second) stage right shifts of the inverse transform (H.265 8.6.4.2: 7, 20 - bitDepth)."""
     return 7, 20 - bit_depth
 
 
