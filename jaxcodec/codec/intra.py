@@ -20,6 +20,11 @@ Kernel contract (stated once, here):
   ``0..2**bit_depth - 1``.
 * ``is_luma`` (static) enables the luma-only tools: reference filtering (4:2:0 chroma is
   never filtered), the DC edge filter and the mode 10/26 edge filters (both for N < 32).
+
+Apply-side helpers: `neighbour_availability` (masks from a reconstructed-unit map),
+`reference_samples_batch`, `predict_batch` (traced modes), `predict_all_modes` (all 35 modes
+of many blocks, the encoder's mode search), `most_probable_modes` (8.4.2) and
+`chroma_intra_mode` (8.4.3).
 """
 
 from __future__ import annotations
