@@ -107,12 +107,10 @@ def load_train_config(name_or_path: str, **overrides) -> ProxyTrainConfig:
 
 
 def resolve_target(name: str, *, gop: int):
-    """The target `Codec` by name from the jaxcodec codec registry; clear error if unavailable."""
-    try:
-        from jaxcodec.codecs import registry
-    except ImportError:
-        raise CodecUnavailableError("no codec registry in this jaxcodec (jaxcodec.codecs.registry is missing)") from None
-    return registry.get_codec(name, gop=gop)
+    """The target `Codec` by name (`proxy.targets.resolve_target`)."""
+    from proxy.targets import resolve_target as resolve
+
+    return resolve(name, gop=gop)
 
 
 class Batch(NamedTuple):
