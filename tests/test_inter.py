@@ -105,7 +105,7 @@ class MotionCompensation(chex.TestCase):
                     rng.integers(0, 1 << bit_depth, (npics, h // 2, w // 2)).astype(np.int32))
             ref_list = np.array([[2, 0], [1, 2]], np.int32)
             d, cus = _random_decisions(rng, h, w, 2)
-            mc = self.variant(lambda a, b, c, dd, rl: inter.motion_compensate(a, b, c, dd, rl, bit_depth=bit_depth))
+            mc = self.variant(lambda a, b, c, dd, rl: inter.motion_compensate(a, b, c, dd, ref_list=rl, bit_depth=bit_depth))
             got = mc(*refs, d, ref_list)
             want = _block_by_block(refs, ref_list, d, cus, bit_depth)
             for g, wnt in zip(got, want):
@@ -125,7 +125,7 @@ def test_motion_compensation_compiles_once():
     rng = np.random.default_rng(9)
     h, w = 16, 16
     refs = (rng.integers(0, 256, (2, h, w)), rng.integers(0, 256, (2, 8, 8)), rng.integers(0, 256, (2, 8, 8)))
-    f = jax.jit(chex.assert_max_traces(lambda a, b, c, d, rl: inter.motion_compensate(a, b, c, d, rl), n=1))
+    f = jax.jit(chex.assert_max_traces(lambda a, b, c, d, rl: inter.motion_compensate(a, b, c, d, ref_list=rl), n=1))
     for _ in range(3):
         d, _ = _random_decisions(rng, h, w, 2)
         f(*(jnp.asarray(r, jnp.int32) for r in refs), jax.tree.map(jnp.asarray, d), jnp.array([[0, 1], [1, 0]]))
@@ -160,3 +160,13 @@ def test_motion_geometry_on_ramps():
     np.testing.assert_allclose(p([1, 3]), plane[16:20, 12:16] + 3 * 0.25 + 5 * 0.75, atol=0.25)
     c = np.asarray(inter.predict_block(plane[::2, ::2], 4, 4, 2, 2, np.array([4, 0]), is_luma=False)) / 64.0
     np.testing.assert_allclose(c, plane[::2, ::2][4:6, 4:6] + 3, atol=0.01)  # 4 eighths = half chroma sample
+
+
+def test_default_ref_list_is_identity():
+    rng = np.random.default_rng(13)
+    refs = [rng.integers(0, 256, s).astype(np.int32) for s in ((3, 16, 16), (3, 8, 8), (3, 8, 8))]
+    d, _ = _random_decisions(rng, 16, 16, 3)
+    a = inter.motion_compensate(*refs, d)
+    b = inter.motion_compensate(*refs, d, ref_list=np.array([[0, 1, 2], [0, 1, 2]]))
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

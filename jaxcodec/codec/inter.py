@@ -136,14 +136,15 @@ def _mc_plane(refs, slots, mvs, *, is_luma: bool, bit_depth: int):
     return jnp.swapaxes(pred, 1, 2).reshape(h4 * u, w4 * u)
 
 
-def motion_compensate(refs_y, refs_u, refs_v, decisions: BlockDecisions, ref_list, *, bit_depth: int = 8):
+def motion_compensate(refs_y, refs_u, refs_v, decisions: BlockDecisions, *, ref_list=None, bit_depth: int = 8):
     """Inter prediction of a whole frame from its block decisions (H.265 8.5.3.3).
 
     Args:
       refs_y, refs_u, refs_v: decoded picture buffer stacks ``(P, H, W)`` and ``(P, H/2, W/2)``.
       decisions: the frame's `BlockDecisions` (grid ``(H/4, W/4)``); ``mv``, ``ref_idx``,
         ``inter_dir`` and ``pred_mode`` are read. MVs are constant per 4x4 luma unit.
-      ref_list: int ``(2, R)``: DPB slot of ``(list, ref_idx)`` (RefPicList0/1).
+      ref_list: int ``(2, R)``: DPB slot of ``(list, ref_idx)`` (RefPicList0/1). Default:
+        slot = ref_idx for both lists (P frames, or B frames whose lists are identical).
 
     Returns:
       ``(pred_y, pred_u, pred_v)`` int32 sample planes; inter units carry the uni- or
@@ -154,6 +155,8 @@ def motion_compensate(refs_y, refs_u, refs_v, decisions: BlockDecisions, ref_lis
     chex.assert_type([refs_y, refs_u, refs_v], int)
     h4, w4 = decisions.grid_shape
     chex.assert_shape(refs_y, (None, 4 * h4, 4 * w4))
+    if ref_list is None:
+        ref_list = jnp.tile(jnp.arange(refs_y.shape[0], dtype=jnp.int32), (2, 1))
     ref_list = jnp.asarray(ref_list, jnp.int32)
     chex.assert_rank(ref_list, 2)
     ref_idx = jnp.asarray(decisions.ref_idx, jnp.int32)
