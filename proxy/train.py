@@ -48,7 +48,8 @@ class ProxyTrainConfig:
       batch_size: sequences per step (paper 004: 4); must divide by the device count.
       patch: luma patch size (multiple of 32, the downsampling factor).
       phase1_steps / phase2_steps: steps of eq. 1 and eq. 2.
-      calibration_batches: batches used for the eq. 3 least-squares fit and the scatter plot.
+      calibration_frames: frames per training clip (whole frames, QPs qp_min..qp_max step 5)
+        used for the eq. 3 least-squares fit and the scatter plot.
       learning_rate: peak Adam step size, cosine-decayed to 10% in each phase (paper 004: 1e-4
         constant over 500k steps; short CPU runs need more).
       seed: data and initialisation seed.
@@ -74,7 +75,7 @@ class ProxyTrainConfig:
     patch: int = 64
     phase1_steps: int = 2000
     phase2_steps: int = 1000
-    calibration_batches: int = 16
+    calibration_frames: int = 16
     learning_rate: float = 1e-3
     seed: int = 0
     clips: tuple[str, ...] = ("carphone", "bikes", "generated")
@@ -178,16 +179,7 @@ def make_steps(graphdef, optimizer_transform, optimizer_hyper):
         updates, opt = optimizer_hyper.update(grads, state.opt_hyper, state.hyper)
         return state._replace(hyper=optax.apply_updates(state.hyper, updates), opt_hyper=opt, step=state.step + 1), loss
 
-    @jax.jit
-    def evaluate(state: TrainState, batch: Batch):
-        """Hard-rounded proxy: reconstruction and R_M^hyp, the quantities aligned to the target."""
-        from proxy.entropy_models import hard_round
-
-        model = nnx.merge(graphdef, state.transform, state.hyper)
-        coder = ForwardCoder(rate_surrogate=hard_round, synthesis_surrogate=hard_round, key=batch.key)
-        return code_gop(model, batch.source, batch.qp_index, coder)
-
-    return phase1_step, phase2_step, evaluate
+    return phase1_step, phase2_step
 
 
 def _to_tensor(frames):
@@ -254,7 +246,7 @@ def train(config: ProxyTrainConfig, *, target, target_name: str, out_dir: str | 
     opt_t, opt_h = make_optimizers(config)
     state = TrainState(transform, hyper, opt_t.init(transform), opt_h.init(hyper), jnp.asarray(0, jnp.int32))
     state = jax.device_put(state, replicated)
-    phase1_step, phase2_step, evaluate = make_steps(graphdef, opt_t, opt_h)
+    phase1_step, phase2_step = make_steps(graphdef, opt_t, opt_h)
 
     manager = ocp.CheckpointManager(out_dir / "checkpoints", options=ocp.CheckpointManagerOptions(max_to_keep=2))
     start = 0
@@ -317,20 +309,13 @@ def train(config: ProxyTrainConfig, *, target, target_name: str, out_dir: str | 
     if end < config.total_steps:
         return TrainResult(end, None, timing, None)
 
-    # eq. 3 on held-apart batches (different seed stream), and the alignment scatter
-    rows = []
-    for i in range(config.calibration_batches):
-        pb = sample_batch(pool, seed=config.seed + 7919, step=i, batch=config.batch_size, patch=config.patch,
-                          gop=config.gop, qp_range=qp_range)
-        tb = run_target(target, pb, gop=config.gop)
-        recon, bits = evaluate(state, device_batch(i, tb))
-        rows.append(_alignment_rows(np.asarray(recon), np.asarray(bits), tb))
-    table = {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
-    pixels = config.patch * config.patch
-    calibration = fit_calibration(table["bits_hyp"] / pixels, table["bits_target"] / pixels, table["intra"])
-    _scatter_png(out_dir / "alignment.png", table, calibration, pixels, target_name)
-
     final = nnx.merge(graphdef, state.transform, state.hyper)
+    table = alignment_table(final, target, pool, gop=config.gop, frames=config.calibration_frames,
+                            qps=tuple(range(config.qp_min, config.qp_max + 1, 5)))
+    calibration = fit_calibration(table["bits_hyp"] / table["pixels"], table["bits_target"] / table["pixels"],
+                                  table["intra"])
+    _scatter_png(out_dir / "alignment.png", table, calibration, target_name)
+
     extra = {"target": target_name, "steps": config.total_steps, "train_config": dataclasses.asdict(config),
              "timing": timing}
     save_model(out_dir / "model", final, calibration, extra=extra)
@@ -348,26 +333,42 @@ def _timing_summary(codec_times, jax_times) -> dict:
             "steps_timed": len(jax_times) - skip}
 
 
-def _alignment_rows(recon, bits, tb) -> dict:
-    """Per-frame table: proxy/target bits and luma PSNR vs the source."""
-    from proxy.ssf import tensor_to_planes
+def alignment_table(model, target, clips, *, gop: int, frames: int, qps: tuple[int, ...]) -> dict:
+    """Per-frame proxy vs target on whole training clips (eq. 3 fit and the scatter plot).
 
-    y_proxy = np.moveaxis(np.asarray(tensor_to_planes(recon)[0]), 0, 1) * 255.0  # (B, T, H, W)
-    src = np.asarray(tb.source.y, np.float64)
-    tgt = np.asarray(tb.recon.y, np.float64)
+    Each clip's first ``frames`` frames are coded by the target and by the proxy
+    (`proxy.ssf.estimate_clip`, same GOP); the first GOP is dropped because the target's
+    first packet carries the stream headers. Returns arrays: bits_hyp, bits_target,
+    psnr_proxy, psnr_target (luma, vs source), intra, qp, pixels.
+    """
+    from proxy.ssf import estimate_clip
 
-    def psnr(a, b):
-        mse = np.mean((a - b) ** 2, axis=(-2, -1))
-        return 10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10))
+    rows = {k: [] for k in ("bits_hyp", "bits_target", "psnr_proxy", "psnr_target", "intra", "qp", "pixels")}
+    for clip in clips:
+        n = min(frames, clip.y.shape[0]) // gop * gop
+        if n < 2 * gop:
+            continue
+        clip = clip[:n]
+        src = np.asarray(clip.y, np.float64)[gop:]
+        for qp in qps:
+            result = target.encode(clip, qp=qp)
+            est = estimate_clip(model, clip, qp=qp, gop=gop)
+            rows["bits_hyp"].append(est.bits_hyp[gop:])
+            rows["bits_target"].append(np.asarray(result.bits_per_frame, np.float64)[gop:])
+            rows["psnr_proxy"].append(_psnr(np.asarray(est.recon.y, np.float64)[gop:], src))
+            rows["psnr_target"].append(_psnr(np.asarray(result.recon.y, np.float64)[gop:], src))
+            rows["intra"].append(np.arange(gop, n) % gop == 0)
+            rows["qp"].append(np.full(n - gop, qp))
+            rows["pixels"].append(np.full(n - gop, clip.height * clip.width, np.float64))
+    return {k: np.concatenate(v) for k, v in rows.items()}
 
-    b, t = tb.bits.shape
-    return {"bits_hyp": np.asarray(bits).T.reshape(-1), "bits_target": tb.bits.reshape(-1).astype(np.float64),
-            "psnr_proxy": psnr(np.round(np.clip(y_proxy, 0, 255)), src).reshape(-1),
-            "psnr_target": psnr(tgt, src).reshape(-1),
-            "intra": np.tile(np.arange(t) == 0, b), "qp": np.repeat(tb.qp, t)}
+
+def _psnr(a, b):
+    mse = np.mean((a - b) ** 2, axis=(-2, -1))
+    return 10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10))
 
 
-def _scatter_png(path: Path, table: dict, calibration, pixels: int, target_name: str) -> None:
+def _scatter_png(path: Path, table: dict, calibration, target_name: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -375,7 +376,7 @@ def _scatter_png(path: Path, table: dict, calibration, pixels: int, target_name:
 
     from proxy.ssf import apply_calibration
 
-    rm = apply_calibration(calibration, table["bits_hyp"], table["intra"], pixels)
+    rm = np.asarray(apply_calibration(calibration, table["bits_hyp"], table["intra"], table["pixels"]))
     fig, ax = plt.subplots(1, 2, figsize=(10, 4.5))
     for sel, label in ((table["intra"], "intra"), (~table["intra"], "inter")):
         ax[0].scatter(table["bits_target"][sel], rm[sel], s=6, label=label)

@@ -12,7 +12,7 @@ from proxy.train import ProxyTrainConfig, load_train_config, resolve_target, tra
 
 TINY = dict(intra_channels=8, intra_latent=8, flow_channels=8, flow_latent=8, residual_channels=8, residual_latent=8,
             hyper_channels=8, hyper_latent=4, batch_size=2, gop=2, phase1_steps=2, phase2_steps=2,
-            calibration_batches=1, checkpoint_every=1, clips=("generated",))
+            calibration_frames=8, checkpoint_every=1, clips=("generated",))
 
 
 def _params(run_dir):
@@ -57,7 +57,7 @@ def test_unknown_or_missing_target_codec(monkeypatch):
 def test_config_rejects_unknown_keys_and_held_out_clips(tmp_path):
     with pytest.raises(ConfigError, match="unknown key"):
         load_train_config("proxy_small", batchsize=3)
-    assert load_train_config("proxy_small").model_config().intra_latent == 48
+    assert load_train_config("proxy_small").model_config().intra_latent == 64
     from proxy.data import load_pool
 
     with pytest.raises(ConfigError, match="held out"):
