@@ -129,3 +129,14 @@ def test_checkpoint_from_another_config(tmp_path, tiny):
         load_model(tmp_path / "m", ModelConfig())
     with pytest.raises(ModelError, match="not a proxy model"):
         load_model(tmp_path)
+
+
+def test_clip_estimate_compiles_once_per_shape(tiny, carphone):
+    from proxy.ssf import _estimate_gop, estimate_clip
+
+    before = _estimate_gop._cache_size()
+    a = estimate_clip(tiny, carphone[:4], qp=22)
+    b = estimate_clip(tiny, carphone[:4], qp=42)
+    assert _estimate_gop._cache_size() == before + 1  # QP is traced, not static
+    assert a.bits_hyp.shape == (4,) and np.all(np.isfinite(a.bits_hyp))
+    assert b.bits_hyp.sum() < a.bits_hyp.sum()  # coarser quantizer at QP 42 (step-size law)
