@@ -1,0 +1,86 @@
+"""``jaxcodec wrap encode|decode`` and ``jaxcodec train wrappers`` (paper 004 neural wrappers).
+
+    jaxcodec wrap encode IN --codec x264 --qp 32 -o OUT.mp4     # P, then the real encoder
+    jaxcodec wrap decode OUT.mp4 -o REC.y4m                     # the real decoder, then O
+    jaxcodec train wrappers --target x264 --proxy models/proxy_x264_small \\
+        --config configs/wrappers_small.toml --out runs/wrappers_x264 --export models/wrapper_x264_small
+
+Re-running the same training command resumes from the last checkpoint in ``--out``. The
+module top level does not import JAX (see `runtime.cli`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register_encode(subparsers) -> None:
+    p = subparsers.add_parser("encode", help="preprocess with P, then encode with a real codec into a standard container",
+                              description="P, then the real encoder; the output plays in any player.")
+    p.add_argument("input", help="Y4M/YUV/container file or clip name")
+    p.add_argument("--codec", default="x264", help="registered codec (x264, x265, svtav1, ours:ra, ...)")
+    p.add_argument("--qp", type=int, required=True, help="the codec's QP")
+    p.add_argument("-o", "--output", required=True, help="output container (.mp4/.mkv, or what the codec writes)")
+    p.add_argument("--model", default=None, help="wrapper model directory (default: models/wrapper_x264_small)")
+    p.add_argument("--no-wrapper", action="store_true", help="bypass P (bit-identical to the bare codec)")
+    p.add_argument("--frames", type=int, default=None, help="encode at most this many frames")
+    p.set_defaults(func=_encode)
+
+
+def register_decode(subparsers) -> None:
+    p = subparsers.add_parser("decode", help="decode with the real decoder, then postprocess with O",
+                              description="The real decoder (FFmpeg), then O; writes Y4M or raw YUV.")
+    p.add_argument("input", help="stream written by `jaxcodec wrap encode` (any container FFmpeg reads)")
+    p.add_argument("-o", "--output", required=True, help="output .y4m or .yuv")
+    p.add_argument("--model", default=None, help="wrapper model directory (default: models/wrapper_x264_small)")
+    p.add_argument("--no-wrapper", action="store_true", help="bypass O (plain decode)")
+    p.set_defaults(func=_decode)
+
+
+def register_train(subparsers) -> None:
+    p = subparsers.add_parser("wrappers", help="train pre/post wrappers end to end through the proxy (paper 004 Alg. 1)",
+                              description="Algorithm 1 of paper 004: iterative refinement with stop-gradient.")
+    p.add_argument("--target", required=True, help="target codec name (x264, x265, svtav1, ...)")
+    p.add_argument("--proxy", required=True, help="pretrained proxy model directory (jaxcodec train proxy --export)")
+    p.add_argument("--config", default="wrappers_small", help="training config name in configs/ or a .toml path")
+    p.add_argument("--out", default=None, help="run directory (checkpoints/, metrics.jsonl, images/, model/)")
+    p.add_argument("--export", default=None, help="also save the final wrapper to this directory")
+    p.add_argument("--steps", type=int, default=None, help="override the config's step count")
+    p.add_argument("--stop-at", type=int, default=None, help="stop after this step (resume later with the same command)")
+    for flag, field in (("--pre-only", "post"), ("--post-only", "pre"), ("--no-stop-gradient", "stop_gradient"),
+                        ("--no-iterative-update", "iterative_update"), ("--no-pretraining", "pretrained")):
+        p.add_argument(flag, dest=field, action="store_const", const=False, default=None, help=f"ablation: {field} = false")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_train)
+
+
+def _encode(args: argparse.Namespace) -> int:
+    from wrappers.deploy import encode_file
+
+    print(json.dumps(encode_file(args.input, args.output, codec_name=args.codec, qp=args.qp, model=args.model,
+                                 no_wrapper=args.no_wrapper, max_frames=args.frames)))
+    return 0
+
+
+def _decode(args: argparse.Namespace) -> int:
+    from wrappers.deploy import decode_file
+
+    print(json.dumps(decode_file(args.input, args.output, model=args.model, no_wrapper=args.no_wrapper)))
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from wrappers.deploy import get_codec
+    from wrappers.train import load_train_config, train
+
+    config = load_train_config(args.config, steps=args.steps, pre=args.pre, post=args.post,
+                               stop_gradient=args.stop_gradient, iterative_update=args.iterative_update,
+                               pretrained=args.pretrained)
+    target = get_codec(args.target, gop=config.gop)
+    out = args.out or f"runs/wrappers_{args.target}"
+    result = train(config, target=target, target_name=args.target, proxy_path=args.proxy, out_dir=out,
+                   stop_at=args.stop_at, progress=not args.no_progress, export_to=args.export)
+    print(json.dumps({"step": result.step, "model": str(result.model_dir) if result.model_dir else None,
+                      "last": result.last}))
+    return 0

@@ -1,0 +1,111 @@
+"""Neural pre- and postprocessors P and O of paper 004 (section 3.2, Fig. 1), in YUV 4:2:0.
+
+Both are the same small residual CNN. They work on the proxy's 4:2:0 tensor layout
+(`proxy.ssf.frames_to_tensor`): the luma plane pixel-unshuffled into its four 2x2 phases plus
+Cb and Cr, ``(..., H/2, W/2, 6)`` in [0, 1]. Every channel then sits on the chroma grid, so one
+convolution sees co-sited luma and chroma samples; chroma is never up- or downsampled and luma
+keeps its full resolution (a 3x3 kernel on the phase planes spans 6x6 luma samples).
+
+    x (6 ch) ─conv3x3─relu─[conv3x3─relu─conv3x3 (+)] x blocks─conv3x3─(+ x)─> y
+
+The last convolution starts at zero, so an untrained wrapper is the identity and training
+starts from the bare codec. "No wrapper" does not rely on that: `apply_wrapper` with
+``net=None`` (or a disabled config) returns its input unchanged, so the deployed encoder sees
+the source samples themselves (bit-identical to the bare codec, tests/test_wrappers_deploy.py).
+
+`SIZE_FACTOR` (2: frame sizes must be even for the phase layout) and `CHROMA_FORMAT` are
+recorded in every checkpoint so that a wrapper trained for another layout is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import chex
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jaxcodec.errors import ConfigError, InputError
+from jaxcodec.frame import Frame, make_frame
+
+CHROMA_FORMAT = "420"
+SIZE_FACTOR = 2  # luma samples per tensor sample; width and height must be multiples of it
+CHANNELS = 6  # 4 luma phases + Cb + Cr
+
+
+@dataclasses.dataclass(frozen=True)
+class NetConfig:
+    """Architecture of one wrapper network (P or O).
+
+    Attributes:
+      channels: hidden feature channels.
+      blocks: residual blocks (two 3x3 convolutions each); 0 keeps only head and tail.
+      enabled: False makes the network the exact identity (no parameters are used).
+    """
+
+    channels: int = 24
+    blocks: int = 2
+    enabled: bool = True
+
+    def __post_init__(self):
+        if self.channels <= 0 or self.blocks < 0:
+            raise ConfigError(f"NetConfig needs channels > 0 and blocks >= 0, got {self.channels}, {self.blocks}")
+
+
+class ResidualCNN(nnx.Module):
+    """Global-residual CNN on the 6-channel 4:2:0 tensor: ``y = x + f(x)``, f(x) = 0 at init."""
+
+    def __init__(self, config: NetConfig, *, rngs: nnx.Rngs):
+        c = config.channels
+        self.head = nnx.Conv(CHANNELS, c, (3, 3), rngs=rngs)
+        self.blocks = nnx.List([nnx.List([nnx.Conv(c, c, (3, 3), rngs=rngs), nnx.Conv(c, c, (3, 3), rngs=rngs)])
+                                for _ in range(config.blocks)])
+        self.tail = nnx.Conv(c, CHANNELS, (3, 3), kernel_init=nnx.initializers.zeros, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        chex.assert_axis_dimension(x, -1, CHANNELS)
+        h = jax.nn.relu(self.head(x))
+        for a, b in self.blocks:
+            h = h + b(jax.nn.relu(a(h)))
+        return x + self.tail(h)
+
+
+class Wrapper(nnx.Module):
+    """The pair (P, O). A disabled side holds no network (``None``)."""
+
+    def __init__(self, pre: NetConfig, post: NetConfig, *, rngs: nnx.Rngs):
+        self.pre = ResidualCNN(pre, rngs=rngs) if pre.enabled else None
+        self.post = ResidualCNN(post, rngs=rngs) if post.enabled else None
+
+
+def apply_wrapper(net: ResidualCNN | None, x: jax.Array) -> jax.Array:
+    """``net(x)`` clipped to [0, 1], or ``x`` itself when there is no network (exact bypass)."""
+    if net is None:
+        return x
+    return jnp.clip(net(x), 0.0, 1.0)
+
+
+def check_frames(frames: Frame) -> None:
+    """Frames a wrapper can process: 8/10-bit 4:2:0 with even width and height."""
+    if frames.chroma_format != CHROMA_FORMAT:
+        raise InputError(f"wrappers process 4:{CHROMA_FORMAT[1]}:{CHROMA_FORMAT[2]} only, got {frames.chroma_format}")
+    if frames.height % SIZE_FACTOR or frames.width % SIZE_FACTOR:
+        raise InputError(f"frame size {frames.width}x{frames.height} is not a multiple of {SIZE_FACTOR}")
+
+
+def frames_to_tensor(frames: Frame) -> jax.Array:
+    """uint Frame ``(..., H, W)`` -> float ``(..., H/2, W/2, 6)`` in [0, 1] (the proxy's layout)."""
+    from proxy.ssf import frames_to_tensor as to_tensor
+
+    return to_tensor(frames.y, frames.u, frames.v, frames.peak)
+
+
+def tensor_to_frames(x: jax.Array, *, bit_depth: int = 8) -> Frame:
+    """Float tensor in [0, 1] -> rounded uint Frame (what a real encoder receives)."""
+    from proxy.ssf import tensor_to_planes
+
+    peak = (1 << bit_depth) - 1
+    dtype = jnp.uint8 if bit_depth == 8 else jnp.uint16
+    y, u, v = (jnp.round(jnp.clip(p, 0.0, 1.0) * peak).astype(dtype) for p in tensor_to_planes(x))
+    return make_frame(y, u, v, bit_depth=bit_depth)

@@ -1,0 +1,477 @@
+"""End-to-end training of the wrappers through the codec proxy: paper 004 Algorithm 1.
+
+Every step, for a batch of source GOPs I_in (random clip, crop and QP per sample, one model
+for the whole QP range):
+
+    I_P = P(I_in)                                 jitted `pre_step`
+    (I_C, R_C) = C(I_P)                           the REAL target codec, on the host
+    theta_g <- MSE(M(I_P), I_C)                   \
+    theta_h <- R_M^hyp (likelihood)                } jitted `proxy_step` (iterative refinement)
+    (alpha, beta) <- MSE(alpha R_hyp + beta, R_C) /
+    I_O_in = sg(I_C - I_M) + I_M                  eq. 8
+    theta_P, theta_O <- eq. 4 on O(I_O_in)        jitted `wrapper_step`
+
+The target codec runs outside the jitted steps, between them, not through a host callback:
+the codec (libx264 & co. through PyAV, or our own runtime codec) is not traceable, and an
+``io_callback`` inside the step would only serialize XLA around a blocking call of the same
+length while forcing the codec's inputs and outputs through the callback boundary; outside,
+the step stays one compiled program per shape (compiled once) and the codec time is simply
+measured and logged per step (``codec_s`` in metrics.jsonl).
+
+The codec encodes ``2 * gop`` frames and the second GOP is kept (as in `proxy.data`): its
+first frame is an IDR picture without the stream headers of the first packet, aligned to
+the proxy's intra frame.
+
+Ablations (paper 004 Tables 3-4) are config switches: ``pre``/``post`` (component),
+``stop_gradient`` (False: O receives I_M), ``iterative_update`` (False: the proxy stays
+frozen), ``pretrained`` (False: start from a random proxy, calibration alpha=1, beta=0).
+
+Runs resume exactly: the batch of step ``s`` is a function of ``(seed, s)``, the noise key is
+``fold_in(seed, s)``, the codec is deterministic (one thread), and the orbax checkpoint
+holds every parameter and optimizer state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from jaxcodec.config import load_config
+from jaxcodec.errors import ConfigError, ModelError
+
+WRAPPER_FORMAT = "jaxcodec-wrapper"
+WRAPPER_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class WrapperTrainConfig:
+    """Wrapper training (paper 004 section 4.1 defaults where the paper gives them).
+
+    Attributes:
+      pre_channels / pre_blocks / post_channels / post_blocks: network sizes (`wrappers.nets.NetConfig`).
+      pre / post: train with P / O (component ablation, Table 3).
+      stop_gradient: eq. 8 input to O; False feeds O the proxy output I_M (Table 4).
+      iterative_update: refine the proxy every step (Algorithm 1); False freezes it (Table 4).
+      pretrained: start from the two-phase pretrained proxy; False from a random one (Table 4).
+      lambda_, l1, ssim, ms_ssim, dlm: eq. 4 weights (`wrappers.loss.LossWeights`).
+      learning_rate: P and O (paper: 1e-4). proxy_learning_rate: theta_g, theta_h, alpha/beta.
+      qp_min / qp_max: QP range sampled per sample (the target's range of interest).
+      steps, batch_size, patch, gop, clips, max_clip_frames, seed: data and schedule.
+      checkpoint_every / image_every: orbax checkpoint and PNG triptych periods in steps.
+    """
+
+    pre_channels: int = 24
+    pre_blocks: int = 2
+    post_channels: int = 24
+    post_blocks: int = 2
+    pre: bool = True
+    post: bool = True
+    stop_gradient: bool = True
+    iterative_update: bool = True
+    pretrained: bool = True
+    lambda_: float = 0.1
+    l1: float = 0.1
+    ssim: float = 0.25
+    ms_ssim: float = 0.25
+    dlm: float = 0.2
+    learning_rate: float = 1e-4
+    proxy_learning_rate: float = 1e-4
+    qp_min: int = 22
+    qp_max: int = 37
+    steps: int = 500
+    batch_size: int = 4
+    patch: int = 64
+    gop: int = 4
+    clips: tuple[str, ...] = ("carphone", "bikes", "generated")
+    max_clip_frames: int = 120
+    seed: int = 0
+    checkpoint_every: int = 50
+    image_every: int = 100
+
+    def __post_init__(self):
+        if not (self.pre or self.post):
+            raise ConfigError("at least one of pre / post must be enabled")
+        if "bigbuckbunny" in self.clips:
+            raise ConfigError("bigbuckbunny is the held-out evaluation clip; do not train on it")
+        if self.qp_min > self.qp_max:
+            raise ConfigError(f"bad QP range {self.qp_min}..{self.qp_max}")
+        if self.patch % 32 or self.patch <= 0:
+            raise ConfigError(f"patch must be a positive multiple of 32 (the proxy's downsampling), got {self.patch}")
+
+    def net_configs(self):
+        from wrappers.nets import NetConfig
+
+        return (NetConfig(self.pre_channels, self.pre_blocks, self.pre),
+                NetConfig(self.post_channels, self.post_blocks, self.post))
+
+    def loss_weights(self):
+        from wrappers.loss import LossWeights
+
+        return LossWeights(self.lambda_, self.l1, self.ssim, self.ms_ssim, self.dlm)
+
+
+def load_train_config(name_or_path: str, **overrides) -> WrapperTrainConfig:
+    """Config from ``configs/<name>.toml`` or a path; unknown keys raise `ConfigError`."""
+    if "clips" in overrides and overrides["clips"] is not None:
+        overrides["clips"] = tuple(overrides["clips"])
+    config = load_config(WrapperTrainConfig, name_or_path, **{k: v for k, v in overrides.items() if v is not None})
+    return dataclasses.replace(config, clips=tuple(config.clips))
+
+
+class TrainState(NamedTuple):
+    wrapper: Any
+    transform: Any
+    hyper: Any
+    calib: Any  # (4,) alpha_intra, beta_intra, alpha_inter, beta_inter (eq. 3)
+    opt_wrapper: Any
+    opt_transform: Any
+    opt_hyper: Any
+    opt_calib: Any
+    step: Any
+
+
+class Steps(NamedTuple):
+    pre: Any
+    proxy: Any
+    wrapper: Any
+
+
+def _calibration(calib):
+    from proxy.ssf import Calibration
+
+    return Calibration(calib[0], calib[1], calib[2], calib[3])
+
+
+def make_steps(config: WrapperTrainConfig, wrapper_graph, proxy_graph, optimizers) -> Steps:
+    """The three jitted pure steps of Algorithm 1 (the codec runs between ``pre`` and ``proxy``)."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from flax import nnx
+
+    from proxy.coders import ForwardCoder
+    from proxy.entropy_models import noise_quantize, ste_round
+    from proxy.ssf import apply_calibration, code_gop
+    from wrappers.loss import wrapper_loss
+    from wrappers.nets import apply_wrapper
+
+    opt_w, opt_t, opt_h, opt_c = optimizers
+    weights = config.loss_weights()
+
+    @jax.jit
+    def pre(wrapper, source):
+        return apply_wrapper(nnx.merge(wrapper_graph, wrapper).pre, source)
+
+    def pixels(x):
+        return 4 * x.shape[-3] * x.shape[-2]
+
+    def intra_flags(x):
+        return (jnp.arange(x.shape[0]) == 0)[:, None]
+
+    @jax.jit
+    def proxy(state: TrainState, i_p, i_c, bits_c, qp_index, key):
+        """Iterative refinement: theta_g on MSE to I_C, theta_h on likelihood, alpha/beta on rate MSE."""
+
+        def run(transform, hyper):
+            model = nnx.merge(proxy_graph, transform, hyper)
+            coder = ForwardCoder(rate_surrogate=noise_quantize, synthesis_surrogate=ste_round, key=key)
+            recon, bits = code_gop(model, i_p, qp_index, coder)
+            return jnp.mean((recon - i_c) ** 2), jnp.mean(bits) / pixels(i_p), bits
+
+        (mse, bpp, bits_hyp), vjp = jax.vjp(run, state.transform, state.hyper)
+        g_t, _ = vjp((jnp.ones_like(mse), jnp.zeros_like(bpp), jnp.zeros_like(bits_hyp)))
+        _, g_h = vjp((jnp.zeros_like(mse), jnp.ones_like(bpp), jnp.zeros_like(bits_hyp)))
+
+        def calib_loss(calib):
+            r_m = apply_calibration(_calibration(calib), jax.lax.stop_gradient(bits_hyp), intra_flags(i_p), pixels(i_p))
+            return jnp.mean(((r_m - bits_c) / pixels(i_p)) ** 2)
+
+        c_loss, g_c = jax.value_and_grad(calib_loss)(state.calib)
+        u_t, o_t = opt_t.update(g_t, state.opt_transform, state.transform)
+        u_h, o_h = opt_h.update(g_h, state.opt_hyper, state.hyper)
+        u_c, o_c = opt_c.update(g_c, state.opt_calib, state.calib)
+        new = state._replace(transform=optax.apply_updates(state.transform, u_t), opt_transform=o_t,
+                             hyper=optax.apply_updates(state.hyper, u_h), opt_hyper=o_h,
+                             calib=optax.apply_updates(state.calib, u_c), opt_calib=o_c)
+        return new, {"proxy_mse": mse, "proxy_bpp": bpp, "calib_mse": c_loss}
+
+    def end_to_end(wrapper, state: TrainState, source, i_c, qp_index, key):
+        net = nnx.merge(wrapper_graph, wrapper)
+        i_p = apply_wrapper(net.pre, source)
+        model = nnx.merge(proxy_graph, jax.lax.stop_gradient(state.transform), jax.lax.stop_gradient(state.hyper))
+        coder = ForwardCoder(rate_surrogate=ste_round, synthesis_surrogate=ste_round, key=key)
+        i_m, bits_hyp = code_gop(model, i_p, qp_index, coder)
+        r_m = apply_calibration(_calibration(jax.lax.stop_gradient(state.calib)), bits_hyp, intra_flags(i_p), pixels(i_p))
+        o_in = stop_gradient_input(i_c, i_m) if config.stop_gradient else i_m
+        out = apply_wrapper(net.post, o_in)
+        terms = wrapper_loss(source, out, r_m / pixels(i_p), weights)
+        return terms.total, (terms, out)
+
+    @jax.jit
+    def wrapper(state: TrainState, source, i_c, qp_index, key):
+        (loss, (terms, out)), grads = jax.value_and_grad(end_to_end, has_aux=True)(state.wrapper, state, source, i_c,
+                                                                                  qp_index, key)
+        updates, opt = opt_w.update(grads, state.opt_wrapper, state.wrapper)
+        new = state._replace(wrapper=optax.apply_updates(state.wrapper, updates), opt_wrapper=opt, step=state.step + 1)
+        return new, terms._asdict(), out
+
+    return Steps(pre, proxy, wrapper)
+
+
+def stop_gradient_input(i_c, i_m):
+    """Eq. 8: ``sg(I_C - I_M) + I_M``: the value of I_C, the gradient of I_M."""
+    import jax
+
+    return jax.lax.stop_gradient(i_c - i_m) + i_m
+
+
+# --------------------------------------------------------------------------- model files
+
+
+def save_wrapper(path: str | Path, wrapper, *, meta: dict) -> None:
+    """Params (orbax) + meta.json (format, colour format, size factor, net configs) under ``path``."""
+    import shutil
+
+    import orbax.checkpoint as ocp
+    from flax import nnx
+
+    from jaxcodec.io import atomic_write_bytes
+    from wrappers.nets import CHROMA_FORMAT, SIZE_FACTOR
+
+    path = Path(path).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    if (path / "state").exists():
+        shutil.rmtree(path / "state")
+    ckpt = ocp.StandardCheckpointer()
+    ckpt.save(path / "state", nnx.to_pure_dict(nnx.state(wrapper, nnx.Param)))
+    ckpt.wait_until_finished()
+    full = {"format": WRAPPER_FORMAT, "version": WRAPPER_VERSION, "chroma_format": CHROMA_FORMAT,
+            "size_factor": SIZE_FACTOR, **meta}
+    atomic_write_bytes(path / "meta.json", json.dumps(full, indent=2, sort_keys=True).encode())
+
+
+def load_wrapper(path: str | Path):
+    """Load a wrapper; a model for another format, colour format or size factor raises `ModelError`."""
+    import orbax.checkpoint as ocp
+    from flax import nnx
+
+    from wrappers.nets import CHROMA_FORMAT, SIZE_FACTOR, NetConfig, Wrapper
+
+    path = Path(path).resolve()
+    meta_path = path / "meta.json"
+    if not meta_path.is_file():
+        raise ModelError(f"{path}: not a wrapper model directory (no meta.json)")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except ValueError as e:
+        raise ModelError(f"{meta_path}: unreadable ({e})") from None
+    if meta.get("format") != WRAPPER_FORMAT or meta.get("version") != WRAPPER_VERSION:
+        raise ModelError(f"{path}: not a {WRAPPER_FORMAT} v{WRAPPER_VERSION} model "
+                         f"(format {meta.get('format')!r} v{meta.get('version')})")
+    if meta.get("chroma_format") != CHROMA_FORMAT:
+        raise ModelError(f"{path}: wrapper trained for chroma format {meta.get('chroma_format')!r}; "
+                         f"this build processes {CHROMA_FORMAT!r}")
+    if meta.get("size_factor") != SIZE_FACTOR:
+        raise ModelError(f"{path}: wrapper trained with size factor {meta.get('size_factor')}; "
+                         f"this build uses {SIZE_FACTOR}")
+    try:
+        pre, post = NetConfig(**meta["pre"]), NetConfig(**meta["post"])
+    except (KeyError, TypeError, ConfigError) as e:
+        raise ModelError(f"{meta_path}: bad network config ({e})") from None
+    wrapper = Wrapper(pre, post, rngs=nnx.Rngs(0))
+    state = nnx.state(wrapper, nnx.Param)
+    try:
+        restored = ocp.StandardCheckpointer().restore(path / "state", nnx.to_pure_dict(state))
+    except Exception as e:  # orbax raises many types for a structure mismatch
+        raise ModelError(f"{path}: checkpoint does not match its config ({type(e).__name__})") from None
+    nnx.replace_by_pure_dict(state, restored)
+    nnx.update(wrapper, state)
+    return wrapper, meta
+
+
+# --------------------------------------------------------------------------- training loop
+
+
+class TrainResult(NamedTuple):
+    step: int
+    model_dir: Path | None
+    last: dict
+
+
+def _yuv_to_rgb(x):
+    """(H/2, W/2, 6) tensor -> (H, W, 3) BT.601 RGB in [0, 1] (chroma repeated 2x2) for PNGs."""
+    import numpy as np
+
+    from proxy.ssf import tensor_to_planes
+
+    y, u, v = (np.asarray(p, np.float32) for p in tensor_to_planes(x))
+    u, v = (np.repeat(np.repeat(c, 2, 0), 2, 1) - 0.5 for c in (u, v))
+    rgb = np.stack([y + 1.402 * v, y - 0.344136 * u - 0.714136 * v, y + 1.772 * u], -1)
+    return np.clip(rgb, 0, 1)
+
+
+def write_triptych(path: Path, source, i_p, i_c, out) -> None:
+    """Paper 004 Fig. 5 style strip: source | P output | codec output | O output."""
+    import numpy as np
+    from matplotlib import pyplot as plt
+
+    strip = np.concatenate([_yuv_to_rgb(a) for a in (source, i_p, i_c, out)], 1)
+    tmp = path.with_suffix(".tmp.png")
+    plt.imsave(tmp, strip)
+    tmp.replace(path)
+
+
+def _to_tensor(frames):
+    """uint8 Frame (B, T, H, W) -> float (T, B, H/2, W/2, 6)."""
+    import jax.numpy as jnp
+
+    from wrappers.nets import frames_to_tensor
+
+    return jnp.moveaxis(frames_to_tensor(frames), 1, 0)
+
+
+def _from_tensor(x):
+    """(T, B, H/2, W/2, 6) float -> uint8 Frame (B, T, H, W) as numpy (codec input)."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    from wrappers.nets import tensor_to_frames
+
+    f = tensor_to_frames(jnp.moveaxis(x, 0, 1))
+    return f.replace(y=np.asarray(f.y), u=np.asarray(f.u), v=np.asarray(f.v))
+
+
+def init_state(config: WrapperTrainConfig, proxy_path: str | Path | None):
+    """Fresh TrainState, graphdefs, optimizers and the proxy metadata."""
+    import jax.numpy as jnp
+    import optax
+    from flax import nnx
+
+    from proxy.ssf import ModelConfig, SSFModel, is_hyper_param, is_transform_param, load_model
+    from wrappers.nets import Wrapper
+
+    if proxy_path is None:
+        raise ConfigError("wrapper training needs a pretrained proxy (--proxy DIR), also for pretrained = false "
+                          "(its architecture is reused)")
+    proxy_model, _, calibration, proxy_meta = load_model(proxy_path)
+    if not config.pretrained:
+        proxy_model = SSFModel(proxy_model.config, rngs=nnx.Rngs(config.seed + 1))
+        calibration = type(calibration)()
+    assert isinstance(proxy_model.config, ModelConfig)
+    if not proxy_model.config.qp_min <= config.qp_min <= config.qp_max <= proxy_model.config.qp_max:
+        raise ConfigError(f"QP range {config.qp_min}..{config.qp_max} is outside the proxy's "
+                          f"{proxy_model.config.qp_min}..{proxy_model.config.qp_max}")
+    pre, post = config.net_configs()
+    wrapper = Wrapper(pre, post, rngs=nnx.Rngs(config.seed))
+    wrapper_graph, wrapper_params = nnx.split(wrapper, nnx.Param)
+    proxy_graph, hyper, transform = nnx.split(proxy_model, is_hyper_param, is_transform_param)
+    optimizers = (optax.adam(config.learning_rate), optax.adam(config.proxy_learning_rate),
+                  optax.adam(config.proxy_learning_rate), optax.adam(config.proxy_learning_rate))
+    calib = jnp.asarray([calibration.alpha_intra, calibration.beta_intra, calibration.alpha_inter,
+                         calibration.beta_inter], jnp.float32)
+    state = TrainState(wrapper_params, transform, hyper, calib, optimizers[0].init(wrapper_params),
+                       optimizers[1].init(transform), optimizers[2].init(hyper), optimizers[3].init(calib),
+                       jnp.asarray(0, jnp.int32))
+    return state, wrapper_graph, proxy_graph, optimizers, proxy_model.config, proxy_meta
+
+
+def train(config: WrapperTrainConfig, *, target, target_name: str, proxy_path: str | Path | None,
+          out_dir: str | Path, stop_at: int | None = None, progress: bool = True,
+          export_to: str | Path | None = None, pool=None) -> TrainResult:
+    """Run (or resume) Algorithm 1; writes checkpoints/, metrics.jsonl, images/, model/ under ``out_dir``."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import orbax.checkpoint as ocp
+    from flax import nnx
+    from tqdm import tqdm
+
+    from proxy.data import PatchBatch, load_pool, run_target, sample_batch
+
+    out_dir = Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run_meta = json.loads(json.dumps({"config": dataclasses.asdict(config), "target": target_name,
+                                      "proxy": str(proxy_path)}))
+    meta_path = out_dir / "run.json"
+    if meta_path.is_file():
+        if json.loads(meta_path.read_text()) != run_meta:
+            raise ModelError(f"{out_dir} holds a run with another config, target or proxy; use a new --out directory")
+    else:
+        meta_path.write_text(json.dumps(run_meta, indent=2))
+
+    state, wrapper_graph, proxy_graph, optimizers, proxy_config, proxy_meta = init_state(config, proxy_path)
+    steps = make_steps(config, wrapper_graph, proxy_graph, optimizers)
+
+    manager = ocp.CheckpointManager(out_dir / "checkpoints", options=ocp.CheckpointManagerOptions(max_to_keep=2))
+    start = 0
+    if manager.latest_step() is not None:
+        start = int(manager.latest_step())
+        abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state)
+        try:
+            state = manager.restore(start, args=ocp.args.StandardRestore(abstract))
+        except Exception as e:
+            raise ModelError(f"{out_dir}/checkpoints: cannot restore step {start} ({type(e).__name__})") from None
+
+    metrics_path = out_dir / "metrics.jsonl"
+    kept = []
+    if metrics_path.is_file():  # rows a killed run wrote after its last checkpoint are redone
+        kept = [ln for ln in metrics_path.read_text().splitlines() if ln and json.loads(ln).get("step", 0) <= start]
+    metrics_path.write_text("".join(ln + "\n" for ln in kept))
+    (out_dir / "images").mkdir(exist_ok=True)
+
+    pool = load_pool(config.clips, max_frames=config.max_clip_frames) if pool is None else pool
+    base_key = jax.random.key(config.seed)
+    end = config.steps if stop_at is None else min(stop_at, config.steps)
+    gop = config.gop
+    row: dict = {}
+    bar = tqdm(total=end, initial=start, disable=not progress, desc="wrappers", unit="step")
+    with open(metrics_path, "a") as log:
+        for step in range(start, end):
+            t0 = time.perf_counter()
+            pb = sample_batch(pool, seed=config.seed, step=step, batch=config.batch_size, patch=config.patch,
+                              gop=gop, qp_range=(config.qp_min, config.qp_max))
+            source = _to_tensor(pb.frames)  # (2*gop, B, ...)
+            i_p_all = steps.pre(state.wrapper, source)
+            i_p_frames = _from_tensor(i_p_all)
+            tb = run_target(target, PatchBatch(i_p_frames, pb.qp), gop=gop)  # host: the real codec
+            i_c = _to_tensor(tb.recon)
+            i_p = _to_tensor(tb.source)  # the rounded samples the codec really received
+            qp_index = jnp.asarray(pb.qp - proxy_config.qp_min, jnp.int32)
+            key = jax.random.fold_in(base_key, step)
+            t1 = time.perf_counter()
+            if config.iterative_update:
+                state, proxy_terms = steps.proxy(state, i_p, i_c, jnp.asarray(tb.bits.T, jnp.float32), qp_index, key)
+            else:
+                proxy_terms = {}
+            state, terms, out = steps.wrapper(state, source[gop:], i_c, qp_index, key)
+            row = {"step": step + 1, **{k: float(v) for k, v in {**terms, **proxy_terms}.items()},
+                   "target_bpp": float(tb.bits.sum() / (tb.bits.size * config.patch ** 2)),
+                   "codec_s": tb.codec_seconds, "jax_s": time.perf_counter() - t1, "step_s": time.perf_counter() - t0}
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+            bar.update(1)
+            bar.set_postfix(loss=f"{row['total']:.4g}", bpp=f"{row['rate_bpp']:.3g}")
+            if config.image_every and (step + 1) % config.image_every == 0:
+                write_triptych(out_dir / "images" / f"step_{step + 1:07d}.png", source[gop, 0], i_p[0, 0],
+                               i_c[0, 0], np.asarray(out[0, 0]))
+            if (step + 1) % config.checkpoint_every == 0 or step + 1 == end:
+                manager.save(step + 1, args=ocp.args.StandardSave(state))
+                manager.wait_until_finished()
+    bar.close()
+    manager.close()
+    if end < config.steps:
+        return TrainResult(end, None, row)
+
+    wrapper = nnx.merge(wrapper_graph, state.wrapper)
+    pre, post = config.net_configs()
+    meta = {"pre": dataclasses.asdict(pre), "post": dataclasses.asdict(post), "target": target_name,
+            "qp_range": [config.qp_min, config.qp_max], "steps": config.steps,
+            "train_config": json.loads(json.dumps(dataclasses.asdict(config))),
+            "proxy": {"path": str(proxy_path), "target": proxy_meta.get("target")}}
+    save_wrapper(out_dir / "model", wrapper, meta=meta)
+    if export_to is not None:
+        save_wrapper(export_to, wrapper, meta=meta)
+    return TrainResult(end, out_dir / "model", row)
