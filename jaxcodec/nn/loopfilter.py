@@ -48,6 +48,8 @@ class ResBlock(nnx.Module):
         self.conv1 = Conv(c, c, 3, qat=qat, rngs=rngs)
         self.act = PReLU(c)
         self.conv2 = Conv(c, c, 3, qat=qat, rngs=rngs)
+        # Small residual branches at init keep 8 un-normalised blocks from blowing up.
+        self.conv2.kernel[...] = self.conv2.kernel[...] * 0.1
 
     def forward(self, ops, x):
         return ops.add(x, ops.conv(self.conv2, ops.prelu(self.act, ops.conv(self.conv1, x))))

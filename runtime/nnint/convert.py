@@ -174,15 +174,19 @@ def _calibrate(nodes, samples: Sequence[Sequence[np.ndarray]]) -> list[float]:
 
 def quantize_graph(nodes: list[FloatNode], outputs: tuple[int, ...], maxes: Sequence[float],
                    input_bounds: Sequence[float], *, act_bits: int = 16, weight_bits: int = 16,
-                   min_weight_bits: int = 10, fast: bool = True) -> Graph:
-    """Float graph + calibrated maxima -> integer graph (shift rules of paper 001 IV-B)."""
+                   min_weight_bits: int = 10, fast: bool = True, headroom_bits: int = 1) -> Graph:
+    """Float graph + calibrated maxima -> integer graph (shift rules of paper 001 IV-B).
+
+    ``headroom_bits``: activation quantizers leave this many bits above the calibrated
+    maximum, for content louder than the calibration set (saturation is the fallback).
+    """
     lim = 2 ** (act_bits - 1) - 1
     wlim = 2 ** (weight_bits - 1) - 1
     out: list[Node] = []
     bounds = iter(input_bounds)
     for i, n in enumerate(nodes):
         qs = [out[j].q for j in n.inputs]
-        q_cal = _q_for(maxes[i], lim)
+        q_cal = _q_for(maxes[i], lim) - headroom_bits
         if n.op == "input":
             b = float(next(bounds))
             q = _q_for(b, lim)
@@ -253,7 +257,7 @@ def quantize_graph(nodes: list[FloatNode], outputs: tuple[int, ...], maxes: Sequ
 
 def convert(model, samples: Sequence[Sequence[np.ndarray]], input_bounds: Sequence[float], *,
             act_bits: int = 16, weight_bits: int = 16, min_weight_bits: int = 10,
-            fast: bool = True) -> Graph:
+            fast: bool = True, headroom_bits: int = 1) -> Graph:
     """Convert ``model`` (with ``forward(ops, *inputs)``) to an integer graph.
 
     Args:
@@ -267,7 +271,8 @@ def convert(model, samples: Sequence[Sequence[np.ndarray]], input_bounds: Sequen
     nodes, outputs = record(model, shapes)
     maxes = _calibrate(nodes, samples)
     return quantize_graph(nodes, outputs, maxes, input_bounds, act_bits=act_bits,
-                          weight_bits=weight_bits, min_weight_bits=min_weight_bits, fast=fast)
+                          weight_bits=weight_bits, min_weight_bits=min_weight_bits, fast=fast,
+                          headroom_bits=headroom_bits)
 
 
 def quantize_inputs(graph: Graph, *xs) -> tuple[np.ndarray, ...]:

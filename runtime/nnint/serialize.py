@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 
 from jaxcodec.errors import ModelError
-from jaxcodec.io.atomic import atomic_write_bytes
 from runtime.nnint.graph import Graph, Node, validate
 
 MAGIC = b"JXNNINT\0"
@@ -104,6 +103,8 @@ def from_bytes(data: bytes, *, name: str = "model") -> Graph:
 
 
 def save(graph: Graph, path: str | Path) -> None:
+    # Imported here: jaxcodec.io pulls in flax, and loading must not need it.
+    from jaxcodec.io import atomic_write_bytes
     atomic_write_bytes(path, to_bytes(graph))
 
 
