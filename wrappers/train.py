@@ -57,7 +57,9 @@ class WrapperTrainConfig:
       iterative_update: refine the proxy every step (Algorithm 1); False freezes it (Table 4).
       pretrained: start from the two-phase pretrained proxy; False from a random one (Table 4).
       lambda_, l1, ssim, ms_ssim, dlm: eq. 4 weights (`wrappers.loss.LossWeights`).
-      learning_rate: P and O (paper: 1e-4). proxy_learning_rate: theta_g, theta_h, alpha/beta.
+      learning_rate: P and O (paper: 1e-4). proxy_learning_rate: theta_g and theta_h.
+      calib_learning_rate: alpha/beta of eq. 3; must track R_C faster than P moves, or P learns
+        patterns that are cheap for the proxy and expensive for the real codec.
       qp_min / qp_max: QP range sampled per sample (the target's range of interest).
       steps, batch_size, patch, gop, clips, max_clip_frames, seed: data and schedule.
       checkpoint_every / image_every: orbax checkpoint and PNG triptych periods in steps.
@@ -79,6 +81,7 @@ class WrapperTrainConfig:
     dlm: float = 0.2
     learning_rate: float = 1e-4
     proxy_learning_rate: float = 1e-4
+    calib_learning_rate: float = 1e-2
     qp_min: int = 22
     qp_max: int = 37
     steps: int = 500
@@ -369,7 +372,7 @@ def init_state(config: WrapperTrainConfig, proxy_path: str | Path | None):
     wrapper_graph, wrapper_params = nnx.split(wrapper, nnx.Param)
     proxy_graph, hyper, transform = nnx.split(proxy_model, is_hyper_param, is_transform_param)
     optimizers = (optax.adam(config.learning_rate), optax.adam(config.proxy_learning_rate),
-                  optax.adam(config.proxy_learning_rate), optax.adam(config.proxy_learning_rate))
+                  optax.adam(config.proxy_learning_rate), optax.adam(config.calib_learning_rate))
     calib = jnp.asarray([calibration.alpha_intra, calibration.beta_intra, calibration.alpha_inter,
                          calibration.beta_inter], jnp.float32)
     state = TrainState(wrapper_params, transform, hyper, calib, optimizers[0].init(wrapper_params),
