@@ -79,8 +79,9 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--width", type=int, default=32)
     ap.add_argument("--lr", type=float, default=5e-4)
-    ap.add_argument("--act-bits", type=int, default=16)
-    ap.add_argument("--min-weight-bits", type=int, default=10)
+    ap.add_argument("--profiles", nargs="+", default=["16:10", "12:4"],
+                    help="act_bits:min_weight_bits per integer conversion to compare")
+    ap.add_argument("--checkpoint", help="orbax dir: restore the float model if present, else save it after training")
     ap.add_argument("--qps", type=int, nargs="+", default=[27, 37])
     args = ap.parse_args()
     if args.train_clip == "bigbuckbunny":
@@ -100,30 +101,37 @@ def main() -> None:
     rng = np.random.default_rng(0)
     model = LumaFilter(LoopFilterConfig(width=args.width), rngs=nnx.Rngs(0))
 
-    # --- brief training on the training clip (64x64 patches, QP 22..37) ---
+    from jaxcodec.nn.loopfilter import restore_checkpoint, save_checkpoint
     train = np.asarray(read_video(args.train_clip, max_frames=8).frames.y)
-    tx = optax.adam(optax.cosine_decay_schedule(args.lr, max(args.steps, 1)))
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    opt_state = tx.init(params)
-    step = make_train_step(tx, graphdef)
-    t0 = time.perf_counter()
-    losses = []
-    for it in range(args.steps):
-        batch_in, batch_t = [], []
-        for _ in range(8):
-            f = train[rng.integers(len(train))]
-            r, c = rng.integers(0, f.shape[0] - 64) // 8 * 8, rng.integers(0, f.shape[1] - 64) // 8 * 8
-            ins, tgt = filter_inputs(f[r:r + 64, c:c + 64], int(rng.choice([22, 27, 32, 37])))
-            batch_in.append(ins)
-            batch_t.append(tgt)
-        ins = tuple(jnp.concatenate(x) for x in zip(*batch_in))
-        params, opt_state, loss = step(params, rest, opt_state, ins, jnp.concatenate(batch_t))
-        losses.append(float(loss))
-    train_s = time.perf_counter() - t0
-    model = nnx.merge(graphdef, params, rest)
+    ckpt = Path(args.checkpoint).absolute() if args.checkpoint else None
+    losses, train_s = [], 0.0
+    if ckpt is not None and ckpt.exists():
+        model = restore_checkpoint(ckpt, model)
+        args.steps = 0
+    else:
+        # --- brief training on the training clip (64x64 patches, QP 22..37) ---
+        tx = optax.adam(optax.cosine_decay_schedule(args.lr, max(args.steps, 1)))
+        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+        opt_state = tx.init(params)
+        step = make_train_step(tx, graphdef)
+        t0 = time.perf_counter()
+        for it in range(args.steps):
+            batch_in, batch_t = [], []
+            for _ in range(8):
+                f = train[rng.integers(len(train))]
+                r, c = rng.integers(0, f.shape[0] - 64) // 8 * 8, rng.integers(0, f.shape[1] - 64) // 8 * 8
+                ins, tgt = filter_inputs(f[r:r + 64, c:c + 64], int(rng.choice([22, 27, 32, 37])))
+                batch_in.append(ins)
+                batch_t.append(tgt)
+            ins = tuple(jnp.concatenate(x) for x in zip(*batch_in))
+            params, opt_state, loss = step(params, rest, opt_state, ins, jnp.concatenate(batch_t))
+            losses.append(float(loss))
+        train_s = time.perf_counter() - t0
+        model = nnx.merge(graphdef, params, rest)
+        if ckpt is not None:
+            save_checkpoint(ckpt, model)
 
-    # --- evaluation clips: calibration on the first frame of each clip (the training clip
-    # would do as well; static calibration only needs the activation ranges) ---
+    # --- evaluation frames (--clips) and calibration crops (training clip) ---
     evals = []
     for clip in args.clips:
         ys = np.asarray(read_video(clip, max_frames=args.frames).frames.y)
@@ -135,28 +143,37 @@ def main() -> None:
         f = train[rng.integers(len(train))]
         r, c = rng.integers(0, f.shape[0] - 144) // 8 * 8, rng.integers(0, f.shape[1] - 176) // 8 * 8
         calib.append(filter_inputs(f[r:r + 144, c:c + 176], (22, 27, 32, 37)[k % 4])[0])
-    graph = convert.convert(model, calib, [INPUT_BOUND] * 5, min_weight_bits=args.min_weight_bits,
-                            act_bits=args.act_bits)
-    ex = execute.make_executor(graph)
-    q_out = graph.nodes[graph.outputs[0]].q
-
     float_fn = jax.jit(lambda *xs: model(*xs))
-    res = collections.defaultdict(list)
-    for ins, tgt in evals:
-        f = np.asarray(float_fn(*ins))
-        xi = convert.quantize_inputs(graph, *ins)
-        it = np.asarray(ex(*xi)[0]) / 2.0**q_out
-        res["unfiltered"].append(psnr(ins[0], tgt))
-        res["float"].append(psnr(np.clip(f, 0, 1), tgt))
-        res["int"].append(psnr(np.clip(it, 0, 1), tgt))
-
     ins0 = evals[0][0]
     h, w = ins0[0].shape[1:3]
-    macs = count_macs(graph, {i: (h, w) for i in graph.inputs})["dense"]
-    xi0 = [jnp.asarray(x) for x in convert.quantize_inputs(graph, *ins0)]
     xf0 = [jnp.asarray(x) for x in ins0]
+    for ins, tgt in evals:
+        res["unfiltered"].append(psnr(ins[0], tgt))
+        res["float"].append(psnr(np.clip(np.asarray(float_fn(*ins)), 0, 1), tgt))
     t_float = median_time(lambda: float_fn(*xf0), args.reps)
-    t_int = median_time(lambda: ex(*xi0), args.reps)
+    profiles = {}
+    for prof in args.profiles:
+        act_bits, mwb = (int(v) for v in prof.split(":"))
+        graph = convert.convert(model, calib, [INPUT_BOUND] * 5, act_bits=act_bits,
+                                min_weight_bits=mwb)
+        ex = execute.make_executor(graph)
+        q_out = graph.nodes[graph.outputs[0]].q
+        p_int = []
+        for ins, tgt in evals:
+            it = np.asarray(ex(*convert.quantize_inputs(graph, *ins))[0]) / 2.0**q_out
+            p_int.append(psnr(np.clip(it, 0, 1), tgt))
+        macs = count_macs(graph, {i: (h, w) for i in graph.inputs})["dense"]
+        xi0 = [jnp.asarray(x) for x in convert.quantize_inputs(graph, *ins0)]
+        t_int = median_time(lambda: ex(*xi0), args.reps)
+        t_f = median_time(lambda: float_fn(*xf0), args.reps)  # interleaved: load drifts
+        profiles[f"a{act_bits}w{mwb}"] = {
+            "paths": dict(collections.Counter(ex.paths.values())),
+            "int_ms": round(t_int * 1e3, 2), "float32_ms_same_pass": round(t_f * 1e3, 2),
+            "int_gmacs": round(macs / t_int / 1e9, 2),
+            "int_vs_float32_speed": round(t_f / t_int, 3),
+            "psnr_int": round(float(np.mean(p_int)), 3),
+            "psnr_float_minus_int": round(float(np.mean(res["float"]) - np.mean(p_int)), 4),
+        }
     ex_int = execute.make_executor(graph, paths={i: "int" for i in ex.paths})
     t_int32 = median_time(lambda: ex_int(*xi0), 3)
 
@@ -164,17 +181,11 @@ def main() -> None:
         "size": f"{w}x{h}", "kmac_per_pixel": round(macs / (h * w) / 1e3, 2),
         "params": param_count(model), "train_steps": args.steps, "train_s": round(train_s, 1),
         "final_loss": float(np.mean(losses[-20:])) if losses else None,
-        "paths": dict(collections.Counter(ex.paths.values())),
-        "float32_ms": round(t_float * 1e3, 2), "int_ms": round(t_int * 1e3, 2),
-        "int32_conv_ms": round(t_int32 * 1e3, 2),
-        "float32_gmacs": round(macs / t_float / 1e9, 2), "int_gmacs": round(macs / t_int / 1e9, 2),
-        "int32_conv_gmacs": round(macs / t_int32 / 1e9, 2),
-        "int_vs_float32_speed": round(t_float / t_int, 3),
+        "float32_ms": round(t_float * 1e3, 2), "float32_gmacs": round(macs / t_float / 1e9, 2),
+        "int32_conv_ms": round(t_int32 * 1e3, 2), "int32_conv_gmacs": round(macs / t_int32 / 1e9, 2),
         "psnr_unfiltered": round(float(np.mean(res["unfiltered"])), 3),
         "psnr_float": round(float(np.mean(res["float"])), 3),
-        "psnr_int": round(float(np.mean(res["int"])), 3),
-        "psnr_float_minus_int": round(float(np.mean(res["float"]) - np.mean(res["int"])), 4),
-        "clips": args.clips, "qps": args.qps,
+        "profiles": profiles, "clips": args.clips, "qps": args.qps,
     }
     print(json.dumps(out))
 

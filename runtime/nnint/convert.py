@@ -196,7 +196,7 @@ def quantize_graph(nodes: list[FloatNode], outputs: tuple[int, ...], maxes: Sequ
             w, bias = n.params["w"], n.params["b"]
             q_in = qs[0]
             q_w16 = _q_for(float(np.abs(w).max()), wlim)
-            x_bound = value_bounds(Graph(tuple(out), ()))[n.inputs[0]]
+            x_bound = value_bounds(Graph(tuple(out), (), act_bits))[n.inputs[0]]
             l1_float = float(np.abs(w).reshape(-1, w.shape[-1]).sum(0).max())
 
             def make(qw):
