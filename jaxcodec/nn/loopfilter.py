@@ -13,8 +13,10 @@ prediction, boundary strength, QP and the co-located luma reconstruction (space-
 by 2 to chroma resolution, paper: "luma features are downsampled and concatenated");
 no IPB input for chroma (paper: no benefit).
 
-Inputs are real-valued planes in [0, 1] (samples / (2**bit_depth - 1), bS / 2, QP / 63,
-prediction type / 2), NHWC with one channel each (two for chroma rec/pred). Both models
+Inputs are real-valued planes in [0, 1] (samples / 2**bit_depth, bS / 2, QP / 64,
+prediction type / 2: see :func:`normalise`), NHWC with one channel each (two for chroma
+rec/pred). All divisors are powers of two, so the integer runtime's input quantization
+(x * 2**q) of integer sample/bS/QP planes is an exact shift. Both models
 are written once as ``forward(ops, ...)`` so runtime.nnint.convert turns the same code
 into an integer graph. Heights and widths must be multiples of 2 (luma) / 4 (luma of
 the chroma model).
@@ -36,7 +38,7 @@ INPUT_BOUND = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
-class LoopFilterConfig:
+class LoopFilterConfig:  # noqa: D101
     width: int = 32         # backbone channels
     features: int = 8       # channels per input's feature extractor
     blocks: int = 8         # residual blocks (paper: 8)
@@ -122,6 +124,13 @@ class ChromaFilter(nnx.Module):
 
     def __call__(self, rec_uv, pred_uv, bs, qp, luma):
         return self.forward(FLOAT_OPS, rec_uv, pred_uv, bs, qp, luma)
+
+
+def normalise(samples, bs, qp, ipb, *, bit_depth: int):
+    """Integer planes -> model inputs: samples / 2**bit_depth, bS / 2, QP / 64, type / 2
+    (0 intra, 1 uni-inter, 2 bi-inter, paper 001 III-A IPB input). Returns float32 arrays."""
+    f = lambda a, d: jnp.asarray(a, jnp.float32) / d  # noqa: E731
+    return f(samples, 2.0**bit_depth), f(bs, 2.0), f(qp, 64.0), f(ipb, 2.0)
 
 
 def macs_per_pixel(model: nnx.Module, h: int = 64, w: int = 64) -> float:

@@ -220,6 +220,8 @@ def quantize_graph(nodes: list[FloatNode], outputs: tuple[int, ...], maxes: Sequ
                     path = execute.choose_path(weight_l1(node), x_bound, allow_f64=False)
                     rank = execute.PATHS.index(path)
                     if best is None or rank < best[0]:
+                        # Recorded for inspection; execute re-derives it from the bounds.
+                        node.attrs["path"] = path
                         best = (rank, node)
                     if not fast or rank == 0:
                         break
