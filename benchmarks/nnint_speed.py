@@ -149,6 +149,7 @@ def main() -> None:
         f = train[rng.integers(len(train))]
         r, c = rng.integers(0, f.shape[0] - 144) // 8 * 8, rng.integers(0, f.shape[1] - 176) // 8 * 8
         calib.append(filter_inputs(f[r:r + 144, c:c + 176], (22, 27, 32, 37)[k % 4])[0])
+    res = collections.defaultdict(list)
     float_fn = jax.jit(lambda *xs: model(*xs))
     ins0 = evals[0][0]
     h, w = ins0[0].shape[1:3]

@@ -39,7 +39,8 @@ class Conv(nnx.Module):
     """NHWC conv2d, HWIO kernel with I = in_features / groups, SAME-style explicit padding."""
 
     def __init__(self, in_features: int, out_features: int, kernel_size: int = 3, *,
-                 stride: int = 1, groups: int = 1, qat: bool = False, rngs: nnx.Rngs):
+                 stride: int = 1, groups: int = 1, qat: bool = False,
+                 qat_bits: tuple[int, int] = (16, 16), rngs: nnx.Rngs):
         k = kernel_size
         fan_in = k * k * in_features // groups
         init = jax.random.normal(rngs.params(), (k, k, in_features // groups, out_features))
@@ -48,6 +49,7 @@ class Conv(nnx.Module):
         self.stride = stride
         self.groups = groups
         self.qat = qat
+        self.qat_bits = tuple(qat_bits)  # (weight bits, activation bits) simulated by QAT
         # SAME padding for odd kernels; for stride 2 pad so that H/2 comes out for even H.
         lo = (k - 1) // 2 if stride == 1 else max((k - stride + 1) // 2, 0)
         hi = k - 1 - lo if stride == 1 else max(k - stride - lo, 0)
@@ -55,13 +57,14 @@ class Conv(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         w = self.kernel[...]
+        wb, ab = self.qat_bits
         if self.qat:
-            w = fake_quant(w)
+            w = fake_quant(w, wb)
         y = jax.lax.conv_general_dilated(
             x, w, (self.stride, self.stride), self.padding,
             dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=self.groups)
         y = y + self.bias[...]
-        return fake_quant(y) if self.qat else y
+        return fake_quant(y, ab) if self.qat else y
 
 
 class Dense(nnx.Module):

@@ -43,13 +43,16 @@ class LoopFilterConfig:  # noqa: D101
     features: int = 8       # channels per input's feature extractor
     blocks: int = 8         # residual blocks (paper: 8)
     qat: bool = False       # fake-quant weights/outputs (paper 001 IV-B, Fig. 9)
+    # (weight, activation) bits QAT simulates: (16, 16) for the int16 profile; about (8, 12)
+    # for the profile whose every conv runs exactly in float32 (runtime.nnint.execute).
+    qat_bits: tuple[int, int] = (16, 16)
 
 
 class ResBlock(nnx.Module):
-    def __init__(self, c: int, *, qat: bool, rngs: nnx.Rngs):
-        self.conv1 = Conv(c, c, 3, qat=qat, rngs=rngs)
+    def __init__(self, c: int, *, qat: bool, qat_bits=(16, 16), rngs: nnx.Rngs):
+        self.conv1 = Conv(c, c, 3, qat=qat, qat_bits=qat_bits, rngs=rngs)
         self.act = PReLU(c)
-        self.conv2 = Conv(c, c, 3, qat=qat, rngs=rngs)
+        self.conv2 = Conv(c, c, 3, qat=qat, qat_bits=qat_bits, rngs=rngs)
         # Small residual branches at init keep 8 un-normalised blocks from blowing up.
         self.conv2.kernel[...] = self.conv2.kernel[...] * 0.1
 
@@ -58,8 +61,8 @@ class ResBlock(nnx.Module):
 
 
 class _Branch(nnx.Module):
-    def __init__(self, cin: int, cout: int, *, qat: bool, rngs: nnx.Rngs):
-        self.conv = Conv(cin, cout, 3, qat=qat, rngs=rngs)
+    def __init__(self, cin: int, cout: int, *, qat: bool, qat_bits=(16, 16), rngs: nnx.Rngs):
+        self.conv = Conv(cin, cout, 3, qat=qat, qat_bits=qat_bits, rngs=rngs)
         self.act = PReLU(cout)
 
     def forward(self, ops, x):
@@ -70,13 +73,13 @@ class _Trunk(nnx.Module):
     """Fusion, downsampling, backbone and reconstruction shared by luma and chroma."""
 
     def __init__(self, cin: int, cout: int, cfg: LoopFilterConfig, *, rngs: nnx.Rngs):
-        w, qat = cfg.width, cfg.qat
-        self.fuse = Conv(cin, w, 1, qat=qat, rngs=rngs)
+        w, qat, qb = cfg.width, cfg.qat, cfg.qat_bits
+        self.fuse = Conv(cin, w, 1, qat=qat, qat_bits=qb, rngs=rngs)
         self.fuse_act = PReLU(w)
-        self.down = Conv(w, w, 3, stride=2, qat=qat, rngs=rngs)
+        self.down = Conv(w, w, 3, stride=2, qat=qat, qat_bits=qb, rngs=rngs)
         self.down_act = PReLU(w)
-        self.blocks = nnx.List([ResBlock(w, qat=qat, rngs=rngs) for _ in range(cfg.blocks)])
-        self.up = Conv(w, 4 * cout, 3, qat=qat, rngs=rngs)
+        self.blocks = nnx.List([ResBlock(w, qat=qat, qat_bits=qb, rngs=rngs) for _ in range(cfg.blocks)])
+        self.up = Conv(w, 4 * cout, 3, qat=qat, qat_bits=qb, rngs=rngs)
         # Start as the identity filter: the residual is zero until trained.
         self.up.kernel[...] = self.up.kernel[...] * 0.0
 
@@ -95,7 +98,7 @@ class LumaFilter(nnx.Module):
 
     def __init__(self, cfg: LoopFilterConfig = LoopFilterConfig(), *, rngs: nnx.Rngs):
         f = cfg.features
-        self.branches = nnx.List([_Branch(1, f, qat=cfg.qat, rngs=rngs) for _ in range(5)])
+        self.branches = nnx.List([_Branch(1, f, qat=cfg.qat, qat_bits=cfg.qat_bits, rngs=rngs) for _ in range(5)])
         self.trunk = _Trunk(5 * f, 1, cfg, rngs=rngs)
 
     def forward(self, ops, rec, pred, bs, qp, ipb):
@@ -114,7 +117,7 @@ class ChromaFilter(nnx.Module):
 
     def __init__(self, cfg: LoopFilterConfig = LoopFilterConfig(), *, rngs: nnx.Rngs):
         f = cfg.features
-        self.branches = nnx.List([_Branch(c, f, qat=cfg.qat, rngs=rngs) for c in (2, 2, 1, 1, 4)])
+        self.branches = nnx.List([_Branch(c, f, qat=cfg.qat, qat_bits=cfg.qat_bits, rngs=rngs) for c in (2, 2, 1, 1, 4)])
         self.trunk = _Trunk(5 * f, 2, cfg, rngs=rngs)
 
     def forward(self, ops, rec_uv, pred_uv, bs, qp, luma):
