@@ -10,6 +10,7 @@ import pytest
 from flax import nnx
 
 from jaxcodec.nn import loopfilter as lf
+from jaxcodec.nn.layers import fake_quant
 from runtime.nnint import convert, execute, reference
 
 SMALL = lf.LoopFilterConfig(width=16, features=4, blocks=2)
@@ -51,15 +52,17 @@ def test_default_size_and_identity_start():
     np.testing.assert_array_equal(np.asarray(fwd(chroma, *c)), c[0])
 
 
-@pytest.mark.parametrize("kind", ["luma", "chroma"])
-def test_model_converts_to_exact_integer_graph(kind):
+@pytest.mark.parametrize("kind,act_bits", [("luma", 16), ("chroma", 16), ("luma", 12)])
+def test_model_converts_to_exact_integer_graph(kind, act_bits):
     rng = np.random.default_rng(1)
     make, data = {"luma": (lf.LumaFilter, _luma_inputs), "chroma": (lf.ChromaFilter, _chroma_inputs)}[kind]
     model = make(SMALL, rngs=nnx.Rngs(1))
     _perturb(model, 1)
-    graph = convert.convert(model, [data(rng, 2) for _ in range(2)], [lf.INPUT_BOUND] * 5)
+    graph = convert.convert(model, [data(rng, 2) for _ in range(2)], [lf.INPUT_BOUND] * 5,
+                            act_bits=act_bits, min_weight_bits=10 if act_bits == 16 else 4)
     ex = execute.make_executor(graph)
-    assert set(ex.paths.values()) <= {"f32", "f32split"}  # no slow integer conv needed
+    # No slow integer conv needed; with 12-bit activations every conv is one float32 conv.
+    assert set(ex.paths.values()) <= ({"f32", "f32split"} if act_bits == 16 else {"f32"})
     x = data(rng, 1)
     xi = convert.quantize_inputs(graph, *x)
     want = reference.run(graph, *xi)[0]
@@ -67,6 +70,17 @@ def test_model_converts_to_exact_integer_graph(kind):
     out = want / 2.0 ** graph.nodes[graph.outputs[0]].q
     f = np.asarray(nnx.jit(lambda m, *a: m(*a))(model, *x))
     assert np.sqrt(np.mean((out - f) ** 2)) < 2e-3  # well below one 8-bit step (3.9e-3)
+
+
+def test_qat_bits_put_weights_on_the_grid():
+    cfg = lf.LoopFilterConfig(width=8, features=2, blocks=1, qat=True, qat_bits=(8, 12))
+    model = lf.LumaFilter(cfg, rngs=nnx.Rngs(3))
+    conv = model.trunk.blocks[0].conv1
+    assert conv.qat_bits == (8, 12)
+    w = np.asarray(conv.kernel[...])
+    wq = np.asarray(jax.jit(lambda v: fake_quant(v, 8))(jnp.asarray(w)))
+    q = np.floor(np.log2(127 / np.abs(w).max()))
+    np.testing.assert_array_equal(wq * 2**q, np.round(w * 2**q))
 
 
 def test_training_step_and_orbax_round_trip(tmp_path):
