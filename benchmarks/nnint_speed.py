@@ -6,14 +6,19 @@ quantization at HEVC step sizes; the codec's own stage-1 data replaces this once
 exists), converts it with runtime.nnint.convert, and on the ``--clips`` frames
 (176x144 carphone by default) measures in the same run:
 
-* float32 XLA model time vs integer runtime time (medians), as GMAC/s and their ratio;
+* float32 XLA model time vs integer runtime time (medians, interleaved per profile), as
+  GMAC/s and their ratio, for each precision profile ``act_bits:min_weight_bits``
+  (16:10 = SADL int16 activations, split-float32 path; 12:4 and 11:4 = narrower
+  activations with 7-9-bit weights, every conv exact in one float32 conv);
 * the integer runtime forced onto XLA's int32 convolution (what "exact" costs without
   the float paths);
 * luma PSNR of unfiltered / float model / integer model output against the source.
 
     JAX_PLATFORMS=cpu .venv/bin/python benchmarks/nnint_speed.py --clips carphone
 
-Last stdout line: one JSON object.
+Last stdout line: one JSON object; ``int_gmacs`` / ``int_vs_float32_speed`` /
+``psnr_float_minus_int`` at top level are those of ``headline_profile``, the fastest
+profile within 0.03 dB of the float model.
 """
 from __future__ import annotations
 

@@ -15,6 +15,16 @@ exact from its weights and its input's provable bound (graph.value_bounds):
 Bias, rounding shift and saturation are then done in int32 (int32 wrap-around in the
 split recombination is harmless: the true sum fits int32, graph.validate checks it).
 Everything else (add, mul, activations, reshapes) is int32 elementwise work.
+
+Which path a layer gets is decided by its precision profile at conversion time
+(runtime.nnint.convert): SADL's int16 activations with >= 10-bit weights need the split
+(about 4x slower than float32 here, under 0.002 dB from the float model on the loop
+filter); 11-12-bit activations with 7-9-bit weights put every conv on one float32 conv
+(about float32 speed, under 0.01 dB). Both are bit-exact on every machine.
+
+On GPUs this exactness argument also needs the convolution algorithm to compute exact
+products and sums (precision=HIGHEST rules out TF32; FFT/Winograd algorithms would not be
+exact): not verified here (no GPU in this session).
 """
 from __future__ import annotations
 
