@@ -91,3 +91,19 @@ def test_loads_without_flax_or_jax(tmp_path):
             f"assert 'flax' not in sys.modules and 'jax' not in sys.modules, "
             f"[m for m in sys.modules if m.startswith(('jax', 'flax'))]")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_integer_planes_match_float_normalisation():
+    from runtime.nnint import planes
+    from runtime.nnint.graph import Node, quantize_input
+    rng = np.random.default_rng(5)
+    for bd in (8, 10):
+        samples = rng.integers(0, 2**bd, (1, 8, 8, 1))
+        for q in (14, 12 - (bd == 10) * 2, 9):
+            node = Node("input", (), q, {"shape": (8, 8, 1), "bound": 2**q})
+            np.testing.assert_array_equal(planes.to_input(samples, bd, node),
+                                          quantize_input(samples / 2.0**bd, node))
+            np.testing.assert_array_equal(planes.to_samples(planes.to_input(samples, bd, node), q, bd)
+                                          if q >= bd else samples, samples)
+    out = np.array([-5, 0, 2**14 - 1, 2**14, 2**14 + 64, 3 * 2**12])
+    np.testing.assert_array_equal(planes.to_samples(out, 14, 8), [0, 0, 255, 255, 255, 192])

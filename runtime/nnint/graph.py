@@ -78,7 +78,8 @@ class Graph:
 def quantize_input(x: np.ndarray, node: Node, act_bits: int = 16) -> np.ndarray:
     """Real-valued input -> integer tensor at the input node's quantizer, clipped to its bound."""
     bound = int(node.attrs["bound"])
-    xi = np.rint(np.asarray(x, np.float64) * 2.0 ** node.q)
+    # Half-up rounding, as the integer shift in runtime.nnint.planes.to_input.
+    xi = np.floor(np.asarray(x, np.float64) * 2.0 ** node.q + 0.5)
     return np.clip(xi, -bound, bound).astype(np.int32)
 
 
