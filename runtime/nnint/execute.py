@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -199,6 +200,8 @@ class Executor:
         self._fn = jax.jit(apply) if jit else apply
 
     def __call__(self, *inputs) -> tuple[jax.Array, ...]:
+        # A float plane here would be truncated silently: inputs come from quantize_input/planes.
+        chex.assert_type(list(inputs), int)
         return self._fn(*inputs)
 
 
