@@ -1,0 +1,130 @@
+"""Wrapper training (paper 004 Algorithm 1): loss goes down on a fixed tiny batch, exact resume, eq. 8."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from proxy.coders import ForwardCoder
+from proxy.data import generated_clips
+from proxy.ssf import Calibration, ModelConfig, SSFModel, code_gop, save_model
+from proxy.targets import resolve_target
+from wrappers.train import load_train_config, stop_gradient_input, train
+
+TINY_PROXY = ModelConfig(intra_channels=8, intra_latent=8, flow_channels=8, flow_latent=8, residual_channels=8,
+                         residual_latent=8, hyper_channels=8, hyper_latent=8, scale_levels=2, qp_min=22, qp_max=42)
+
+
+@pytest.fixture(scope="module")
+def proxy_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("proxy") / "model"
+    save_model(path, SSFModel(TINY_PROXY, rngs=nnx.Rngs(0)), Calibration(), extra={"target": "x264"})
+    return path
+
+
+def _config(**kw):
+    # One 32x32 clip of exactly 2 GOPs and one QP: every step sees the same batch.
+    base = dict(pre_channels=8, pre_blocks=1, post_channels=8, post_blocks=1, learning_rate=3e-4,
+                proxy_learning_rate=3e-3, lambda_=0.0, qp_min=30, qp_max=30, steps=6, batch_size=1, patch=32, gop=2,
+                clips=("generated",), checkpoint_every=3, image_every=3)
+    base.update(kw)
+    return load_train_config("wrappers_small", **base)
+
+
+@pytest.fixture(scope="module")
+def pool():
+    return generated_clips(count=1, frames=4, size=32)
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory, proxy_dir, pool):
+    out = tmp_path_factory.mktemp("run")
+    # Post-only: the codec sees the same samples every step, so eq. 4 is a fixed smooth objective in O.
+    result = train(_config(pre=False), target=resolve_target("x264", gop=2), target_name="x264", proxy_path=proxy_dir,
+                   out_dir=out, pool=pool, progress=False)
+    return out, result
+
+
+def test_a_few_steps_reduce_the_loss(full_run):
+    out, result = full_run
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, 7))
+    totals = [r["total"] for r in rows]
+    assert max(totals[-2:]) < totals[0], totals  # eq. 4 (rate weight 0 here: the proxy's rate is being refit)
+    assert rows[-1]["proxy_mse"] < rows[0]["proxy_mse"]  # iterative refinement pulls M(I_P) towards I_C
+    assert {"proxy_mse", "proxy_bpp", "calib_mse", "codec_s"} <= rows[0].keys()  # iterative update ran
+    assert (out / "images" / "step_0000006.png").is_file()
+    assert (result.model_dir / "meta.json").is_file()
+
+
+@pytest.mark.slow  # two more runs (their compiles dominate): ~3 minutes on a busy 2-core machine
+def test_resume_is_exact(full_run, tmp_path, proxy_dir, pool):
+    from wrappers.train import load_wrapper
+
+    out, result = full_run
+    kw = dict(target=resolve_target("x264", gop=2), target_name="x264", proxy_path=proxy_dir, out_dir=tmp_path,
+              pool=pool, progress=False)
+    assert train(_config(pre=False), stop_at=3, **kw).model_dir is None
+    resumed = train(_config(pre=False), **kw)
+    a = nnx.to_pure_dict(nnx.state(load_wrapper(result.model_dir)[0], nnx.Param))
+    b = nnx.to_pure_dict(nnx.state(load_wrapper(resumed.model_dir)[0], nnx.Param))
+    jax.tree_util.tree_map(np.testing.assert_array_equal, a, b)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, 7))
+
+
+def _identity(y, key):
+    del key
+    return y
+
+
+def test_stop_gradient_passes_codec_forward_and_proxy_gradient_backward(proxy_dir):
+    """Eq. 8 on the real (tiny) proxy: value of I_C forward; d/dI_P equals J_M^T grad (finite differences)."""
+    model = SSFModel(TINY_PROXY, rngs=nnx.Rngs(1))
+    graph, params = nnx.split(model)
+    rng = np.random.default_rng(0)
+    i_p = jnp.asarray(rng.uniform(0.2, 0.8, (2, 1, 16, 16, 6)), jnp.float32)
+    i_c = jnp.asarray(rng.uniform(0, 1, i_p.shape), jnp.float32)
+    weight = jnp.asarray(rng.normal(size=i_p.shape), jnp.float32)
+    qp = jnp.asarray([8])
+
+    def proxy(x):  # quantizers replaced by the identity: smooth in x, so finite differences are meaningful
+        coder = ForwardCoder(rate_surrogate=_identity, synthesis_surrogate=_identity, key=jax.random.key(3))
+        return code_gop(nnx.merge(graph, params), x, qp, coder)[0]
+
+    def loss(x):
+        return jnp.sum(weight * stop_gradient_input(i_c, proxy(x)) ** 2)
+
+    np.testing.assert_allclose(stop_gradient_input(i_c, proxy(i_p)), i_c, atol=1e-6)  # forward: I_C
+    grad = jax.grad(loss)(i_p)
+    # Eq. 7: the gradient is J_M(I_P)^T applied to dL/dO_in evaluated at O_in = I_C.
+    _, vjp = jax.vjp(proxy, i_p)
+    np.testing.assert_allclose(grad, vjp(2 * weight * i_c)[0], rtol=1e-5, atol=1e-6)
+    assert float(jnp.abs(grad).max()) > 0
+    # Finite differences along a random direction: L(I_C + M(x + e v) - M(x)) in float64.
+    with jax.enable_x64():
+        v = jnp.asarray(rng.normal(size=i_p.shape))
+        x64, c64, w64 = (jnp.asarray(a, jnp.float64) for a in (i_p, i_c, weight))
+        p64 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a, params)
+
+        def proxy64(x):
+            coder = ForwardCoder(rate_surrogate=_identity, synthesis_surrogate=_identity, key=jax.random.key(3))
+            return code_gop(nnx.merge(graph, p64), x, qp, coder)[0]
+
+        base = proxy64(x64)
+        eps = 1e-4
+        numeric = (jnp.sum(w64 * (c64 + proxy64(x64 + eps * v) - base) ** 2)
+                   - jnp.sum(w64 * (c64 + proxy64(x64 - eps * v) - base) ** 2)) / (2 * eps)
+    assert float(numeric) == pytest.approx(float(jnp.sum(grad * v.astype(jnp.float32))), rel=2e-2)
+
+
+def test_config_refuses_held_out_clip_and_empty_wrapper():
+    from jaxcodec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="held-out"):
+        _config(clips=("carphone", "bigbuckbunny"))
+    with pytest.raises(ConfigError, match="pre / post"):
+        _config(pre=False, post=False)
