@@ -1,0 +1,180 @@
+"""Frame reconstruction shared by encoder and decoder (H.265 8.4 / 8.5 / 8.6 decoding process).
+
+v1 block structure: 8x8 luma CUs with one 8x8 luma TU and one 4x4 TU per chroma plane
+(``cu_log2 = tu_log2 = 3`` everywhere); intra pictures are all intra, B pictures all inter.
+
+* `intra_picture`: CUs reconstructed sequentially in raster order inside one `lax.fori_loop`
+  (reference samples from the reconstructed neighbours, 8.4.4.2). The *encoder* variant
+  (``encode=True``) chooses the luma mode in the loop from the 35 predictions (SAD + sqrt(lambda)
+  x MPM-based mode bits) and quantizes the residual closed loop; the *decoder* variant reads modes
+  and levels. Both run the same kernels in the same order, so they reconstruct the same samples.
+* `inter_residual`: prediction from `inter.motion_compensate`; the encoder quantizes the whole
+  frame's residual at once (it does not depend on the current reconstruction), the decoder adds
+  the dequantized, inverse-transformed levels.
+* `loop_filter`: deblocking (8.7.2) with picture-identity bS.
+
+Everything here is integer arithmetic; jitted once per frame size.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxcodec.codec import intra, quant, transform
+from jaxcodec.codec.blocks import MODE_INTER, MODE_INTRA, BlockDecisions, CoeffPlanes
+
+CU = 8
+
+
+def _mode_bits(mode, mpm):
+    # 8.4.2 binarization: prev_intra_luma_pred_flag + mpm_idx (1..2 bins) or 5-bit rem mode.
+    hit = (mode[..., None] == mpm).any(-1)
+    idx = jnp.argmax(mode[..., None] == mpm, -1)
+    return jnp.where(hit, 2.0 + (idx > 0), 6.0)
+
+
+@functools.partial(jax.jit, static_argnames=("bit_depth", "encode", "ctu_size"))
+def intra_picture(orig_y, orig_u, orig_v, modes, lev_y, lev_u, lev_v, qp, qpc, sqrt_lambda, *,
+                  bit_depth: int, encode: bool, ctu_size: int = 64):
+    """Reconstruct (and, with ``encode``, decide and quantize) an all-intra picture.
+
+    Args:
+      orig_*: original planes (encoder) or anything of the right shape (decoder).
+      modes: int32 ``(H/8, W/8)`` luma modes (decoder input; ignored when encoding).
+      lev_*: int32 level planes (decoder input; ignored when encoding).
+      qp, qpc: luma and chroma QP (int32 scalars).
+
+    Returns:
+      ``(rec_y, rec_u, rec_v, modes, lev_y, lev_u, lev_v)`` int32.
+    """
+    h, w = orig_y.shape
+    h8, w8 = h // CU, w // CU
+    peak = (1 << bit_depth) - 1
+    orig_y = orig_y.astype(jnp.int32)
+    orig_u = orig_u.astype(jnp.int32)
+    orig_v = orig_v.astype(jnp.int32)
+    rec = (jnp.zeros((h, w), jnp.int32), jnp.zeros((h // 2, w // 2), jnp.int32), jnp.zeros((h // 2, w // 2), jnp.int32))
+    levels = (jnp.asarray(lev_y, jnp.int32), jnp.asarray(lev_u, jnp.int32), jnp.asarray(lev_v, jnp.int32))
+    done = jnp.zeros((h // 4, w // 4), bool)
+    modes = jnp.asarray(modes, jnp.int32)
+
+    def code_tu(rec_p, lev_p, orig_p, pred, y0, x0, log2n, q, dst):
+        n = 1 << log2n
+        if encode:
+            blk = jax.lax.dynamic_slice(orig_p, (y0, x0), (n, n))
+            coef = transform.forward_transform(blk - pred, log2n, dst=dst, bit_depth=bit_depth)
+            lev = quant.quantize(coef, q, log2n, intra=True, bit_depth=bit_depth)
+            lev_p = jax.lax.dynamic_update_slice(lev_p, lev, (y0, x0))
+        else:
+            lev = jax.lax.dynamic_slice(lev_p, (y0, x0), (n, n))
+        res = transform.inverse_transform(quant.dequantize(lev, q, log2n, bit_depth=bit_depth), log2n,
+                                          dst=dst, bit_depth=bit_depth)
+        out = jnp.clip(pred + res, 0, peak)
+        return jax.lax.dynamic_update_slice(rec_p, out, (y0, x0)), lev_p
+
+    def body(k, state):
+        rec, levels, done, modes = state
+        by, bx = k // w8, k % w8
+        y0, x0 = by * CU, bx * CU
+        at, al, ac, unit = intra.neighbour_availability(done, y0, x0, 3)
+        top, left = intra.reference_samples(rec[0], y0, x0, 3, at, al, ac, bit_depth=bit_depth, unit=unit)
+        if encode:
+            # MPM candidates (8.4.2): left, above (above only within the same CTU row).
+            left_m = jnp.where(bx > 0, modes[by, jnp.maximum(bx - 1, 0)], 1)
+            above_m = jnp.where((by > 0) & ((y0 % ctu_size) != 0), modes[jnp.maximum(by - 1, 0), bx], 1)
+            mpm = intra.most_probable_modes(left_m, above_m)
+            preds = intra.predict_all_modes(top[None], left[None], 3, is_luma=True, bit_depth=bit_depth)[0]
+            blk = jax.lax.dynamic_slice(orig_y, (y0, x0), (CU, CU))
+            sad = jnp.abs(preds - blk).sum((-2, -1)).astype(jnp.float32)
+            cost = sad + sqrt_lambda * _mode_bits(jnp.arange(35, dtype=jnp.int32), mpm)
+            mode = jnp.argmin(cost).astype(jnp.int32)
+            pred = preds[mode]
+            modes = modes.at[by, bx].set(mode)
+        else:
+            mode = modes[by, bx]
+            pred = intra.intra_predict(top, left, mode, 3, is_luma=True, bit_depth=bit_depth)
+        ry, ly = code_tu(rec[0], levels[0], orig_y, pred, y0, x0, 3, qp, False)
+        new_rec, new_lev = [ry], [ly]
+        cy0, cx0 = y0 // 2, x0 // 2
+        cat, cal, cac, cunit = intra.neighbour_availability(done, cy0, cx0, 2, chroma=True)
+        for c, orig_c in ((1, orig_u), (2, orig_v)):
+            ct, cl = intra.reference_samples(rec[c], cy0, cx0, 2, cat, cal, cac, bit_depth=bit_depth, unit=cunit)
+            cpred = intra.intra_predict(ct, cl, mode, 2, is_luma=False, bit_depth=bit_depth)  # DM chroma
+            rc, lc = code_tu(rec[c], levels[c], orig_c, cpred, cy0, cx0, 2, qpc, False)
+            new_rec.append(rc)
+            new_lev.append(lc)
+        done = jax.lax.dynamic_update_slice(done, jnp.ones((2, 2), bool), (by * 2, bx * 2))
+        return tuple(new_rec), tuple(new_lev), done, modes
+
+    rec, levels, _, modes = jax.lax.fori_loop(0, h8 * w8, body, (rec, levels, done, modes))
+    return rec + levels + (modes,)
+
+
+def _tiles_q(plane, q, log2n, fn):
+    t = transform.plane_to_tiles(plane, log2n)
+    return transform.tiles_to_plane(fn(t, q, log2n), log2n)
+
+
+def _residual(lev, q, log2n, bit_depth):
+    deq = _tiles_q(lev, q, log2n, lambda t, q_, n: quant.dequantize(t, q_, n, bit_depth=bit_depth))
+    return transform.inverse_transform_tiles(deq, log2n, bit_depth=bit_depth)
+
+
+@functools.partial(jax.jit, static_argnames=("bit_depth", "encode"))
+def inter_residual(pred, orig, lev, qp, qpc, *, bit_depth: int, encode: bool):
+    """Residual coding of an all-inter picture: 8x8 luma / 4x4 chroma TUs over whole planes.
+
+    ``pred``, ``orig``, ``lev``: (y, u, v) tuples. Returns ``(rec, levels)`` tuples (int32).
+    """
+    peak = (1 << bit_depth) - 1
+    recs, levs = [], []
+    for c in range(3):
+        log2n, q = (3, qp) if c == 0 else (2, qpc)
+        p = jnp.asarray(pred[c], jnp.int32)
+        if encode:
+            coef = transform.forward_transform_tiles(jnp.asarray(orig[c], jnp.int32) - p, log2n, bit_depth=bit_depth)
+            lv = _tiles_q(coef, q, log2n, lambda t, q_, n: quant.quantize(t, q_, n, intra=False, bit_depth=bit_depth))
+        else:
+            lv = jnp.asarray(lev[c], jnp.int32)
+        recs.append(jnp.clip(p + _residual(lv, q, log2n, bit_depth), 0, peak))
+        levs.append(lv)
+    return tuple(recs), tuple(levs)
+
+
+def cbf_map(levels: CoeffPlanes) -> np.ndarray:
+    """Coded-block flags on the 4x4 luma grid for the v1 layout (8x8 luma TU, 4x4 chroma TU)."""
+    out = []
+    for plane, n in ((levels.y, 8), (levels.u, 4), (levels.v, 4)):
+        p = np.asarray(plane)
+        nz = (p.reshape(p.shape[0] // n, n, p.shape[1] // n, n) != 0).any((1, 3))
+        out.append(np.repeat(np.repeat(nz, 2, 0), 2, 1))
+    return np.stack(out, -1).astype(np.int8)
+
+
+def decisions_v1(qp: int, modes=None, inter_dir=None, mv=None, ref_idx=None, levels: CoeffPlanes | None = None,
+                 *, shape8: tuple[int, int]) -> BlockDecisions:
+    """`BlockDecisions` on the 4x4 grid from per-8x8-CU arrays (numpy)."""
+    h8, w8 = shape8
+    up = lambda a: np.repeat(np.repeat(np.asarray(a), 2, 0), 2, 1)  # noqa: E731
+    z = np.zeros((h8, w8), np.int8)
+    is_inter = inter_dir is not None
+    if modes is None:
+        modes = np.full((h8, w8), 1, np.int8)
+    cbf = cbf_map(levels) if levels is not None else np.zeros((2 * h8, 2 * w8, 3), np.int8)
+    return BlockDecisions(
+        cu_log2=np.full((2 * h8, 2 * w8), 3, np.int8),
+        tu_log2=np.full((2 * h8, 2 * w8), 3, np.int8),
+        pred_mode=up(np.full((h8, w8), MODE_INTER if is_inter else MODE_INTRA, np.int8)),
+        skip=up(z), merge_flag=up(z), merge_idx=up(z),
+        intra_mode=up(np.asarray(modes, np.int8)),
+        intra_mode_c=up(np.asarray(modes, np.int8)),
+        inter_dir=up(np.asarray(inter_dir, np.int8) if is_inter else z),
+        mv=up(np.asarray(mv, np.int16)) if is_inter else np.zeros((2 * h8, 2 * w8, 2, 2), np.int16),
+        ref_idx=up(np.asarray(ref_idx, np.int8)) if is_inter else np.full((2 * h8, 2 * w8, 2), -1, np.int8),
+        qp=np.full((2 * h8, 2 * w8), qp, np.int8),
+        cbf=cbf,
+    )

@@ -1,0 +1,66 @@
+"""`decode(bytes) -> frames`: the jaxcodec v1 decoder.
+
+Parses the container (`runtime.bitstream`), decodes each payload (`runtime.payload`),
+reconstructs with the encoder's own functions (`runtime.framecoder.decode_picture`), checks
+the MD5 of every reconstructed picture and raises `BitstreamError` on any mismatch, missing
+reference or corrupt field. The DPB drops pictures as the frame headers' release lists say
+(output pictures are kept apart for display).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+
+from jaxcodec.errors import BitstreamError
+from jaxcodec.frame import Frame
+from runtime import bitstream as bs
+from runtime import payload as pl
+from runtime.encoder import PAD
+from runtime.framecoder import SeqParams, decode_picture, frame_md5
+
+
+def decode(data: bytes, *, progress: bool = False, return_fps: bool = False):
+    """Decode a whole stream to stacked frames ``(T, H, W)`` in display order
+    (``(frames, fps)`` with ``return_fps``)."""
+    seq, frames = bs.parse_stream(bytes(data))
+    params = SeqParams(bit_depth=seq.bit_depth, chroma_qp_offset=seq.chroma_qp_offset,
+                       deblocking=bool(seq.tool_flags & bs.TOOL_DEBLOCKING), num_refs=seq.num_refs,
+                       ctu_size=seq.ctu_size, gop_structure=seq.gop_structure)
+    ph, pw = -(-seq.height // PAD) * PAD, -(-seq.width // PAD) * PAD
+    dpb: dict[int, tuple] = {}
+    out: dict[int, tuple] = {}
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(frames), unit="frame", desc="decode", leave=False)
+    for fh, payload in frames:
+        refs = fh.refs_l0 + fh.refs_l1
+        if len(fh.refs_l0) > seq.num_refs or len(fh.refs_l1) > seq.num_refs:
+            raise BitstreamError(f"frame POC {fh.poc}: more references than num_refs={seq.num_refs}")
+        missing = [r for r in refs if r not in dpb]
+        if missing:
+            raise BitstreamError(f"frame POC {fh.poc} references POC {missing[0]}, which is not in the DPB")
+        levels, modes, inter_dir, mv, ref_idx = pl.decode_payload(
+            payload, height=ph, width=pw, intra=fh.frame_type == "I", n_l0=len(fh.refs_l0), n_l1=len(fh.refs_l1))
+        side = {"modes": modes} if fh.frame_type == "I" else {"inter_dir": inter_dir, "mv": mv, "ref_idx": ref_idx}
+        rec = decode_picture(fh, levels, side, dpb, params, (ph, pw))
+        if frame_md5(rec, seq.height, seq.width, seq.bit_depth) != fh.md5:
+            raise BitstreamError(f"MD5 mismatch in frame POC {fh.poc}: the stream is corrupt")
+        dpb[fh.poc] = rec
+        out[fh.poc] = rec
+        for r in fh.release:
+            dpb.pop(r, None)
+        if bar:
+            bar.update(1)
+    if bar:
+        bar.close()
+    dt = np.uint8 if seq.bit_depth == 8 else np.uint16
+    h, w = seq.height, seq.width
+    order = [out[p] for p in range(seq.num_frames)]
+    frames_out = Frame(y=np.stack([r[0][:h, :w] for r in order]).astype(dt),
+                       u=np.stack([r[1][:(h + 1) // 2, :(w + 1) // 2] for r in order]).astype(dt),
+                       v=np.stack([r[2][:(h + 1) // 2, :(w + 1) // 2] for r in order]).astype(dt),
+                       bit_depth=seq.bit_depth)
+    return (frames_out, Fraction(seq.fps)) if return_fps else frames_out

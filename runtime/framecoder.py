@@ -1,0 +1,120 @@
+"""Per-picture coding shared by `runtime.encoder` and `runtime.decoder`.
+
+`code_picture` (encoder) and `decode_picture` (decoder) run the same reconstruction functions
+(`jaxcodec.codec.recon`) with ``encode=True`` / ``False`` and the same loop filter; the frame
+state they exchange is explicit (rav1e's FrameInvariants -> `FrameHeader`, the decisions and
+levels -> payload). Everything that reaches the reconstruction is integer.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxcodec.codec import analysis, dpb as dpb_lib, inter, quant, recon
+from jaxcodec.codec.blocks import CoeffPlanes
+from jaxcodec.codec.deblock import deblock_frame
+from jaxcodec.frame import Frame
+
+
+@functools.partial(jax.jit, static_argnames=("bit_depth", "chroma_qp_offset", "enabled"))
+def _loop_filter(y, u, v, decisions, ref_ids, *, bit_depth: int, chroma_qp_offset: int, enabled: bool):
+    frame = Frame(y=y, u=u, v=v, bit_depth=bit_depth)
+    if not enabled:
+        return y, u, v
+    out, _ = deblock_frame(frame, decisions, bit_depth=bit_depth, ref_ids=ref_ids, chroma_qp_offset=chroma_qp_offset)
+    return out.y, out.u, out.v
+
+
+def frame_md5(planes, height: int, width: int, bit_depth: int) -> bytes:
+    """MD5 over the cropped Y, U, V planes (uint8, or little-endian uint16 above 8 bits)."""
+    dt = np.uint8 if bit_depth == 8 else np.dtype("<u2")
+    m = hashlib.md5()
+    for c, p in enumerate(planes):
+        hh, ww = (height, width) if c == 0 else ((height + 1) // 2, (width + 1) // 2)
+        m.update(np.ascontiguousarray(np.asarray(p)[:hh, :ww]).astype(dt).tobytes())
+    return m.digest()
+
+
+def qps(qp: int, chroma_qp_offset: int, bit_depth: int):
+    qpc = quant.chroma_qp(qp + chroma_qp_offset, bit_depth=bit_depth)
+    return jnp.int32(quant.qp_prime(qp, bit_depth=bit_depth)), jnp.int32(quant.qp_prime(qpc, bit_depth=bit_depth))
+
+
+def _finish(rec, decisions, ref_ids, seq):
+    y, u, v = _loop_filter(rec[0], rec[1], rec[2], decisions, jnp.asarray(ref_ids),
+                           bit_depth=seq.bit_depth, chroma_qp_offset=seq.chroma_qp_offset, enabled=seq.deblocking)
+    return np.asarray(y), np.asarray(u), np.asarray(v)
+
+
+def code_picture(orig, spec, dpb: dict, seq):
+    """Encode one picture. ``orig`` = padded (y, u, v) numpy planes; ``seq`` a `SeqParams`.
+
+    Returns ``(recon_planes, levels (y, u, v), side)`` where ``side`` holds the per-CU
+    decisions for the payload (``modes`` or ``inter_dir``/``mv``/``ref_idx``).
+    """
+    h, w = orig[0].shape
+    qp, qpc = qps(spec.qp, seq.chroma_qp_offset, seq.bit_depth)
+    ftype = "I" if spec.frame_type == "I" else "B"
+    lam = quant.lambda_from_qp(int(qp), frame_type=ftype, temporal_layer=spec.temporal_layer,
+                               low_delay=seq.gop_structure == "ld")
+    sqrt_lambda = jnp.float32(math.sqrt(lam))
+    if spec.frame_type == "I":
+        zero = np.zeros((h, w), np.int32), np.zeros((h // 2, w // 2), np.int32), np.zeros((h // 2, w // 2), np.int32)
+        out = recon.intra_picture(orig[0], orig[1], orig[2], np.zeros((h // 8, w // 8), np.int32), *zero, qp, qpc,
+                                  sqrt_lambda, bit_depth=seq.bit_depth, encode=True, ctu_size=seq.ctu_size)
+        rec, levels, modes = out[:3], out[3:6], np.asarray(out[6])
+        levels = tuple(np.asarray(x) for x in levels)
+        decisions = recon.decisions_v1(spec.qp, modes=modes, levels=CoeffPlanes(*levels), shape8=(h // 8, w // 8))
+        ref_ids = np.zeros((2, seq.num_refs), np.int32)
+        return _finish(rec, decisions, ref_ids, seq), levels, {"modes": modes}
+    stacks, ref_list, ref_ids = dpb_lib.reference_slots(dpb, spec.refs_l0, spec.refs_l1, seq.num_refs)
+    inter_dir, mv, ref_idx = analysis.analyse_inter(orig[0], stacks[0], jnp.asarray(ref_list), sqrt_lambda,
+                                                    search_range=seq.search_range, bit_depth=seq.bit_depth,
+                                                    subpel=seq.subpel)
+    inter_dir, mv, ref_idx = np.asarray(inter_dir), np.asarray(mv), np.asarray(ref_idx)
+    decisions = recon.decisions_v1(spec.qp, inter_dir=inter_dir, mv=mv, ref_idx=ref_idx, shape8=(h // 8, w // 8))
+    pred = inter.motion_compensate_jit(*stacks, decisions, ref_list=ref_list, bit_depth=seq.bit_depth)
+    rec, levels = recon.inter_residual(pred, tuple(orig), None, qp, qpc, bit_depth=seq.bit_depth, encode=True)
+    levels = tuple(np.asarray(x) for x in levels)
+    decisions = decisions.replace(cbf=recon.cbf_map(CoeffPlanes(*levels)))
+    side = {"inter_dir": inter_dir, "mv": mv, "ref_idx": ref_idx}
+    return _finish(rec, decisions, ref_ids, seq), levels, side
+
+
+def decode_picture(fh, levels, side, dpb: dict, seq, shape):
+    """Reconstruct one picture from its header, levels and per-CU decisions (the decoder)."""
+    h, w = shape
+    qp, qpc = qps(fh.qp, seq.chroma_qp_offset, seq.bit_depth)
+    if fh.frame_type == "I":
+        zero = np.zeros((h, w), np.int32), np.zeros((h // 2, w // 2), np.int32), np.zeros((h // 2, w // 2), np.int32)
+        out = recon.intra_picture(*zero, side["modes"], *levels, qp, qpc, jnp.float32(0),
+                                  bit_depth=seq.bit_depth, encode=False, ctu_size=seq.ctu_size)
+        decisions = recon.decisions_v1(fh.qp, modes=side["modes"], levels=CoeffPlanes(*levels), shape8=(h // 8, w // 8))
+        return _finish(out[:3], decisions, np.zeros((2, seq.num_refs), np.int32), seq)
+    stacks, ref_list, ref_ids = dpb_lib.reference_slots(dpb, fh.refs_l0, fh.refs_l1, seq.num_refs)
+    decisions = recon.decisions_v1(fh.qp, inter_dir=side["inter_dir"], mv=side["mv"], ref_idx=side["ref_idx"],
+                                   levels=CoeffPlanes(*levels), shape8=(h // 8, w // 8))
+    pred = inter.motion_compensate_jit(*stacks, decisions, ref_list=ref_list, bit_depth=seq.bit_depth)
+    rec, _ = recon.inter_residual(pred, pred, tuple(levels), qp, qpc, bit_depth=seq.bit_depth, encode=False)
+    return _finish(rec, decisions, ref_ids, seq)
+
+
+class SeqParams:
+    """Sequence-level parameters both sides read (from the config or the sequence header)."""
+
+    def __init__(self, *, bit_depth: int, chroma_qp_offset: int, deblocking: bool, num_refs: int, ctu_size: int,
+                 gop_structure: str, search_range: int = 16, subpel: bool = True):
+        self.bit_depth = bit_depth
+        self.chroma_qp_offset = chroma_qp_offset
+        self.deblocking = deblocking
+        self.num_refs = num_refs
+        self.ctu_size = ctu_size
+        self.gop_structure = gop_structure
+        self.search_range = search_range
+        self.subpel = subpel
