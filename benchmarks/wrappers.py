@@ -93,7 +93,8 @@ def main(argv=None) -> int:
         rows = {"bare": [], "wrapped": []}
         for qp in qps:
             bare = codec.encode(src, qp=qp, fps=video.fps)
-            wrapped = codec.encode(preprocess(wrapper, src), qp=qp, fps=video.fps)
+            # Without P the codec input is the source itself (bit-identical, tests/test_wrappers_deploy.py).
+            wrapped = bare if wrapper.pre is None else codec.encode(preprocess(wrapper, src), qp=qp, fps=video.fps)
             out = postprocess(wrapper, wrapped.recon)
             seconds = src.y.shape[0] / float(video.fps)
             for name, result, decoded in (("bare", bare, bare.recon), ("wrapped", wrapped, out)):

@@ -213,13 +213,17 @@ def make_steps(config: WrapperTrainConfig, wrapper_graph, proxy_graph, optimizer
         terms = wrapper_loss(source, out, r_m / pixels(i_p), weights)
         return terms.total, (terms, out)
 
+    def bare_distortion(source, i_c):
+        """Eq. 4 distortion of the bare codec output (the baseline each logged step is compared with)."""
+        return wrapper_loss(source, i_c, jnp.zeros(()), weights).distortion
+
     @jax.jit
     def wrapper(state: TrainState, source, i_c, qp_index, key):
         (loss, (terms, out)), grads = jax.value_and_grad(end_to_end, has_aux=True)(state.wrapper, state, source, i_c,
                                                                                   qp_index, key)
         updates, opt = opt_w.update(grads, state.opt_wrapper, state.wrapper)
         new = state._replace(wrapper=optax.apply_updates(state.wrapper, updates), opt_wrapper=opt, step=state.step + 1)
-        return new, terms._asdict(), out
+        return new, {**terms._asdict(), "codec_distortion": bare_distortion(source, i_c)}, out
 
     return Steps(pre, proxy, wrapper)
 
