@@ -1,0 +1,81 @@
+"""`jaxcodec encode` / `jaxcodec decode` as a user runs them: outputs, one-line errors,
+non-zero exits, no output left behind on failure."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from codec_clips import generated_clip
+from jaxcodec.io import read_y4m, write_y4m
+
+CLI = [sys.executable, "-m", "runtime.cli"]
+
+
+def run(*args, cwd):
+    return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, "JAX_PLATFORMS": "cpu"})
+
+
+@pytest.fixture(scope="module")
+def y4m(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    clip = generated_clip(n=3, height=16, width=24, seed=2)
+    write_y4m(d / "in.y4m", clip, 25)
+    return d, clip
+
+
+def _one_line_error(p):
+    assert p.returncode != 0
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "error" in lines[0] and "Traceback" not in p.stderr, p.stderr
+
+
+def test_encode_decode_roundtrip(y4m):
+    d, clip = y4m
+    p = run("encode", d / "in.y4m", "-o", d / "a.jxc", "--config", "ld", "--qp", "30", "--recon", d / "rec.y4m", "-q",
+            cwd=d)
+    assert p.returncode == 0, p.stderr
+    assert "PSNR-YUV" in p.stdout and "kbps" in p.stdout and "fps" in p.stdout
+    p = run("decode", d / "a.jxc", "-o", d / "dec.y4m", "-q", cwd=d)
+    assert p.returncode == 0, p.stderr
+    dec, _ = read_y4m(d / "dec.y4m")
+    rec, _ = read_y4m(d / "rec.y4m")
+    assert all(np.array_equal(getattr(dec, c), getattr(rec, c)) for c in "yuv")
+    assert dec.y.shape == clip.y.shape
+
+
+def test_bad_streams(y4m):
+    d, _ = y4m
+    if not (d / "a.jxc").exists():
+        assert run("encode", d / "in.y4m", "-o", d / "a.jxc", "--config", "ld", "-q", cwd=d).returncode == 0
+    data = (d / "a.jxc").read_bytes()
+    cases = {"trunc.jxc": data[: len(data) // 2], "magic.jxc": b"XXXX" + data[4:],
+             "version.jxc": data[:4] + b"\x07" + data[5:], "flip.jxc": data[:60] + bytes([data[60] ^ 0x55]) + data[61:]}
+    for name, content in cases.items():
+        (d / name).write_bytes(content)
+        out = d / f"{name}.y4m"
+        p = run("decode", d / name, "-o", out, "-q", cwd=d)
+        _one_line_error(p)
+        assert not out.exists()
+    p = run("decode", d / "missing.jxc", "-o", d / "m.y4m", cwd=d)
+    _one_line_error(p)
+    assert "not found" in p.stderr
+
+
+def test_bad_inputs(y4m):
+    d, _ = y4m
+    good = (d / "in.y4m").read_bytes()
+    (d / "broken.y4m").write_bytes(b"YUV4MPEG2 Wabc H16\n" + good[good.index(b"\n") + 1:])
+    (d / "c444.y4m").write_bytes(good.replace(b"C420jpeg", b"C444", 1))
+    for name in ("broken.y4m", "c444.y4m", "nothere.y4m"):
+        p = run("encode", d / name, "-o", d / "x.jxc", "-q", cwd=d)
+        _one_line_error(p)
+        assert not (d / "x.jxc").exists()
+    p = run("encode", d / "in.y4m", "-o", d / "x.jxc", "--config", "nosuchconfig", cwd=d)
+    _one_line_error(p)
+    assert "unknown config" in p.stderr and not (d / "x.jxc").exists()
+    p = run("encode", d / "in.y4m", "-o", d / "x.jxc", "--qp", "60", cwd=d)
+    _one_line_error(p)
