@@ -80,7 +80,8 @@ def code_picture(orig, spec, dpb: dict, seq):
     inter_dir, mv, ref_idx = np.asarray(inter_dir), np.asarray(mv), np.asarray(ref_idx)
     decisions = recon.decisions_v1(spec.qp, inter_dir=inter_dir, mv=mv, ref_idx=ref_idx, shape8=(h // 8, w // 8))
     pred = inter.motion_compensate_jit(*stacks, decisions, ref_list=ref_list, bit_depth=seq.bit_depth)
-    rec, levels = recon.inter_residual(pred, tuple(orig), None, qp, qpc, bit_depth=seq.bit_depth, encode=True)
+    rec, levels = recon.inter_residual(pred, tuple(orig), None, qp, qpc, jnp.float32(lam), bit_depth=seq.bit_depth,
+                                       encode=True)
     levels = tuple(np.asarray(x) for x in levels)
     decisions = decisions.replace(cbf=recon.cbf_map(CoeffPlanes(*levels)))
     side = {"inter_dir": inter_dir, "mv": mv, "ref_idx": ref_idx}

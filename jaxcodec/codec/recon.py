@@ -6,7 +6,7 @@ v1 block structure: 8x8 luma CUs with one 8x8 luma TU and one 4x4 TU per chroma 
 * `intra_picture`: CUs reconstructed sequentially in raster order inside one `lax.fori_loop`
   (reference samples from the reconstructed neighbours, 8.4.4.2). The *encoder* variant
   (``encode=True``) chooses the luma mode in the loop from the 35 predictions (SAD + sqrt(lambda)
-  x MPM-based mode bits) and quantizes the residual closed loop; the *decoder* variant reads modes
+  x MPM-based mode bits) and quantizes the residual closed loop with RDOQ; the *decoder* variant reads modes
   and levels. Both run the same kernels in the same order, so they reconstruct the same samples.
 * `inter_residual`: prediction from `inter.motion_compensate`; the encoder quantizes the whole
   frame's residual at once (it does not depend on the current reconstruction), the decoder adds
@@ -67,7 +67,7 @@ def intra_picture(orig_y, orig_u, orig_v, modes, lev_y, lev_u, lev_v, qp, qpc, s
         if encode:
             blk = jax.lax.dynamic_slice(orig_p, (y0, x0), (n, n))
             coef = transform.forward_transform(blk - pred, log2n, dst=dst, bit_depth=bit_depth)
-            lev = quant.quantize(coef, q, log2n, intra=True, bit_depth=bit_depth)
+            lev = quant.rdoq(coef, q, log2n, lambda_=sqrt_lambda * sqrt_lambda, bit_depth=bit_depth)
             lev_p = jax.lax.dynamic_update_slice(lev_p, lev, (y0, x0))
         else:
             lev = jax.lax.dynamic_slice(lev_p, (y0, x0), (n, n))
@@ -125,10 +125,12 @@ def _residual(lev, q, log2n, bit_depth):
 
 
 @functools.partial(jax.jit, static_argnames=("bit_depth", "encode"))
-def inter_residual(pred, orig, lev, qp, qpc, *, bit_depth: int, encode: bool):
+def inter_residual(pred, orig, lev, qp, qpc, lambda_=0.0, *, bit_depth: int, encode: bool):
     """Residual coding of an all-inter picture: 8x8 luma / 4x4 chroma TUs over whole planes.
 
     ``pred``, ``orig``, ``lev``: (y, u, v) tuples. Returns ``(rec, levels)`` tuples (int32).
+    The encoder quantizes with `quant.rdoq` at ``lambda_`` (SSE domain), which also drops
+    TUs whose residual is not worth its bits (cbf = 0).
     """
     peak = (1 << bit_depth) - 1
     recs, levs = [], []
@@ -137,7 +139,7 @@ def inter_residual(pred, orig, lev, qp, qpc, *, bit_depth: int, encode: bool):
         p = jnp.asarray(pred[c], jnp.int32)
         if encode:
             coef = transform.forward_transform_tiles(jnp.asarray(orig[c], jnp.int32) - p, log2n, bit_depth=bit_depth)
-            lv = _tiles_q(coef, q, log2n, lambda t, q_, n: quant.quantize(t, q_, n, intra=False, bit_depth=bit_depth))
+            lv = _tiles_q(coef, q, log2n, lambda t, q_, n: quant.rdoq(t, q_, n, lambda_=lambda_, bit_depth=bit_depth))
         else:
             lv = jnp.asarray(lev[c], jnp.int32)
         recs.append(jnp.clip(p + _residual(lv, q, log2n, bit_depth), 0, peak))
