@@ -104,7 +104,7 @@ def test_compress_decompress_round_trip(tiny, carphone):
 def test_rate_estimate_matches_coded_size_on_real_clip(carphone):
     """The proxy's own rate (float likelihoods) is within 2% of the real coded size."""
     model, tables, _, _ = load_model(SHIPPED)
-    for qp in (22, 32, 42):
+    for qp in (22, 42):
         c = compress(model, tables, carphone, qp=qp, gop=4)
         coded, estimated = c.bits_per_frame.sum(), c.model_bits.sum()
         assert abs(estimated - coded) / coded < 0.02, (qp, estimated, coded)
