@@ -77,6 +77,8 @@ def code_picture(orig, spec, dpb: dict, seq):
     inter_dir, mv, ref_idx = analysis.analyse_inter(orig[0], stacks[0], jnp.asarray(ref_list), sqrt_lambda,
                                                     search_range=seq.search_range, bit_depth=seq.bit_depth,
                                                     subpel=seq.subpel)
+    inter_dir, mv, ref_idx = analysis.merge_smooth(orig[0], stacks[0], jnp.asarray(ref_list), inter_dir, mv, ref_idx,
+                                                   sqrt_lambda, bit_depth=seq.bit_depth)
     inter_dir, mv, ref_idx = np.asarray(inter_dir), np.asarray(mv), np.asarray(ref_idx)
     decisions = recon.decisions_v1(spec.qp, inter_dir=inter_dir, mv=mv, ref_idx=ref_idx, shape8=(h // 8, w // 8))
     pred = inter.motion_compensate_jit(*stacks, decisions, ref_list=ref_list, bit_depth=seq.bit_depth)

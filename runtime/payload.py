@@ -7,8 +7,9 @@ not context-adaptive binary arithmetic coding and not shared with RDO. Layout be
 compression, per 8x8 CU in raster order:
 
 * I pictures: luma intra mode (u8).
-* B pictures: inter_dir (u8), ref_idx + 1 per list (u8 x 2), MV differences to the previous
-  CU's MV in raster order (i16 x 4) -- a left-neighbour MV predictor.
+* B pictures: inter_dir (u8), ref_idx + 1 per list (u8 x 2), MV differences (i16 x 4) to the
+  component-wise median of the left, above and above-right CUs' MVs (H.264 8.4.1.3 style;
+  missing neighbours count as zero).
 * then levels of Y (8x8 TUs), U and V (4x4 TUs), each TU in H.265 diagonal scan order, as int8
   or int16 (one flag byte per plane, stored uncompressed in front).
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import lzma
 import zlib
 
+import numba
 import numpy as np
 
 from jaxcodec.codec.quant import diagonal_scan
@@ -39,6 +41,44 @@ def _from_scan(flat: np.ndarray, h: int, w: int, n: int) -> np.ndarray:
     return t.reshape(h // n, w // n, n, n).swapaxes(1, 2).reshape(h, w)
 
 
+def median_predictor(mv: np.ndarray) -> np.ndarray:
+    """Component-wise median of left / above / above-right MVs for every CU (vectorised)."""
+    h8, w8 = mv.shape[:2]
+    p = np.pad(mv, ((1, 0), (1, 1), (0, 0), (0, 0)))
+    a = p[1:, :-2]
+    b = p[:-1, 1:-1]
+    c = p[:-1, 2:].copy()
+    # above-right missing at the right edge: use above-left (H.264 rule)
+    c[:, -1] = p[:-1, -3] if w8 > 1 else c[:, -1]
+    return np.median(np.stack([a, b, c]), axis=0).astype(np.int32)
+
+
+@numba.njit(cache=True, nogil=True)
+def _reconstruct_mvs(mvd, mv):
+    h8, w8 = mvd.shape[:2]
+    for by in range(h8):
+        for bx in range(w8):
+            for lst in range(2):
+                for k in range(2):
+                    a = mv[by, bx - 1, lst, k] if bx > 0 else 0
+                    b = mv[by - 1, bx, lst, k] if by > 0 else 0
+                    if by > 0 and bx + 1 < w8:
+                        c = mv[by - 1, bx + 1, lst, k]
+                    elif by > 0 and bx > 0:
+                        c = mv[by - 1, bx - 1, lst, k]
+                    else:
+                        c = 0
+                    med = max(min(a, b), min(max(a, b), c))
+                    mv[by, bx, lst, k] = mvd[by, bx, lst, k] + med
+    return mv
+
+
+def reconstruct_mvs(mvd: np.ndarray) -> np.ndarray:
+    """Inverse of ``mvd = mv - median_predictor(mv)`` in raster order (the decoder side)."""
+    mvd = np.ascontiguousarray(mvd, np.int32)
+    return _reconstruct_mvs(mvd, np.zeros_like(mvd))
+
+
 def _level_sizes(h: int, w: int):
     return ((h, w, 8), (h // 2, w // 2, 4), (h // 2, w // 2, 4))
 
@@ -51,8 +91,8 @@ def encode_payload(levels, *, modes=None, inter_dir=None, mv=None, ref_idx=None)
     else:
         parts.append(np.asarray(inter_dir, np.uint8).ravel().tobytes())
         parts.append((np.asarray(ref_idx, np.int16) + 1).astype(np.uint8).ravel().tobytes())
-        flat = np.asarray(mv, np.int32).reshape(-1, 4)
-        mvd = np.diff(flat, axis=0, prepend=np.zeros((1, 4), np.int32))
+        mv = np.asarray(mv, np.int32)
+        mvd = (mv - median_predictor(mv)).reshape(-1, 4)
         parts.append(mvd.astype("<i2").tobytes())
     flags = bytearray()
     for plane, (h, w, n) in zip(levels, _level_sizes(*np.asarray(levels[0]).shape)):
@@ -106,8 +146,8 @@ def decode_payload(payload: bytes, *, height: int, width: int, intra: bool, n_l0
     else:
         inter_dir = np.frombuffer(raw, np.uint8, ncu, 0).reshape(h8, w8).astype(np.int32)
         ref_idx = np.frombuffer(raw, np.uint8, 2 * ncu, ncu).reshape(h8, w8, 2).astype(np.int32) - 1
-        mvd = np.frombuffer(raw, "<i2", 4 * ncu, 3 * ncu).reshape(-1, 4).astype(np.int32)
-        mv = np.cumsum(mvd, axis=0).reshape(h8, w8, 2, 2)
+        mvd = np.frombuffer(raw, "<i2", 4 * ncu, 3 * ncu).reshape(h8, w8, 2, 2).astype(np.int32)
+        mv = reconstruct_mvs(mvd)
         pos = 11 * ncu
         used = np.stack([(inter_dir & 1) != 0, (inter_dir & 2) != 0], -1)
         lim = np.array([n_l0, n_l1])

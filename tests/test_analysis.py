@@ -52,3 +52,26 @@ def test_analyse_inter_picks_bi_for_average():
                                                     search_range=2, bit_depth=8, subpel=False)
     assert (np.asarray(inter_dir) == PRED_L0).all() and (np.asarray(mv) == 0).all()
     assert (np.asarray(ref_idx)[..., 1] == -1).all()
+
+
+def test_median_mv_predictor_matches_payload_and_inverts():
+    from jaxcodec.codec.analysis import median_mv_predictor
+    from runtime.payload import median_predictor, reconstruct_mvs
+
+    rng = np.random.default_rng(5)
+    for h, w in [(1, 1), (1, 4), (3, 1), (5, 7)]:
+        mv = rng.integers(-40, 40, (h, w, 2, 2)).astype(np.int32)
+        pred = median_predictor(mv)
+        assert np.array_equal(np.asarray(median_mv_predictor(jnp.asarray(mv))), pred)
+        assert np.array_equal(reconstruct_mvs(mv - pred), mv)
+
+
+def test_merge_smooth_never_raises_cost():
+    a = _frame(4)[:32, :32]
+    refs = jnp.asarray(np.stack([a, a]))
+    ref_list = jnp.asarray([[0], [1]], jnp.int32)
+    cur = jnp.asarray(a)
+    inter_dir, mv, ref_idx = analysis.analyse_inter(cur, refs, ref_list, jnp.float32(4.0), search_range=2, bit_depth=8,
+                                                    subpel=True)
+    d2, m2, r2 = analysis.merge_smooth(cur, refs, ref_list, inter_dir, mv, ref_idx, jnp.float32(4.0), bit_depth=8)
+    assert (np.asarray(m2) == 0).all()  # a static picture ends with a zero field

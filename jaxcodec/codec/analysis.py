@@ -51,3 +51,65 @@ def analyse_inter(cur_y, refs_y, ref_list, sqrt_lambda, *, search_range: int, bi
     mv = jnp.stack([jnp.where(use0[..., None], m0, 0), jnp.where(use1[..., None], m1, 0)], 2)
     ref_idx = jnp.stack([jnp.where(use0, i0, -1), jnp.where(use1, i1, -1)], -1)
     return inter_dir.astype(jnp.int32), mv.astype(jnp.int32), ref_idx.astype(jnp.int32)
+
+
+def _up(a):
+    return jnp.repeat(jnp.repeat(a, 2, 0), 2, 1)
+
+
+def _luma_pred(refs_y, ref_list, inter_dir, mv, ref_idx, bit_depth):
+    from jaxcodec.codec import inter
+    from jaxcodec.codec.blocks import MODE_INTER, BlockDecisions
+
+    h8, w8 = inter_dir.shape
+    z = jnp.zeros((2 * h8, 2 * w8), jnp.int8)
+    d = BlockDecisions(cu_log2=z + 3, tu_log2=z + 3, pred_mode=z + MODE_INTER, skip=z, merge_flag=z, merge_idx=z,
+                       intra_mode=z, intra_mode_c=z, inter_dir=_up(inter_dir), mv=_up(mv), ref_idx=_up(ref_idx), qp=z,
+                       cbf=jnp.zeros((2 * h8, 2 * w8, 3), jnp.int8))
+    refs_c = jnp.zeros((refs_y.shape[0], refs_y.shape[1] // 2, refs_y.shape[2] // 2), jnp.int32)
+    # chroma is not needed for the decision; the kernel computes all planes, zeros are cheap
+    return inter.motion_compensate(refs_y, refs_c, refs_c, d, ref_list=ref_list, bit_depth=bit_depth)[0]
+
+
+def median_mv_predictor(mv):
+    """JAX twin of `runtime.payload.median_predictor` (left, above, above-right / above-left)."""
+    w8 = mv.shape[1]
+    p = jnp.pad(mv, ((1, 0), (1, 1), (0, 0), (0, 0)))
+    a, b, c = p[1:, :-2], p[:-1, 1:-1], p[:-1, 2:]
+    if w8 > 1:
+        c = c.at[:, -1].set(p[:-1, -3])
+    return jnp.maximum(jnp.minimum(a, b), jnp.minimum(jnp.maximum(a, b), c))
+
+
+@functools.partial(jax.jit, static_argnames=("bit_depth", "iterations"))
+def merge_smooth(cur_y, refs_y, ref_list, inter_dir, mv, ref_idx, sqrt_lambda, *, bit_depth: int, iterations: int = 2):
+    """Let each CU adopt its left or above neighbour's motion when that is cheaper in
+    SAD + sqrt(lambda) x (MV-difference bits against the median predictor): the spatial
+    coherence merge mode exploits, here as an encoder decision on the explicit-MV syntax."""
+    refs_y = jnp.asarray(refs_y, jnp.int32)
+    h8, w8 = inter_dir.shape
+    cur = jnp.asarray(cur_y, jnp.int32)
+
+    def block_sad(pred):
+        return jnp.abs(cur - pred).reshape(h8, 8, w8, 8).sum((1, 3)).astype(jnp.float32)
+
+    def cost(d, m, r):
+        bits = motion.mv_bits((m - median_mv_predictor(m)).astype(jnp.float32)).sum(-1)
+        return block_sad(_luma_pred(refs_y, ref_list, d, m, r, bit_depth)) + sqrt_lambda * bits
+
+    for _ in range(iterations):
+        own = cost(inter_dir, mv, ref_idx)
+        for shift in ((0, 1), (1, 0)):
+            def nb(a):
+                rolled = jnp.roll(a, shift, (0, 1))
+                edge = (jnp.arange(h8)[:, None] < shift[0]) | (jnp.arange(w8)[None, :] < shift[1])
+                return jnp.where(edge.reshape(edge.shape + (1,) * (a.ndim - 2)), a, rolled)
+
+            d2, m2, r2 = nb(inter_dir), nb(mv), nb(ref_idx)
+            c2 = cost(d2, m2, r2)
+            take = c2 < own
+            inter_dir = jnp.where(take, d2, inter_dir)
+            mv = jnp.where(take[..., None, None], m2, mv)
+            ref_idx = jnp.where(take[..., None], r2, ref_idx)
+            own = jnp.where(take, c2, own)
+    return inter_dir, mv, ref_idx
