@@ -103,3 +103,20 @@ def test_carphone_roundtrip_all_qps(name, qp):
     frames = read_video("carphone", max_frames=17).frames
     data, recon = encode(frames, load_coding_config(name, qp=qp))
     assert _same(recon, decode(data))
+
+
+def test_compiles_once_per_shape_not_per_frame_or_qp():
+    from jaxcodec.codec import analysis, motion, recon
+
+    clip = generated_clip(n=4, height=16, width=32, seed=7)
+    fns = (recon.intra_picture, recon.inter_residual, analysis.analyse_inter, analysis.merge_smooth)
+    encode(clip, load_coding_config("ld", qp=30))
+    before = [f._cache_size() for f in fns]
+    data, recon_frames = encode(clip, load_coding_config("ld", qp=35))
+    decode(data)  # decode variants are compiled on first use, once
+    mid = [f._cache_size() for f in fns]
+    data, _ = encode(generated_clip(n=4, height=16, width=32, seed=8), load_coding_config("ra", qp=24, gop_size=2))
+    decode(data)
+    after = [f._cache_size() for f in fns]
+    assert mid[2:] == before[2:]  # analysis: no retrace for a new QP or new frames
+    assert after == mid  # nothing retraces for new content, QPs or GOP structure at the same shape
