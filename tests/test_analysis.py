@@ -66,7 +66,7 @@ def test_median_mv_predictor_matches_payload_and_inverts():
         assert np.array_equal(reconstruct_mvs(mv - pred), mv)
 
 
-def test_merge_smooth_never_raises_cost():
+def test_merge_smooth_zero_field_on_static_picture():
     a = _frame(4)[:32, :32]
     refs = jnp.asarray(np.stack([a, a]))
     ref_list = jnp.asarray([[0], [1]], jnp.int32)

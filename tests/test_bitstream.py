@@ -123,7 +123,7 @@ def test_payload_length_bomb(stream):
     seq, frames = bs.parse_stream(data)
     fh, payload = frames[0]
     huge = bs.write_frame(fh, payload)
-    # claim a 4 GB payload: must fail as truncated, not allocate
+    # claim a 4 GB payload: refused (header crc, else truncation) without allocating it
     off = len(huge) - len(payload) - 8
     huge = huge[:off] + struct.pack("<I", 0xFFFFFFFF) + huge[off + 4:]
     with pytest.raises(BitstreamError):
