@@ -86,3 +86,13 @@ def test_missing_encoder_is_a_clear_error(monkeypatch):
 def test_unstacked_input_is_rejected(clip):
     with pytest.raises(InputError, match="stacked"):
         get_codec("x264:medium").encode(clip.frames[0], qp=30)
+
+
+def test_plugin_codecs_come_through_the_entry_point_group():
+    from importlib.metadata import entry_points
+
+    if "ours" not in {ep.name for ep in entry_points(group="jaxcodec.codecs")}:
+        pytest.skip("no plugin codec installed")
+    codec = get_codec("ours:ld")  # the factory receives the part after the colon
+    assert isinstance(codec, Codec) and codec.name == "ours:ld"
+    assert "ours" in available_codecs()

@@ -14,7 +14,7 @@ x264        ``qp=N`` (CQP; I/P/B offsets ipratio,    0..51 (8-bit)
 x265        ``x265-params qp=N`` (CQP, same offsets) 0..51 (8-bit)
 svtav1      ``svtav1-params rc=0:aq-mode=0`` +       1..63 (AV1
             ``qp=N`` (CQP, no adaptive quant)        qindex ~ 4*N)
-aom         ``end-usage=q``, ``cq-level=N``          0..63
+aom         ``crf=N`` with no bitrate (AOM_Q mode)    0..63
 ==========  ======================================  ============
 
 GOP structure (``structure``):
@@ -153,7 +153,7 @@ class FFmpegCodec:
             if g is not None:
                 params += [f"keyint={g}", "scd=0"]
             return {"preset": self.preset, "qp": str(qp), "svtav1-params": ":".join(params)}
-        opts = {"cpu-used": self.preset, "end-usage": "q", "crf": str(qp), "threads": str(self.threads)}  # aom
+        opts = {"cpu-used": self.preset, "crf": str(qp), "b": "0", "threads": str(self.threads)}  # aom: AOM_Q
         if ld:
             opts["lag-in-frames"] = "0"
         if g is not None:
