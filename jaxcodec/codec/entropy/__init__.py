@@ -1,0 +1,1 @@
+"""Entropy coding: CABAC engine (`engine`), MV prediction (`mvpred`) and the frame syntax (`syntax`)."""
