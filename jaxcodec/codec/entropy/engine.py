@@ -203,6 +203,9 @@ def put_bin(w, ctx, buf, c, b):
             _write_out(w, buf)
 
 
+put_bin_inline = numba.njit(cache=True, nogil=True, inline="always")(put_bin.py_func)
+
+
 @numba.njit(cache=True, nogil=True)
 def put_bypass(w, buf, b):
     """Code one equiprobable bin (H.265 9.3.4.3.4)."""
@@ -400,11 +403,43 @@ def get_bypass(r, data):
 
 @numba.njit(cache=True, nogil=True)
 def get_bypass_bins(r, data, n):
-    """Decode ``n`` (0..32) bypass bins, most significant first (mirror of `put_bypass_bins`)."""
+    """Decode ``n`` (0..32) bypass bins, most significant first (mirror of `put_bypass_bins`;
+    8 bins per byte read as in HM's ``decodeBinsEP``)."""
     v = np.int64(0)
+    value = r[R_VALUE]
+    rng = r[R_RANGE]
+    bits_needed = r[R_BITS_NEEDED]
+    while n > 8:
+        value = (value << 8) + (_read_byte(r, data) << (8 + bits_needed))
+        scaled = rng << 15
+        for _ in range(8):
+            v <<= 1
+            scaled >>= 1
+            if value >= scaled:
+                v += 1
+                value -= scaled
+        n -= 8
+    bits_needed += n
+    value <<= n
+    if bits_needed >= 0:
+        value += _read_byte(r, data) << bits_needed
+        bits_needed -= 8
+    scaled = rng << (n + 7)
     for _ in range(n):
-        v = (v << 1) | get_bypass(r, data)
+        v <<= 1
+        scaled >>= 1
+        if value >= scaled:
+            v += 1
+            value -= scaled
+    r[R_VALUE] = value
+    r[R_BITS_NEEDED] = bits_needed
     return v
+
+
+# Variants inlined at numba-IR level into the residual loops only (the hottest call sites):
+# avoids the call overhead of passing three arrays per bin without inlining everywhere
+# (which would multiply compile time).
+get_bin_inline = numba.njit(cache=True, nogil=True, inline="always")(get_bin.py_func)
 
 
 @numba.njit(cache=True, nogil=True)

@@ -386,7 +386,6 @@ def _scratch(info: FrameSyntaxInfo) -> _Scratch:
 _J = dict(cache=True, nogil=True)
 
 
-@numba.njit(**_J)
 def _sig_ctx(log2, chroma, xc, yc, prev_csbf):
     """sig_coeff_flag ctxInc, H.265 9.3.4.2.5 (scanIdx 0, no transform skip)."""
     if log2 == 2:
@@ -411,6 +410,26 @@ def _sig_ctx(log2, chroma, xc, yc, prev_csbf):
         else:
             sig += 12 if chroma else 21
     return C_SIG + sig + (27 if chroma else 0)
+
+
+def _sig_table():
+    """``_SIG_TAB[chroma, log2, prev_csbf, first_sub_block, n]`` = `_sig_ctx` of scan position
+    ``n`` of a sub-block: the context depends on the sub-block only through "is it (0, 0)"."""
+    t = np.zeros((2, 6, 4, 2, 16), np.int64)
+    for chroma in range(2):
+        for log2 in range(2, 6):
+            for prev in range(4):
+                for first in range(2):
+                    xs = 0 if first else 1
+                    if log2 == 2 and not first:
+                        continue
+                    for n in range(16):
+                        t[chroma, log2, prev, first, n] = _sig_ctx(
+                            log2, chroma, 4 * xs + int(_S4_X[n]), int(_S4_Y[n]), prev)
+    return t
+
+
+_SIG_TAB = _sig_table()
 
 
 @numba.njit(**_J)
@@ -502,13 +521,6 @@ def _set_cu(g, x4, y4, n4, log2, tu_log2, mode, skip, mflag, midx, imode, imode_
                 g.mv[y, x, lst, 0] = mv[lst, 0]
                 g.mv[y, x, lst, 1] = mv[lst, 1]
             g.qp[y, x] = qp
-
-
-@numba.njit(**_J)
-def _set_cbf(g, x4, y4, n4, comp, value):
-    for y in range(y4, y4 + n4):
-        for x in range(x4, x4 + n4):
-            g.cbf[y, x, comp] = value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -617,6 +629,7 @@ def _w_residual(w, ctx, buf, plane, px, py, log2, chroma, s):
         else:
             csbf[ys, xs] = 1
         prev = csbf[ys, xs + 1] + 2 * csbf[ys + 1, xs]
+        sig_tab = _SIG_TAB[chroma, log2, prev, 1 if i == 0 else 0]
         nsig = 0
         start = 15
         if i == lsb:
@@ -631,7 +644,7 @@ def _w_residual(w, ctx, buf, plane, px, py, log2, chroma, s):
                 nsig += 1
                 continue
             sig = 1 if v != 0 else 0
-            E.put_bin(w, ctx, buf, _sig_ctx(log2, chroma, 4 * xs + _S4_X[n], 4 * ys + _S4_Y[n], prev), sig)
+            E.put_bin_inline(w, ctx, buf, sig_tab[n], sig)
             if sig:
                 sigpos[nsig] = n
                 nsig += 1
@@ -643,7 +656,7 @@ def _w_residual(w, ctx, buf, plane, px, py, log2, chroma, s):
         first_g1 = -1
         for k in range(min(nsig, 8)):
             g1 = 1 if abs(lv[base + sigpos[k]]) > 1 else 0
-            E.put_bin(w, ctx, buf, gt1_base + 4 * ctx_set + c1, g1)
+            E.put_bin_inline(w, ctx, buf, gt1_base + 4 * ctx_set + c1, g1)
             if g1:
                 c1 = 0
                 if first_g1 < 0:
@@ -1121,6 +1134,7 @@ def _p_residual(r, ctx, data, plane, px, py, log2, chroma, s):
         else:
             csbf[ys, xs] = 1
         prev = csbf[ys, xs + 1] + 2 * csbf[ys + 1, xs]
+        sig_tab = _SIG_TAB[chroma, log2, prev, 1 if i == 0 else 0]
         nsig = 0
         start = 15
         if i == lsb:
@@ -1133,7 +1147,7 @@ def _p_residual(r, ctx, data, plane, px, py, log2, chroma, s):
                 sigpos[nsig] = 0
                 nsig += 1
                 continue
-            if E.get_bin(r, ctx, data, _sig_ctx(log2, chroma, 4 * xs + _S4_X[n], 4 * ys + _S4_Y[n], prev)):
+            if E.get_bin_inline(r, ctx, data, sig_tab[n]):
                 sigpos[nsig] = n
                 nsig += 1
                 infer_dc = False
@@ -1145,7 +1159,7 @@ def _p_residual(r, ctx, data, plane, px, py, log2, chroma, s):
         for k in range(nsig):
             absl[k] = 1
         for k in range(min(nsig, 8)):
-            g1 = E.get_bin(r, ctx, data, gt1_base + 4 * ctx_set + c1)
+            g1 = E.get_bin_inline(r, ctx, data, gt1_base + 4 * ctx_set + c1)
             absl[k] += g1
             if g1:
                 c1 = 0
