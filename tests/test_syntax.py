@@ -195,3 +195,18 @@ def test_info_validation():
         S.parse_frame(b"", _info("I", width=100))
     with pytest.raises(ValueError, match="P slice"):
         S.parse_frame(b"", _info("P", refs_l0=()))
+
+
+def test_bit_counter_sees_in_place_candidates():
+    info = _info("B")
+    d, c = S.random_frame(info, 11)
+    ctx = S.init_contexts("B", info.qp)
+    counter = S.BitCounter(d, c, info)
+    assert counter.count(64, 0, 6, ctx)[0] == S.count_quadtree_bits(d, c, info, 64, 0, 6, ctx)[0]
+    before = counter.count(0, 0, 6, ctx)[0]
+    c.y[:64, :64] = 0  # the encoder tries "no luma residual" in place (views, not copies)
+    c.y[0, 0] = 1
+    d.cbf[:16, :16, 0] = 0
+    after = counter.count(0, 0, 6, ctx)
+    assert after[0] != before
+    assert after[0] == S.count_quadtree_bits(d, c, info, 0, 0, 6, ctx)[0]

@@ -1782,3 +1782,34 @@ def random_frame(info: FrameSyntaxInfo, seed: int, *, split_prob: float = 0.6, i
         for cx in range(0, W, ctu):
             quadtree(cx, cy, ctu_log2)
     return BlockDecisions(**g._asdict()), CoeffPlanes(*planes)
+
+
+class BitCounter:
+    """Reusable RDO bit counter of one frame (saves `count_quadtree_bits`' per-call array
+    conversion). It keeps *views* of ``decisions`` / ``coeffs`` when their dtypes already
+    match `BlockDecisions` (int8 / int16 mv) and int32 planes, so an encoder can write its
+    candidate CU into those arrays in place and call `count` again.
+
+    From numba code, call ``_count_quadtree(w, ctx, buf, grid, y, u, v, scratch, x, y, log2,
+    prev_qp)`` directly with ``self.grid``, ``self.planes`` and ``self.scratch`` and a writer
+    from ``engine.new_writer(engine.MODE_COUNT)``: no Python in the loop at all.
+    """
+
+    def __init__(self, decisions: BlockDecisions, coeffs: CoeffPlanes, info: FrameSyntaxInfo):
+        self.info = info
+        self.scratch = _scratch(info)
+        self.grid = _grid_from(decisions, info.height // 4, info.width // 4)
+        self.planes = _planes(coeffs, info.height, info.width)
+        self._w, self._buf = E.new_writer(E.MODE_COUNT)
+
+    def count(self, x: int, y: int, log2_size: int, contexts: np.ndarray, prev_qp: int | None = None
+              ) -> tuple[float, np.ndarray]:
+        """Same as `count_quadtree_bits` (returns ``(bits, contexts_after)``; input untouched)."""
+        ctx = np.array(contexts, np.int32, copy=True)
+        w = self._w
+        E.reset_writer(w, E.MODE_COUNT)
+        err = _count_quadtree(w, ctx, self._buf, self.grid, *self.planes, self.scratch, x, y, log2_size,
+                              self.info.qp if prev_qp is None else prev_qp)
+        if err:
+            raise _writer_error(err, self.scratch)
+        return float(w[E.W_FRAC]) / E.FRAC_ONE, ctx
