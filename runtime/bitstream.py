@@ -1,7 +1,7 @@
 """The ``.jxc`` container: sequence header, then per frame a header, the MD5 of the
 reconstructed frame and the entropy-coded payload (little-endian throughout).
 
-Sequence header (version 1)::
+Sequence header (version 2)::
 
     magic "JXCD" | version u8 | width u16 | height u16 | bit_depth u8 | chroma_format u8 (1 = 4:2:0)
     | fps_num u32 | fps_den u32 | gop_structure u8 (0 ai, 1 ld, 2 ra) | gop_size u8
@@ -28,7 +28,7 @@ from fractions import Fraction
 from jaxcodec.errors import BitstreamError
 
 MAGIC = b"JXCD"
-VERSION = 1
+VERSION = 2  # 2: CABAC payload (H.265 CTU syntax); 1 was DEFLATE/LZMA, no longer decodable
 FRAME_SYNC = b"FR"
 GOP_CODES = {"ai": 0, "ld": 1, "ra": 2}
 TOOL_DEBLOCKING = 1

@@ -1,6 +1,7 @@
 """`decode(bytes) -> frames`: the jaxcodec v1 decoder.
 
-Parses the container (`runtime.bitstream`), decodes each payload (`runtime.payload`),
+Parses the container (`runtime.bitstream`), parses each CABAC payload
+(`jaxcodec.codec.entropy.syntax.parse_frame`),
 reconstructs with the encoder's own functions (`runtime.framecoder.decode_picture`), checks
 the MD5 of every reconstructed picture and raises `BitstreamError` on any mismatch, missing
 reference or corrupt field. The DPB drops pictures as the frame headers' release lists say
@@ -16,7 +17,6 @@ import numpy as np
 from jaxcodec.errors import BitstreamError
 from jaxcodec.frame import Frame
 from runtime import bitstream as bs
-from runtime import payload as pl
 from runtime.encoder import PAD
 from runtime.framecoder import SeqParams, decode_picture, frame_md5
 
@@ -42,10 +42,7 @@ def decode(data: bytes, *, progress: bool = False, return_fps: bool = False):
         missing = [r for r in refs if r not in dpb]
         if missing:
             raise BitstreamError(f"frame POC {fh.poc} references POC {missing[0]}, which is not in the DPB")
-        levels, modes, inter_dir, mv, ref_idx = pl.decode_payload(
-            payload, height=ph, width=pw, intra=fh.frame_type == "I", n_l0=len(fh.refs_l0), n_l1=len(fh.refs_l1))
-        side = {"modes": modes} if fh.frame_type == "I" else {"inter_dir": inter_dir, "mv": mv, "ref_idx": ref_idx}
-        rec = decode_picture(fh, levels, side, dpb, params, (ph, pw))
+        rec = decode_picture(fh, payload, dpb, params, (ph, pw))
         if frame_md5(rec, seq.height, seq.width, seq.bit_depth) != fh.md5:
             raise BitstreamError(f"MD5 mismatch in frame POC {fh.poc}: the stream is corrupt")
         dpb[fh.poc] = rec

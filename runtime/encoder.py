@@ -2,7 +2,7 @@
 
 Pictures are coded in the GOP's coding order (`jaxcodec.codec.gop.plan_gop`). With
 ``config.frame_threads > 1`` pictures whose references are already reconstructed are coded
-concurrently on a thread pool (jitted XLA calls, zlib/lzma release the GIL); the stream is
+concurrently on a thread pool (jitted XLA calls and the numba CABAC writer release the GIL); the stream is
 assembled in coding order afterwards, so the bytes do not depend on the thread count.
 """
 
@@ -21,7 +21,6 @@ from jaxcodec.config import CodingConfig
 from jaxcodec.errors import ConfigError, InputError
 from jaxcodec.frame import Frame, crop_frame, pad_frame
 from runtime import bitstream as bs
-from runtime import payload as pl
 from runtime.framecoder import SeqParams, code_picture, frame_md5
 
 PAD = 8  # v1 codes 8x8 CUs: padding to the CU (not the CTU) keeps the coded area small
@@ -74,8 +73,7 @@ def encode(frames: Frame, config: CodingConfig, *, fps: Fraction = Fraction(25),
             done[r].wait()
         with lock:
             refs = {r: dpb[r] for r in set(spec.refs_l0 + spec.refs_l1)}
-        rec, levels, side = code_picture(planes[spec.poc], spec, refs, seq)
-        payload = pl.encode_payload(levels, **side)
+        rec, payload = code_picture(planes[spec.poc], spec, refs, seq)
         fh = bs.FrameHeader(spec.poc, spec.frame_type, spec.qp, spec.temporal_layer, tools, spec.refs_l0,
                             spec.refs_l1, spec.release, frame_md5(rec, height, width, bd))
         with lock:

@@ -3,7 +3,7 @@
 `code_picture` (encoder) and `decode_picture` (decoder) run the same reconstruction functions
 (`jaxcodec.codec.recon`) with ``encode=True`` / ``False`` and the same loop filter; the frame
 state they exchange is explicit (rav1e's FrameInvariants -> `FrameHeader`, the decisions and
-levels -> payload). Everything that reaches the reconstruction is integer.
+levels -> CABAC payload). Everything that reaches the reconstruction is integer.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcodec.codec import analysis, dpb as dpb_lib, inter, quant, recon
+from jaxcodec.codec import analysis, dpb as dpb_lib, inter, merge, quant, recon
 from jaxcodec.codec.blocks import CoeffPlanes
 from jaxcodec.codec.deblock import deblock_frame
+from jaxcodec.codec.entropy import syntax
 from jaxcodec.frame import Frame
 
 
@@ -52,15 +53,25 @@ def _finish(rec, decisions, ref_ids, seq):
     return np.asarray(y), np.asarray(u), np.asarray(v)
 
 
+def syntax_info(frame_type: str, qp: int, poc: int, refs_l0, refs_l1, seq, shape) -> syntax.FrameSyntaxInfo:
+    """What the entropy coder of both sides knows about a picture before its payload."""
+    h, w = shape
+    return syntax.FrameSyntaxInfo(width=w, height=h, slice_type="I" if frame_type == "I" else "B", qp=int(qp),
+                                  poc=int(poc), refs_l0=tuple(refs_l0), refs_l1=tuple(refs_l1),
+                                  ctu_size=seq.ctu_size, min_cu_size=8, chroma_qp_offset=seq.chroma_qp_offset,
+                                  intra_tu_split=False, bit_depth=seq.bit_depth)
+
+
 def code_picture(orig, spec, dpb: dict, seq):
     """Encode one picture. ``orig`` = padded (y, u, v) numpy planes; ``seq`` a `SeqParams`.
 
-    Returns ``(recon_planes, levels (y, u, v), side)`` where ``side`` holds the per-CU
-    decisions for the payload (``modes`` or ``inter_dir``/``mv``/``ref_idx``).
+    Returns ``(recon_planes, payload)``: the reconstruction (what the decoder will output) and
+    the CABAC-coded picture payload (`jaxcodec.codec.entropy.syntax.write_frame`).
     """
     h, w = orig[0].shape
     qp, qpc = qps(spec.qp, seq.chroma_qp_offset, seq.bit_depth)
     ftype = "I" if spec.frame_type == "I" else "B"
+    info = syntax_info(spec.frame_type, spec.qp, spec.poc, spec.refs_l0, spec.refs_l1, seq, (h, w))
     lam = quant.lambda_from_qp(int(qp), frame_type=ftype, temporal_layer=spec.temporal_layer,
                                low_delay=seq.gop_structure == "ld")
     sqrt_lambda = jnp.float32(math.sqrt(lam))
@@ -69,40 +80,44 @@ def code_picture(orig, spec, dpb: dict, seq):
         out = recon.intra_picture(orig[0], orig[1], orig[2], np.zeros((h // 8, w // 8), np.int32), *zero, qp, qpc,
                                   sqrt_lambda, bit_depth=seq.bit_depth, encode=True, ctu_size=seq.ctu_size)
         rec, levels, modes = out[:3], out[3:6], np.asarray(out[6])
-        levels = tuple(np.asarray(x) for x in levels)
-        decisions = recon.decisions_v1(spec.qp, modes=modes, levels=CoeffPlanes(*levels), shape8=(h // 8, w // 8))
+        coeffs = CoeffPlanes(*(np.asarray(x) for x in levels))
+        decisions = recon.decisions_v1(spec.qp, modes=modes, levels=coeffs, shape8=(h // 8, w // 8))
         ref_ids = np.zeros((2, seq.num_refs), np.int32)
-        return _finish(rec, decisions, ref_ids, seq), levels, {"modes": modes}
-    stacks, ref_list, ref_ids = dpb_lib.reference_slots(dpb, spec.refs_l0, spec.refs_l1, seq.num_refs)
-    inter_dir, mv, ref_idx = analysis.analyse_inter(orig[0], stacks[0], jnp.asarray(ref_list), sqrt_lambda,
-                                                    search_range=seq.search_range, bit_depth=seq.bit_depth,
-                                                    subpel=seq.subpel)
-    inter_dir, mv, ref_idx = analysis.merge_smooth(orig[0], stacks[0], jnp.asarray(ref_list), inter_dir, mv, ref_idx,
-                                                   sqrt_lambda, bit_depth=seq.bit_depth)
-    inter_dir, mv, ref_idx = np.asarray(inter_dir), np.asarray(mv), np.asarray(ref_idx)
-    decisions = recon.decisions_v1(spec.qp, inter_dir=inter_dir, mv=mv, ref_idx=ref_idx, shape8=(h // 8, w // 8))
-    pred = inter.motion_compensate_jit(*stacks, decisions, ref_list=ref_list, bit_depth=seq.bit_depth)
-    rec, levels = recon.inter_residual(pred, tuple(orig), None, qp, qpc, jnp.float32(lam), bit_depth=seq.bit_depth,
-                                       encode=True)
-    levels = tuple(np.asarray(x) for x in levels)
-    decisions = decisions.replace(cbf=recon.cbf_map(CoeffPlanes(*levels)))
-    side = {"inter_dir": inter_dir, "mv": mv, "ref_idx": ref_idx}
-    return _finish(rec, decisions, ref_ids, seq), levels, side
+    else:
+        stacks, ref_list, ref_ids = dpb_lib.reference_slots(dpb, spec.refs_l0, spec.refs_l1, seq.num_refs)
+        inter_dir, mv, ref_idx = analysis.analyse_inter(orig[0], stacks[0], jnp.asarray(ref_list), sqrt_lambda,
+                                                        search_range=seq.search_range, bit_depth=seq.bit_depth,
+                                                        subpel=seq.subpel)
+        inter_dir, mv, ref_idx = analysis.merge_smooth(orig[0], stacks[0], jnp.asarray(ref_list), inter_dir, mv,
+                                                       ref_idx, sqrt_lambda, bit_depth=seq.bit_depth)
+        decisions = recon.decisions_v1(spec.qp, inter_dir=np.asarray(inter_dir), mv=np.asarray(mv),
+                                       ref_idx=np.asarray(ref_idx), shape8=(h // 8, w // 8))
+        pred = inter.motion_compensate_jit(*stacks, decisions, ref_list=ref_list, bit_depth=seq.bit_depth)
+        rec, levels = recon.inter_residual(pred, tuple(orig), None, qp, qpc, jnp.float32(lam), bit_depth=seq.bit_depth,
+                                           encode=True)
+        coeffs = CoeffPlanes(*(np.asarray(x) for x in levels))
+        decisions = decisions.replace(cbf=recon.cbf_map(coeffs))
+        decisions = merge.derive_merge_skip(decisions, refs_l0=spec.refs_l0, refs_l1=spec.refs_l1, slice_type="B",
+                                            ctu_size=seq.ctu_size)
+    payload, _ = syntax.write_frame(decisions, coeffs, info)
+    return _finish(rec, decisions, ref_ids, seq), payload
 
 
-def decode_picture(fh, levels, side, dpb: dict, seq, shape):
-    """Reconstruct one picture from its header, levels and per-CU decisions (the decoder)."""
+def decode_picture(fh, payload: bytes, dpb: dict, seq, shape):
+    """Parse and reconstruct one picture from its header and payload (the decoder)."""
     h, w = shape
     qp, qpc = qps(fh.qp, seq.chroma_qp_offset, seq.bit_depth)
+    info = syntax_info(fh.frame_type, fh.qp, fh.poc, fh.refs_l0, fh.refs_l1, seq, shape)
+    decisions, coeffs, _ = syntax.parse_frame(payload, info)
+    levels = (coeffs.y, coeffs.u, coeffs.v)
+    recon.check_v1_layout(decisions, fh.frame_type == "I")
     if fh.frame_type == "I":
         zero = np.zeros((h, w), np.int32), np.zeros((h // 2, w // 2), np.int32), np.zeros((h // 2, w // 2), np.int32)
-        out = recon.intra_picture(*zero, side["modes"], *levels, qp, qpc, jnp.float32(0),
+        modes = np.asarray(decisions.intra_mode[::2, ::2], np.int32)
+        out = recon.intra_picture(*zero, modes, *levels, qp, qpc, jnp.float32(0),
                                   bit_depth=seq.bit_depth, encode=False, ctu_size=seq.ctu_size)
-        decisions = recon.decisions_v1(fh.qp, modes=side["modes"], levels=CoeffPlanes(*levels), shape8=(h // 8, w // 8))
         return _finish(out[:3], decisions, np.zeros((2, seq.num_refs), np.int32), seq)
     stacks, ref_list, ref_ids = dpb_lib.reference_slots(dpb, fh.refs_l0, fh.refs_l1, seq.num_refs)
-    decisions = recon.decisions_v1(fh.qp, inter_dir=side["inter_dir"], mv=side["mv"], ref_idx=side["ref_idx"],
-                                   levels=CoeffPlanes(*levels), shape8=(h // 8, w // 8))
     pred = inter.motion_compensate_jit(*stacks, decisions, ref_list=ref_list, bit_depth=seq.bit_depth)
     rec, _ = recon.inter_residual(pred, pred, tuple(levels), qp, qpc, bit_depth=seq.bit_depth, encode=False)
     return _finish(rec, decisions, ref_ids, seq)

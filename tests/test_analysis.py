@@ -54,16 +54,25 @@ def test_analyse_inter_picks_bi_for_average():
     assert (np.asarray(ref_idx)[..., 1] == -1).all()
 
 
-def test_median_mv_predictor_matches_payload_and_inverts():
+def _median_reference(mv):
+    # left, above, above-right (above-left at the right edge); zeros outside the picture
+    h, w = mv.shape[:2]
+    out = np.zeros_like(mv)
+    get = lambda y, x: mv[y, x] if 0 <= y < h and 0 <= x < w else np.zeros_like(mv[0, 0])  # noqa: E731
+    for y in range(h):
+        for x in range(w):
+            c = get(y - 1, x + 1) if (x + 1 < w or w == 1) else get(y - 1, x - 1)
+            out[y, x] = np.median(np.stack([get(y, x - 1), get(y - 1, x), c]), 0)
+    return out
+
+
+def test_median_mv_predictor_matches_loop_reference():
     from jaxcodec.codec.analysis import median_mv_predictor
-    from runtime.payload import median_predictor, reconstruct_mvs
 
     rng = np.random.default_rng(5)
     for h, w in [(1, 1), (1, 4), (3, 1), (5, 7)]:
         mv = rng.integers(-40, 40, (h, w, 2, 2)).astype(np.int32)
-        pred = median_predictor(mv)
-        assert np.array_equal(np.asarray(median_mv_predictor(jnp.asarray(mv))), pred)
-        assert np.array_equal(reconstruct_mvs(mv - pred), mv)
+        assert np.array_equal(np.asarray(median_mv_predictor(jnp.asarray(mv))), _median_reference(mv))
 
 
 def test_merge_smooth_zero_field_on_static_picture():

@@ -210,3 +210,22 @@ def test_bit_counter_sees_in_place_candidates():
     after = counter.count(0, 0, 6, ctx)
     assert after[0] != before
     assert after[0] == S.count_quadtree_bits(d, c, info, 0, 0, 6, ctx)[0]
+
+
+@pytest.mark.parametrize("mv, max_bits", [((0, 0), 4.0), ((4, -4), 12.0)])
+def test_explicit_mv_costs_what_its_mvd_costs(mv, max_bits):
+    # Round trips cannot see a wrong MVD as long as writer and parser agree (a mis-wrapped
+    # difference once cost 60 bits per zero MVD): bound the bits of 64 uniform inter CUs.
+    from jaxcodec.codec.blocks import MODE_INTER, empty_decisions, zero_coeffs
+
+    info = S.FrameSyntaxInfo(width=64, height=64, slice_type="P", qp=32, poc=2, refs_l0=(1,), refs_l1=(),
+                             intra_tu_split=False)
+    d = empty_decisions(64, 64)
+    ones = np.ones_like(d.pred_mode)
+    mvs = np.zeros(d.mv.shape, np.int16)
+    mvs[..., 0, :] = mv
+    d = d.replace(pred_mode=ones * MODE_INTER, inter_dir=ones, ref_idx=np.stack([0 * ones, -ones], -1).astype(np.int8),
+                  mv=mvs)
+    payload, _ = S.write_frame(d, zero_coeffs(64, 64), info)
+    assert 8 * len(payload) / 64 < max_bits
+    assert S._wrap16(0) == 0 and S._wrap16(-1) == -1 and S._wrap16(32768) == -32768 and S._wrap16(-32769) == 32767

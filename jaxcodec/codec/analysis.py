@@ -72,7 +72,8 @@ def _luma_pred(refs_y, ref_list, inter_dir, mv, ref_idx, bit_depth):
 
 
 def median_mv_predictor(mv):
-    """JAX twin of `runtime.payload.median_predictor` (left, above, above-right / above-left)."""
+    """Median of the left, above and above-right (above-left at the right edge) MVs: the
+    encoder's cheap stand-in for the AMVP predictor when it scores MV fields in bulk."""
     w8 = mv.shape[1]
     p = jnp.pad(mv, ((1, 0), (1, 1), (0, 0), (0, 0)))
     a, b, c = p[1:, :-2], p[:-1, 1:-1], p[:-1, 2:]

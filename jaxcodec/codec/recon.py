@@ -26,6 +26,7 @@ import numpy as np
 
 from jaxcodec.codec import intra, quant, transform
 from jaxcodec.codec.blocks import MODE_INTER, MODE_INTRA, BlockDecisions, CoeffPlanes
+from jaxcodec.errors import BitstreamError
 
 CU = 8
 
@@ -180,3 +181,14 @@ def decisions_v1(qp: int, modes=None, inter_dir=None, mv=None, ref_idx=None, lev
         qp=np.full((2 * h8, 2 * w8), qp, np.int8),
         cbf=cbf,
     )
+
+
+def check_v1_layout(decisions: BlockDecisions, intra_picture_: bool) -> None:
+    """Refuse parsed decisions this reconstruction cannot follow (8x8 CUs and TUs; intra CUs
+    only in I pictures, inter CUs only in B pictures) with a `BitstreamError`: the syntax can
+    express more than the v1 reconstruction implements."""
+    if (np.asarray(decisions.cu_log2) != 3).any() or (np.asarray(decisions.tu_log2) != 3).any():
+        raise BitstreamError("frame payload uses CU/TU sizes other than 8x8, which this decoder does not implement")
+    want = MODE_INTRA if intra_picture_ else MODE_INTER
+    if (np.asarray(decisions.pred_mode) != want).any():
+        raise BitstreamError("frame payload mixes intra and inter CUs, which this decoder does not implement")

@@ -478,8 +478,8 @@ def _qp_pred(g, x4, y4, ctu_log2, prev_qp):
 
 @numba.njit(**_J)
 def _wrap16(v):
-    v = (v + 32768) & 0xFFFF
-    return v - 65536 if v >= 32768 else v
+    """v modulo 2^16 into -32768..32767 (8.5.3.2.1 eq. 8-272..8-275: uLX wraps, mvLX is signed)."""
+    return ((v + 32768) & 0xFFFF) - 32768
 
 
 @numba.njit(**_J)
