@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcodec.codec import analysis, dpb as dpb_lib, inter, merge, quant, recon
+from jaxcodec.codec import analysis, dpb as dpb_lib, inter, partition, quant, recon
 from jaxcodec.codec.blocks import CoeffPlanes
 from jaxcodec.codec.deblock import deblock_frame
 from jaxcodec.codec.entropy import syntax
@@ -90,15 +90,19 @@ def code_picture(orig, spec, dpb: dict, seq):
                                                         subpel=seq.subpel)
         inter_dir, mv, ref_idx = analysis.merge_smooth(orig[0], stacks[0], jnp.asarray(ref_list), inter_dir, mv,
                                                        ref_idx, sqrt_lambda, bit_depth=seq.bit_depth)
-        decisions = recon.decisions_v1(spec.qp, inter_dir=np.asarray(inter_dir), mv=np.asarray(mv),
-                                       ref_idx=np.asarray(ref_idx), shape8=(h // 8, w // 8))
+        fields = partition.motion_pyramid(orig[0], stacks[0], jnp.asarray(ref_list), inter_dir, mv, ref_idx,
+                                          bit_depth=seq.bit_depth)
+        ctu_log2 = seq.ctu_size.bit_length() - 1
+        cands = []
+        for log2 in range(3, ctu_log2 + 1):
+            c = partition.level_candidates(tuple(orig), stacks, jnp.asarray(ref_list), fields[log2 - 3], qp, qpc,
+                                           jnp.float32(lam), log2_luma=min(log2, 5), bit_depth=seq.bit_depth)
+            cands.append(jax.tree_util.tree_map(np.asarray, c))
+        fields = jax.tree_util.tree_map(np.asarray, fields)
+        decisions, coeffs = partition.decide_quadtree(fields, cands, info, lam, spec.qp)
         pred = inter.motion_compensate_jit(*stacks, decisions, ref_list=ref_list, bit_depth=seq.bit_depth)
-        rec, levels = recon.inter_residual(pred, tuple(orig), None, qp, qpc, jnp.float32(lam), bit_depth=seq.bit_depth,
-                                           encode=True)
-        coeffs = CoeffPlanes(*(np.asarray(x) for x in levels))
-        decisions = decisions.replace(cbf=recon.cbf_map(coeffs))
-        decisions = merge.derive_merge_skip(decisions, refs_l0=spec.refs_l0, refs_l1=spec.refs_l1, slice_type="B",
-                                            ctu_size=seq.ctu_size)
+        rec = recon.inter_reconstruct(pred, (coeffs.y, coeffs.u, coeffs.v), decisions.tu_log2, qp, qpc,
+                                      bit_depth=seq.bit_depth)
     payload, _ = syntax.write_frame(decisions, coeffs, info)
     return _finish(rec, decisions, ref_ids, seq), payload
 
@@ -119,7 +123,7 @@ def decode_picture(fh, payload: bytes, dpb: dict, seq, shape):
         return _finish(out[:3], decisions, np.zeros((2, seq.num_refs), np.int32), seq)
     stacks, ref_list, ref_ids = dpb_lib.reference_slots(dpb, fh.refs_l0, fh.refs_l1, seq.num_refs)
     pred = inter.motion_compensate_jit(*stacks, decisions, ref_list=ref_list, bit_depth=seq.bit_depth)
-    rec, _ = recon.inter_residual(pred, pred, tuple(levels), qp, qpc, bit_depth=seq.bit_depth, encode=False)
+    rec = recon.inter_reconstruct(pred, levels, decisions.tu_log2, qp, qpc, bit_depth=seq.bit_depth)
     return _finish(rec, decisions, ref_ids, seq)
 
 

@@ -120,32 +120,77 @@ def _tiles_q(plane, q, log2n, fn):
     return transform.tiles_to_plane(fn(t, q, log2n), log2n)
 
 
+def _padded(fn, plane, log2n):
+    """``fn`` on ``plane`` zero-padded to whole ``2**log2n`` tiles, cropped back: TUs of that
+    size never cross the picture edge (the CU quadtree splits there), so the padding only
+    fills tiles no TU uses."""
+    n = 1 << log2n
+    h, w = plane.shape
+    ph, pw = -h % n, -w % n
+    if ph or pw:
+        return fn(jnp.pad(plane, ((0, ph), (0, pw))))[:h, :w]
+    return fn(plane)
+
+
 def _residual(lev, q, log2n, bit_depth):
-    deq = _tiles_q(lev, q, log2n, lambda t, q_, n: quant.dequantize(t, q_, n, bit_depth=bit_depth))
-    return transform.inverse_transform_tiles(deq, log2n, bit_depth=bit_depth)
+    def fn(lv):
+        deq = _tiles_q(lv, q, log2n, lambda t, q_, n: quant.dequantize(t, q_, n, bit_depth=bit_depth))
+        return transform.inverse_transform_tiles(deq, log2n, bit_depth=bit_depth)
+
+    return _padded(fn, lev, log2n)
 
 
 @functools.partial(jax.jit, static_argnames=("bit_depth", "encode"))
 def inter_residual(pred, orig, lev, qp, qpc, lambda_=0.0, *, bit_depth: int, encode: bool):
-    """Residual coding of an all-inter picture: 8x8 luma / 4x4 chroma TUs over whole planes.
+    """Residual coding of an all-inter picture with 8x8 luma / 4x4 chroma TUs everywhere.
 
     ``pred``, ``orig``, ``lev``: (y, u, v) tuples. Returns ``(rec, levels)`` tuples (int32).
     The encoder quantizes with `quant.rdoq` at ``lambda_`` (SSE domain), which also drops
     TUs whose residual is not worth its bits (cbf = 0).
     """
-    peak = (1 << bit_depth) - 1
-    recs, levs = [], []
+    if encode:
+        lev = residual_levels(pred, orig, 3, qp, qpc, lambda_, bit_depth=bit_depth)
+    tu = jnp.full((pred[0].shape[0] // 4, pred[0].shape[1] // 4), 3, jnp.int32)
+    return inter_reconstruct(pred, lev, tu, qp, qpc, bit_depth=bit_depth), tuple(jnp.asarray(x, jnp.int32) for x in lev)
+
+
+@functools.partial(jax.jit, static_argnames=("log2_luma", "bit_depth"))
+def residual_levels(pred, orig, log2_luma: int, qp, qpc, lambda_, *, bit_depth: int):
+    """Encoder: RDOQ levels of ``orig - pred`` with every luma TU ``2**log2_luma`` (3..5) and
+    chroma TUs half that (4:2:0), over whole planes. Returns int32 level planes (y, u, v)."""
+    out = []
     for c in range(3):
-        log2n, q = (3, qp) if c == 0 else (2, qpc)
+        log2n, q = (log2_luma, qp) if c == 0 else (log2_luma - 1, qpc)
         p = jnp.asarray(pred[c], jnp.int32)
-        if encode:
-            coef = transform.forward_transform_tiles(jnp.asarray(orig[c], jnp.int32) - p, log2n, bit_depth=bit_depth)
-            lv = _tiles_q(coef, q, log2n, lambda t, q_, n: quant.rdoq(t, q_, n, lambda_=lambda_, bit_depth=bit_depth))
-        else:
-            lv = jnp.asarray(lev[c], jnp.int32)
-        recs.append(jnp.clip(p + _residual(lv, q, log2n, bit_depth), 0, peak))
-        levs.append(lv)
-    return tuple(recs), tuple(levs)
+
+        def fn(r, log2n=log2n, q=q):
+            coef = transform.forward_transform_tiles(r, log2n, bit_depth=bit_depth)
+            return _tiles_q(coef, q, log2n, lambda t, q_, n: quant.rdoq(t, q_, n, lambda_=lambda_, bit_depth=bit_depth))
+
+        out.append(_padded(fn, jnp.asarray(orig[c], jnp.int32) - p, log2n))
+    return tuple(out)
+
+
+@functools.partial(jax.jit, static_argnames=("bit_depth",))
+def inter_reconstruct(pred, lev, tu_log2, qp, qpc, *, bit_depth: int):
+    """``clip(pred + residual)`` of inter CUs whose luma TU size is ``tu_log2`` (4x4 grid,
+    3..5; chroma TUs one size smaller, H.265 8.6.2 with 4:2:0). Each TU's levels lie in its
+    own footprint, so inverse-transforming the whole level plane on the tile grid of each size
+    and picking, per sample, the size its TU has gives every TU's residual."""
+    peak = (1 << bit_depth) - 1
+    tu = jnp.asarray(tu_log2, jnp.int32)
+    recs = []
+    for c in range(3):
+        lv = jnp.asarray(lev[c], jnp.int32)
+        q = qp if c == 0 else qpc
+        f = 4 if c == 0 else 2
+        sel = jnp.repeat(jnp.repeat(tu, f, 0), f, 1) - (0 if c == 0 else 1)
+        res = jnp.zeros(lv.shape, jnp.int32)
+        for log2_luma in (3, 4, 5):
+            log2n = log2_luma - (0 if c == 0 else 1)
+            res = jnp.where(sel == log2n, _residual(lv, q, log2n, bit_depth), res)
+        recs.append(jnp.clip(jnp.asarray(pred[c], jnp.int32) + res, 0, peak))
+    return tuple(recs)
 
 
 def cbf_map(levels: CoeffPlanes) -> np.ndarray:
@@ -184,11 +229,14 @@ def decisions_v1(qp: int, modes=None, inter_dir=None, mv=None, ref_idx=None, lev
 
 
 def check_v1_layout(decisions: BlockDecisions, intra_picture_: bool) -> None:
-    """Refuse parsed decisions this reconstruction cannot follow (8x8 CUs and TUs; intra CUs
-    only in I pictures, inter CUs only in B pictures) with a `BitstreamError`: the syntax can
-    express more than the v1 reconstruction implements."""
-    if (np.asarray(decisions.cu_log2) != 3).any() or (np.asarray(decisions.tu_log2) != 3).any():
-        raise BitstreamError("frame payload uses CU/TU sizes other than 8x8, which this decoder does not implement")
+    """Refuse parsed decisions this reconstruction cannot follow (I pictures: intra 8x8 CUs
+    and TUs; B pictures: inter CUs of 8..64 with TU = min(CU, 32)) with a `BitstreamError`:
+    the syntax can express more than the v1 reconstruction implements."""
+    cu, tu = np.asarray(decisions.cu_log2), np.asarray(decisions.tu_log2)
+    if intra_picture_ and ((cu != 3).any() or (tu != 3).any()):
+        raise BitstreamError("intra picture uses CU/TU sizes other than 8x8, which this decoder does not implement")
+    if not intra_picture_ and (tu != np.minimum(cu, 5)).any():
+        raise BitstreamError("inter picture uses a TU split, which this decoder does not implement")
     want = MODE_INTRA if intra_picture_ else MODE_INTER
     if (np.asarray(decisions.pred_mode) != want).any():
         raise BitstreamError("frame payload mixes intra and inter CUs, which this decoder does not implement")

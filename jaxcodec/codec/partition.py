@@ -1,0 +1,219 @@
+"""Encoder decision of the inter CU quadtree (8x8 .. 64x64) by Lagrangian RDO.
+
+HM's ``TEncCu::xCompressCU`` in spirit, split in two halves:
+
+* a vectorised JAX half (`motion_pyramid`, `level_candidates`) that, for every CU size S,
+  proposes one motion per SxS block (the best of its four children's motions by SAD, starting
+  from the 8x8 motion search) and computes, for the whole picture at once, the RDOQ levels
+  with TU = min(S, 32), the SSE after reconstruction and the SSE of the bare prediction (the
+  "no residual" option), per 8x8 block;
+* a sequential half (`decide_quadtree`) that walks each CTU depth first in decoding order and
+  keeps, per node, the cheaper of "one CU" (with or without its residual; merge/skip derived
+  against the already decided neighbours) and "four sub-CUs", costing J = SSE + lambda * R
+  where R is counted by the *stream writer itself* (`entropy.syntax.BitCounter`, the same
+  code that writes the payload: rav1e's Writer / x264 rdo.c habit). Contexts are those at the
+  start of the picture (no context carry between candidates).
+
+Encoder only: the decoder reads the resulting decisions from the stream.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxcodec.codec import analysis, inter, merge, recon
+from jaxcodec.codec.blocks import MODE_INTER, BlockDecisions, CoeffPlanes
+from jaxcodec.codec.entropy import syntax
+
+SIZES_LOG2 = (3, 4, 5, 6)
+
+
+def _up(a, f: int):
+    return jnp.repeat(jnp.repeat(a, f, 0), f, 1)
+
+
+def field_decisions(inter_dir, mv, ref_idx) -> BlockDecisions:
+    """All-inter 8x8-CU `BlockDecisions` (4x4 grid) from per-8x8 motion (JAX or numpy)."""
+    h8, w8 = inter_dir.shape
+    z = jnp.zeros((2 * h8, 2 * w8), jnp.int8)
+    return BlockDecisions(cu_log2=z + 3, tu_log2=z + 3, pred_mode=z + MODE_INTER, skip=z, merge_flag=z, merge_idx=z,
+                          intra_mode=z + 1, intra_mode_c=z + 1, inter_dir=_up(jnp.asarray(inter_dir, jnp.int8), 2),
+                          mv=_up(jnp.asarray(mv, jnp.int16), 2), ref_idx=_up(jnp.asarray(ref_idx, jnp.int8), 2),
+                          qp=z, cbf=jnp.zeros((2 * h8, 2 * w8, 3), jnp.int8))
+
+
+def _block_sum(a8, s8: int):
+    """Sum of an (H8, W8) map over s8 x s8 blocks (zero padded at the edges)."""
+    h8, w8 = a8.shape
+    a = jnp.pad(a8, ((0, -h8 % s8), (0, -w8 % s8)))
+    return a.reshape(a.shape[0] // s8, s8, a.shape[1] // s8, s8).sum((1, 3))
+
+
+@functools.partial(jax.jit, static_argnames=("bit_depth",))
+def motion_pyramid(cur_y, refs_y, ref_list, inter_dir, mv, ref_idx, *, bit_depth: int):
+    """Per-size motion fields at 8x8 granularity: ``[(inter_dir, mv, ref_idx)]`` for S = 8, 16,
+    32, 64, each constant over SxS blocks; S's motion is the child (S/2 block) motion with the
+    least luma SAD over the whole SxS block."""
+    cur = jnp.asarray(cur_y, jnp.int32)
+    refs_y = jnp.asarray(refs_y, jnp.int32)
+    h8, w8 = inter_dir.shape
+    fields = [(inter_dir, mv, ref_idx)]
+    yy, xx = np.mgrid[0:h8, 0:w8]
+    for log2 in SIZES_LOG2[1:]:
+        s8, c8 = 1 << (log2 - 3), 1 << (log2 - 4)
+        d_c, m_c, r_c = fields[-1]
+        sads, cands = [], []
+        for k in range(4):
+            # child k of the S block containing each 8x8 position (clamped into the picture)
+            cy = np.minimum((yy // s8) * s8 + (k // 2) * c8, h8 - 1)
+            cx = np.minimum((xx // s8) * s8 + (k % 2) * c8, w8 - 1)
+            cand = (d_c[cy, cx], m_c[cy, cx], r_c[cy, cx])
+            pred = analysis._luma_pred(refs_y, ref_list, *cand, bit_depth)
+            sad8 = jnp.abs(cur - pred).reshape(h8, 8, w8, 8).sum((1, 3))
+            sads.append(_block_sum(sad8, s8))
+            cands.append(cand)
+        best = jnp.argmin(jnp.stack(sads), 0)  # (HS, WS)
+        b8 = _up(best, s8)[:h8, :w8]
+        pick = lambda arrs: functools.reduce(  # noqa: E731
+            lambda acc, k: jnp.where((b8 == k).reshape(b8.shape + (1,) * (arrs[k].ndim - 2)), arrs[k], acc),
+            range(1, 4), arrs[0])
+        fields.append(tuple(pick([c[i] for c in cands]) for i in range(3)))
+    return fields
+
+
+@functools.partial(jax.jit, static_argnames=("log2_luma", "bit_depth"))
+def level_candidates(orig, refs, ref_list, field, qp, qpc, lambda_, *, log2_luma: int, bit_depth: int):
+    """For one CU size: the motion-compensated prediction of ``field``, RDOQ levels at luma TU
+    ``2**log2_luma``, and per-8x8 SSE (Y + U + V) after reconstruction and of the prediction.
+
+    Returns ``(levels (y, u, v), sse_rec8, sse_pred8)`` with float32 ``(H8, W8)`` SSE maps.
+    """
+    d = field_decisions(*field)
+    pred = inter.motion_compensate(*refs, d, ref_list=ref_list, bit_depth=bit_depth)
+    levels = recon.residual_levels(pred, orig, log2_luma, qp, qpc, lambda_, bit_depth=bit_depth)
+    tu = jnp.full(d.cu_log2.shape, log2_luma, jnp.int32)
+    rec = recon.inter_reconstruct(pred, levels, tu, qp, qpc, bit_depth=bit_depth)
+
+    def sse8(planes):
+        out = 0.0
+        for c in range(3):
+            e = (jnp.asarray(orig[c], jnp.int32) - planes[c]).astype(jnp.float32) ** 2
+            b = 8 if c == 0 else 4
+            out = out + e.reshape(e.shape[0] // b, b, e.shape[1] // b, b).sum((1, 3))
+        return out
+
+    return levels, sse8(rec), sse8(tuple(jnp.asarray(p, jnp.int32) for p in pred))
+
+
+class _Node:
+    """Saved state of a node's footprint (grid units and level samples), to undo a trial."""
+
+    __slots__ = ("grid", "planes")
+
+    def __init__(self, counter, y4, x4, n4):
+        ys, xs = slice(y4, y4 + n4), slice(x4, x4 + n4)
+        self.grid = [a[ys, xs].copy() for a in counter.grid]
+        self.planes = [p[(y4 * 4 >> s):((y4 + n4) * 4 >> s), (x4 * 4 >> s):((x4 + n4) * 4 >> s)].copy()
+                       for p, s in zip(counter.planes, (0, 1, 1))]
+
+    def restore(self, counter, y4, x4, n4):
+        ys, xs = slice(y4, y4 + n4), slice(x4, x4 + n4)
+        for a, saved in zip(counter.grid, self.grid):
+            a[ys, xs] = saved
+        for p, s, saved in zip(counter.planes, (0, 1, 1), self.planes):
+            p[(y4 * 4 >> s):((y4 + n4) * 4 >> s), (x4 * 4 >> s):((x4 + n4) * 4 >> s)] = saved
+
+
+def decide_quadtree(fields, cands, info: syntax.FrameSyntaxInfo, lambda_: float, qp: int
+                    ) -> tuple[BlockDecisions, CoeffPlanes]:
+    """Depth-first RDO over every CTU (see module doc).
+
+    Args:
+      fields: numpy motion fields per size (`motion_pyramid`), 8x8 granularity.
+      cands: per size ``(levels (y, u, v), sse_rec8, sse_pred8)`` numpy (`level_candidates`).
+      info: the picture's syntax info (the counter codes exactly what the writer will).
+    Returns the decisions (canonical for `entropy.syntax`) and levels to code.
+    """
+    h, w = info.height, info.width
+    h8, w8 = h // 8, w // 8
+    d0 = jax.tree_util.tree_map(np.array, field_decisions(*fields[0]))
+    d0 = d0.replace(qp=np.full(d0.cu_log2.shape, qp, np.int8))
+    coeffs = CoeffPlanes(np.zeros((h, w), np.int32), np.zeros((h // 2, w // 2), np.int32),
+                         np.zeros((h // 2, w // 2), np.int32))
+    counter = syntax.BitCounter(d0, coeffs, info)
+    g = counter.grid
+    ctx0 = syntax.init_contexts(info.slice_type, info.qp)
+    zidx, ref_poc = counter.scratch.zidx, counter.scratch.ref_poc
+    n_l0, n_l1, is_b = len(info.refs_l0), len(info.refs_l1), info.slice_type == "B"
+    up2 = lambda a: np.repeat(np.repeat(a, 2, 0), 2, 1)  # noqa: E731
+
+    def put_cu(y8, x8, log2, residual: bool):
+        s8, n4 = 1 << (log2 - 3), 1 << (log2 - 2)
+        y4, x4 = 2 * y8, 2 * x8
+        ys, xs = slice(y4, y4 + n4), slice(x4, x4 + n4)
+        k = log2 - 3
+        idir, mv, ref = fields[k]
+        g.cu_log2[ys, xs] = log2
+        g.tu_log2[ys, xs] = min(log2, 5)
+        g.inter_dir[ys, xs] = idir[y8, x8]
+        g.mv[ys, xs] = mv[y8, x8]
+        g.ref_idx[ys, xs] = ref[y8, x8]
+        tu = 1 << min(log2, 5)
+        for c, (plane, lev) in enumerate(zip(counter.planes, cands[k][0])):
+            sh = 0 if c == 0 else 1
+            y0, x0, n = (y8 * 8) >> sh, (x8 * 8) >> sh, (s8 * 8) >> sh
+            blk = lev[y0:y0 + n, x0:x0 + n] if residual else 0
+            plane[y0:y0 + n, x0:x0 + n] = blk
+            t = tu >> sh
+            nz = (plane[y0:y0 + n, x0:x0 + n].reshape(n // t, t, n // t, t) != 0).any((1, 3))
+            g.cbf[ys, xs, c] = np.repeat(np.repeat(nz, n4 // nz.shape[0], 0), n4 // nz.shape[1], 1)
+        merge._derive(np.array([y4], np.int64), np.array([x4], np.int64), g.cu_log2, g.pred_mode, g.mv, g.ref_idx,
+                      g.inter_dir, g.cbf, zidx, ref_poc, n_l0, n_l1, is_b, info.max_merge_cand, g.skip, g.merge_flag,
+                      g.merge_idx)
+        bits, _ = counter.count(x8 * 8, y8 * 8, log2, ctx0)
+        return bits
+
+    def node(y8, x8, log2):
+        """Decide the node; returns (D, J) of its best coding (grid and planes then hold it)."""
+        s8 = 1 << (log2 - 3)
+        inside = y8 + s8 <= h8 and x8 + s8 <= w8
+        if inside:
+            k = log2 - 3
+            d_res = float(cands[k][1][y8:y8 + s8, x8:x8 + s8].sum())
+            best = (d_res, d_res + lambda_ * put_cu(y8, x8, log2, True))
+            if g.cbf[2 * y8:2 * (y8 + s8), 2 * x8:2 * (x8 + s8)].any():
+                # the same motion without residual (skip when it is a merge candidate)
+                d_pred = float(cands[k][2][y8:y8 + s8, x8:x8 + s8].sum())
+                j_pred = d_pred + lambda_ * put_cu(y8, x8, log2, False)
+                if j_pred < best[1]:
+                    best = (d_pred, j_pred)
+                else:
+                    put_cu(y8, x8, log2, True)
+            if log2 == 3:
+                return best
+            saved = _Node(counter, 2 * y8, 2 * x8, 2 * s8)
+        d_split = 0.0
+        half = s8 // 2
+        for cy, cx in ((y8, x8), (y8, x8 + half), (y8 + half, x8), (y8 + half, x8 + half)):
+            if cy < h8 and cx < w8:
+                d_split += node(cy, cx, log2 - 1)[0]
+        if not inside:  # forced split at the picture edge: nothing to compare
+            return d_split, 0.0
+        j_split = d_split + lambda_ * counter.count(x8 * 8, y8 * 8, log2, ctx0)[0]
+        if best[1] <= j_split:
+            saved.restore(counter, 2 * y8, 2 * x8, 2 * s8)
+            return best
+        return d_split, j_split
+
+    ctu8 = info.ctu_size // 8
+    ctu_log2 = info.ctu_size.bit_length() - 1
+    for y8 in range(0, h8, ctu8):
+        for x8 in range(0, w8, ctu8):
+            node(y8, x8, ctu_log2)
+    decisions = BlockDecisions(**{name: np.array(a) for name, a in g._asdict().items()})
+    planes = CoeffPlanes(*(np.array(p) for p in counter.planes))
+    return decisions, planes
