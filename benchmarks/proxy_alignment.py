@@ -28,12 +28,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def _psnr_y(a, b) -> np.ndarray:
-    """Per-frame luma PSNR (8/10-bit peak from the dtype range of the source)."""
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
-    mse = np.mean((a - b) ** 2, axis=(-2, -1))
-    return 10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10))
+def _psnr_y(dist, ref) -> list[float]:
+    """Per-frame luma PSNR of Frames ``dist`` vs ``ref`` (`jaxcodec.metrics.psnr`, peak of ``ref``'s bit depth)."""
+    from jaxcodec.metrics.psnr import psnr
+
+    return np.asarray(psnr(dist.y, ref.y, peak=float(ref.peak)), np.float64).tolist()
 
 
 def _pcc(a, b) -> float:
@@ -84,9 +83,9 @@ def main(argv=None) -> int:
                 rows["bits_hyp"] += list(est.bits_hyp)
                 rows["bits"] += list(est.bits)
                 rows["bits_hyp0"] += list(est0.bits_hyp)
-                rows["psnr_target"] += list(_psnr_y(result.recon.y, frames.y))
-                rows["psnr_proxy"] += list(_psnr_y(est.recon.y, frames.y))
-                rows["psnr_proxy0"] += list(_psnr_y(est0.recon.y, frames.y))
+                rows["psnr_target"] += list(_psnr_y(result.recon, frames))
+                rows["psnr_proxy"] += list(_psnr_y(est.recon, frames))
+                rows["psnr_proxy0"] += list(_psnr_y(est0.recon, frames))
                 rows["pixels"] += [frames.height * frames.width] * n
                 print(f"{video.name} qp {qp}: target {np.sum(result.bits_per_frame) / n:.0f} bits/frame "
                       f"{np.mean(rows['psnr_target'][-n:]):.2f} dB | proxy {np.sum(est.bits) / n:.0f} bits/frame "

@@ -4,10 +4,12 @@
         --model models/wrapper_x264_small
 
 Both pipelines run side by side on the same frames and QPs (22, 27, 32, 37; 30 frames).
-Scores against the source: SSIM, MS-SSIM, DLM (perceptual) and PSNR-YUV (6:1:1); VMAF
-only where libvmaf exists (not in this PyAV build: reported "unavailable"). ``ALL`` is the
-mean BD-rate over the perceptual scores, as in paper 004 Tables 1-2. BD-rate is
-Bjontegaard's cubic fit of log-rate over the score (negative = the wrapper saves rate).
+Scores against the source: SSIM, MS-SSIM, DLM (perceptual, the loss's own
+`jaxcodec.metrics.differentiable` scores over Y, Cb, Cr weighted 4:1:1) and PSNR-YUV (6:1:1,
+mean of per-frame PSNRs, `jaxcodec.metrics.psnr`); VMAF only where libvmaf exists (not in this
+PyAV build: reported "unavailable"). ``ALL`` is the mean BD-rate over the perceptual scores, as
+in paper 004 Tables 1-2. BD-rate: `jaxcodec.metrics.bdrate` (pchip, JVET CTC) of log-rate over
+the score (negative = the wrapper saves rate; NaN, reason on stderr, where the curves allow none).
 The last stdout line is one JSON object. bigbuckbunny is held out from wrapper training.
 """
 
@@ -27,15 +29,15 @@ PERCEPTUAL = ("ssim", "ms_ssim", "dlm")
 
 
 def _scores(source, decoded) -> dict:
-    """Per-clip mean scores (metrics of `wrappers.loss`, which uses jaxcodec.metrics when present)."""
+    """Per-clip mean scores: the wrapper loss's metrics (`wrappers.loss.metric_functions`) and PSNR-YUV."""
     import jax
     import jax.numpy as jnp
 
+    from runtime.bench import psnr_means
     from wrappers.loss import PLANE_WEIGHTS, metric_functions
 
     ssim_fn, ms_ssim_fn, dlm_fn = (jax.jit(f) for f in metric_functions())
     out = {"ssim": 0.0, "ms_ssim": 0.0, "dlm": 0.0}
-    mse = 0.0
     total = sum(PLANE_WEIGHTS)
     for w, a, b in zip(PLANE_WEIGHTS, source.planes, decoded.planes):
         a = jnp.asarray(a, jnp.float32) / 255.0
@@ -43,28 +45,8 @@ def _scores(source, decoded) -> dict:
         out["ssim"] += w / total * float(jnp.mean(ssim_fn(a, b)))
         out["ms_ssim"] += w / total * float(jnp.mean(ms_ssim_fn(a, b)))
         out["dlm"] += w / total * float(jnp.mean(dlm_fn(a, b)))
-        mse += w / total * float(jnp.mean((a - b) ** 2))
-    out["psnr_yuv"] = 10 * np.log10(1.0 / max(mse, 1e-12))
+    out["psnr_yuv"] = psnr_means(source, decoded)["psnr_yuv"]
     return out
-
-
-def bd_rate(rate_a, score_a, rate_b, score_b) -> float:
-    """Bjontegaard delta rate (%) of B against A: cubic fit of log-rate over the score."""
-    try:
-        from jaxcodec.metrics import bdrate  # the toolkit's BD-rate when it exists
-
-        return float(bdrate.bd_rate(rate_a, score_a, rate_b, score_b))
-    except ImportError:
-        pass
-    la, lb = np.log(np.asarray(rate_a, float)), np.log(np.asarray(rate_b, float))
-    sa, sb = np.asarray(score_a, float), np.asarray(score_b, float)
-    pa, pb = np.polyfit(sa, la, 3), np.polyfit(sb, lb, 3)
-    lo, hi = max(sa.min(), sb.min()), min(sa.max(), sb.max())
-    if lo >= hi:
-        return float("nan")  # no overlap of the quality ranges
-    ia, ib = np.polyint(pa), np.polyint(pb)
-    avg = ((np.polyval(ib, hi) - np.polyval(ib, lo)) - (np.polyval(ia, hi) - np.polyval(ia, lo))) / (hi - lo)
-    return float((np.exp(avg) - 1) * 100)
 
 
 def main(argv=None) -> int:
@@ -77,6 +59,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from jaxcodec.io import read_video
+    from runtime.bench import bd_rate_or_nan
     from wrappers.deploy import DEFAULT_MODEL, get_codec, postprocess, preprocess
     from wrappers.train import load_wrapper
 
@@ -103,8 +86,7 @@ def main(argv=None) -> int:
                 print(json.dumps({"clip": clip, "pipeline": name, **row}), flush=True)
         bd = {}
         for m in metrics:
-            bd[m] = bd_rate([r["kbps"] for r in rows["bare"]], [r[m] for r in rows["bare"]],
-                            [r["kbps"] for r in rows["wrapped"]], [r[m] for r in rows["wrapped"]])
+            bd[m] = bd_rate_or_nan(rows["bare"], rows["wrapped"], m)
         per_clip[clip] = {"bd_rate": bd, "rd": rows}
         print(json.dumps({"clip": clip, "bd_rate": bd}), flush=True)
 

@@ -43,6 +43,8 @@ class CodingConfig:
       max_tu_size: largest luma transform (32); a 64x64 CU is coded as 32x32 TUs.
       search_range: integer motion search range in luma samples (+-).
       subpel_refine: quarter-pel motion refinement (half then quarter).
+      coarse_search_range: range of the hierarchical search on 4x-subsampled planes
+        (reaches ``+-4 x`` that many samples; 0 = full search only). Encoder only.
       chroma_qp_offset: added to the luma QP for both chroma planes.
       lambda_scale: multiplier on the QP-derived Lagrangian (HM: 0.57 * 2^((QP-12)/3)).
       deblocking: in-loop deblocking filter on/off (flagged in the sequence header).
@@ -63,6 +65,7 @@ class CodingConfig:
     max_tu_size: int = 32
     search_range: int = 16
     subpel_refine: bool = True
+    coarse_search_range: int = 16
     chroma_qp_offset: int = 0
     lambda_scale: float = 1.0
     deblocking: bool = True
@@ -84,6 +87,7 @@ class CodingConfig:
         _check(self.max_tu_size in (8, 16, 32), f"max_tu_size must be 8, 16 or 32, got {self.max_tu_size}")
         _check(1 <= self.num_refs <= 4, f"num_refs must be in 1..4, got {self.num_refs}")
         _check(1 <= self.search_range <= 128, f"search_range must be in 1..128, got {self.search_range}")
+        _check(0 <= self.coarse_search_range <= 32, f"coarse_search_range must be in 0..32, got {self.coarse_search_range}")
         _check(-12 <= self.chroma_qp_offset <= 12, f"chroma_qp_offset must be in -12..12, got {self.chroma_qp_offset}")
         _check(len(self.qp_offsets) == 5, f"qp_offsets needs 5 entries (layers 0..4), got {len(self.qp_offsets)}")
         _check(self.lambda_scale > 0, "lambda_scale must be positive")

@@ -218,12 +218,6 @@ def check_size(height: int, width: int) -> None:
                          f"{DOWNSAMPLING}; need at least {DOWNSAMPLING}x{DOWNSAMPLING} luma samples")
 
 
-def y_psnr(recon_y, source_y, peak: float = 1.0):
-    """Per-frame luma PSNR in dB over the last two axes (float inputs on the same scale)."""
-    mse = jnp.mean((jnp.asarray(recon_y, jnp.float32) - jnp.asarray(source_y, jnp.float32)) ** 2, axis=(-2, -1))
-    return 10.0 * jnp.log10(peak * peak / jnp.maximum(mse, 1e-10))
-
-
 # --------------------------------------------------------------------------- scale-space warp
 
 

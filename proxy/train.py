@@ -198,6 +198,26 @@ class TrainResult(NamedTuple):
     calibration: Any
 
 
+def open_checkpoints(out_dir: Path, state):
+    """(orbax manager of ``out_dir/checkpoints`` keeping 2, latest step or 0, ``state`` restored from it or as given).
+
+    Shared by the proxy and wrapper trainers; a checkpoint that does not fit ``state`` is a `ModelError`.
+    """
+    import jax
+    import orbax.checkpoint as ocp
+
+    manager = ocp.CheckpointManager(out_dir / "checkpoints", options=ocp.CheckpointManagerOptions(max_to_keep=2))
+    if manager.latest_step() is None:
+        return manager, 0, state
+    start = int(manager.latest_step())
+    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state)
+    try:
+        state = manager.restore(start, args=ocp.args.StandardRestore(abstract))
+    except Exception as e:
+        raise ModelError(f"{out_dir}/checkpoints: cannot restore step {start} ({type(e).__name__})") from None
+    return manager, start, state
+
+
 def train(config: ProxyTrainConfig, *, target, target_name: str, out_dir: str | Path, stop_at: int | None = None,
           progress: bool = True, export_to: str | Path | None = None) -> TrainResult:
     """Run (or resume) two-phase pretraining; returns the final step and where the model went.
@@ -248,16 +268,8 @@ def train(config: ProxyTrainConfig, *, target, target_name: str, out_dir: str | 
     state = jax.device_put(state, replicated)
     phase1_step, phase2_step = make_steps(graphdef, opt_t, opt_h)
 
-    manager = ocp.CheckpointManager(out_dir / "checkpoints", options=ocp.CheckpointManagerOptions(max_to_keep=2))
-    start = 0
-    if manager.latest_step() is not None:
-        start = int(manager.latest_step())
-        abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state)
-        try:
-            state = manager.restore(start, args=ocp.args.StandardRestore(abstract))
-        except Exception as e:
-            raise ModelError(f"{out_dir}/checkpoints: cannot restore step {start} ({type(e).__name__})") from None
-        state = jax.device_put(state, replicated)
+    manager, start, state = open_checkpoints(out_dir, state)
+    state = jax.device_put(state, replicated)
 
     metrics_path = out_dir / "metrics.jsonl"
     kept = []
@@ -341,6 +353,7 @@ def alignment_table(model, target, clips, *, gop: int, frames: int, qps: tuple[i
     first packet carries the stream headers. Returns arrays: bits_hyp, bits_target,
     psnr_proxy, psnr_target (luma, vs source), intra, qp, pixels.
     """
+    from jaxcodec.metrics.psnr import psnr
     from proxy.ssf import estimate_clip
 
     rows = {k: [] for k in ("bits_hyp", "bits_target", "psnr_proxy", "psnr_target", "intra", "qp", "pixels")}
@@ -349,23 +362,18 @@ def alignment_table(model, target, clips, *, gop: int, frames: int, qps: tuple[i
         if n < 2 * gop:
             continue
         clip = clip[:n]
-        src = np.asarray(clip.y, np.float64)[gop:]
+        src, peak = clip.y[gop:], float(clip.peak)
         for qp in qps:
             result = target.encode(clip, qp=qp)
             est = estimate_clip(model, clip, qp=qp, gop=gop)
             rows["bits_hyp"].append(est.bits_hyp[gop:])
             rows["bits_target"].append(np.asarray(result.bits_per_frame, np.float64)[gop:])
-            rows["psnr_proxy"].append(_psnr(np.asarray(est.recon.y, np.float64)[gop:], src))
-            rows["psnr_target"].append(_psnr(np.asarray(result.recon.y, np.float64)[gop:], src))
+            rows["psnr_proxy"].append(np.asarray(psnr(est.recon.y[gop:], src, peak=peak), np.float64))
+            rows["psnr_target"].append(np.asarray(psnr(result.recon.y[gop:], src, peak=peak), np.float64))
             rows["intra"].append(np.arange(gop, n) % gop == 0)
             rows["qp"].append(np.full(n - gop, qp))
             rows["pixels"].append(np.full(n - gop, clip.height * clip.width, np.float64))
     return {k: np.concatenate(v) for k, v in rows.items()}
-
-
-def _psnr(a, b):
-    mse = np.mean((a - b) ** 2, axis=(-2, -1))
-    return 10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10))
 
 
 def _scatter_png(path: Path, table: dict, calibration, target_name: str) -> None:

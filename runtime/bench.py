@@ -35,12 +35,50 @@ def _csv(text: str, what: str, cast=str) -> list:
         raise ConfigError(f"--{what}: cannot read {text!r} as a comma-separated list of {cast.__name__}") from None
 
 
+def psnr_means(ref, dist, *, weights=(6.0, 1.0, 1.0)) -> dict:
+    """``psnr_y/u/v/yuv``: means over frames of the per-frame PSNRs (JVET reporting), as floats."""
+    import numpy as np
+
+    from jaxcodec.metrics.psnr import psnr_frame
+
+    p = psnr_frame(ref, dist, weights=weights)
+    return {"psnr_y": float(np.mean(p.y)), "psnr_u": float(np.mean(p.u)), "psnr_v": float(np.mean(p.v)),
+            "psnr_yuv": float(np.mean(p.yuv))}
+
+
+def bd_value(anchor: list[dict], test: list[dict], metric: str, *, method: str = "pchip") -> tuple:
+    """(BD-rate % of ``test`` vs ``anchor`` on ``metric`` or ``"n/a: why"``, overlap warning or None).
+
+    ``anchor`` and ``test`` are RD points (dicts with ``kbps`` and ``metric``).
+    """
+    from jaxcodec.errors import InputError
+    from jaxcodec.metrics.bdrate import bd_rate
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            value = bd_rate([p["kbps"] for p in anchor], [p[metric] for p in anchor],
+                            [p["kbps"] for p in test], [p[metric] for p in test], method=method)
+    except InputError as e:
+        return f"n/a: {e}", None
+    return value, (str(caught[0].message) if caught else None)
+
+
+def bd_rate_or_nan(anchor: list[dict], test: list[dict], metric: str, *, method: str = "pchip") -> float:
+    """`bd_value` for scripts that want a number: NaN where there is none, the reason or overlap warning on stderr."""
+    import sys
+
+    value, warning = bd_value(anchor, test, metric, method=method)
+    if warning or not isinstance(value, float):
+        print(f"BD-rate {metric}: {warning or value}", file=sys.stderr)
+    return value if isinstance(value, float) else float("nan")
+
+
 def measure_point(codec, frames, fps, qp: int, *, weights=(6.0, 1.0, 1.0)) -> dict:
     """One RD point: encode + decode through ``codec`` and score the decoder's output."""
     import numpy as np
 
     from jaxcodec.metrics import vmaf as vmaf_mod
-    from jaxcodec.metrics.psnr import psnr_frame
     from jaxcodec.metrics.ssim import ms_ssim, ssim
 
     res = codec.encode(frames, qp=qp, fps=fps)
@@ -49,7 +87,6 @@ def measure_point(codec, frames, fps, qp: int, *, weights=(6.0, 1.0, 1.0)) -> di
         from jaxcodec.errors import InputError
 
         raise InputError(f"{codec.name} returned frames of {tuple(res.recon.y.shape)} for input {tuple(frames.y.shape)}")
-    p = psnr_frame(frames, res.recon, weights=weights)
     peak = float(frames.peak)
     v = vmaf_mod.vmaf(frames, res.recon, fps=fps)
     return {
@@ -57,8 +94,7 @@ def measure_point(codec, frames, fps, qp: int, *, weights=(6.0, 1.0, 1.0)) -> di
         "frames": int(n),
         "bits": int(np.sum(res.bits_per_frame)),
         "kbps": float(np.sum(res.bits_per_frame)) / (n / float(fps)) / 1000.0,
-        "psnr_y": float(np.mean(p.y)), "psnr_u": float(np.mean(p.u)), "psnr_v": float(np.mean(p.v)),
-        "psnr_yuv": float(np.mean(p.yuv)),
+        **psnr_means(frames, res.recon, weights=weights),
         "ssim": float(np.mean(ssim(frames.y, res.recon.y, peak=peak))),
         "ms_ssim": float(np.mean(ms_ssim(frames.y, res.recon.y, peak=peak))),
         "vmaf": vmaf_mod.UNAVAILABLE if v is None else v,
@@ -69,9 +105,6 @@ def measure_point(codec, frames, fps, qp: int, *, weights=(6.0, 1.0, 1.0)) -> di
 
 def bd_table(points: list[dict], codecs: list[str], clips: list[str], *, method: str = "pchip") -> dict:
     """{clip: {codec: {metric: BD-rate % or "n/a: why"}}} of every codec vs ``codecs[0]``."""
-    from jaxcodec.errors import InputError
-    from jaxcodec.metrics.bdrate import bd_rate
-
     out: dict = {}
     for clip in clips:
         anchor = [p for p in points if p["clip"] == clip and p["codec"] == codecs[0]]
@@ -79,16 +112,10 @@ def bd_table(points: list[dict], codecs: list[str], clips: list[str], *, method:
             test = [p for p in points if p["clip"] == clip and p["codec"] == name]
             row = {}
             for m in BD_METRICS:
-                try:
-                    with warnings.catch_warnings(record=True) as caught:
-                        warnings.simplefilter("always")
-                        value = bd_rate([p["kbps"] for p in anchor], [p[m] for p in anchor],
-                                        [p["kbps"] for p in test], [p[m] for p in test], method=method)
-                    row[m] = round(value, 3)
-                    if caught:
-                        row[f"{m}_warning"] = str(caught[0].message)
-                except InputError as e:
-                    row[m] = f"n/a: {e}"
+                value, warning = bd_value(anchor, test, m, method=method)
+                row[m] = round(value, 3) if isinstance(value, float) else value
+                if warning:
+                    row[f"{m}_warning"] = warning
             out.setdefault(clip, {})[name] = row
     return out
 

@@ -42,7 +42,7 @@ def decode(data: bytes, *, progress: bool = False, return_fps: bool = False):
         missing = [r for r in refs if r not in dpb]
         if missing:
             raise BitstreamError(f"frame POC {fh.poc} references POC {missing[0]}, which is not in the DPB")
-        rec = decode_picture(fh, payload, dpb, params, (ph, pw))
+        rec = decode_picture(fh, payload, dpb, params, (ph, pw)).output
         if frame_md5(rec, seq.height, seq.width, seq.bit_depth) != fh.md5:
             raise BitstreamError(f"MD5 mismatch in frame POC {fh.poc}: the stream is corrupt")
         dpb[fh.poc] = rec

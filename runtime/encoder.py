@@ -35,7 +35,8 @@ class EncodeStats:
 def seq_params(config: CodingConfig, bit_depth: int) -> SeqParams:
     return SeqParams(bit_depth=bit_depth, chroma_qp_offset=config.chroma_qp_offset, deblocking=config.deblocking,
                      num_refs=config.num_refs, ctu_size=config.ctu_size, gop_structure=config.gop_structure,
-                     search_range=config.search_range, subpel=config.subpel_refine)
+                     search_range=config.search_range, subpel=config.subpel_refine,
+                     coarse_range=config.coarse_search_range, lambda_scale=config.lambda_scale)
 
 
 def encode(frames: Frame, config: CodingConfig, *, fps: Fraction = Fraction(25), progress: bool = False,
@@ -73,7 +74,8 @@ def encode(frames: Frame, config: CodingConfig, *, fps: Fraction = Fraction(25),
             done[r].wait()
         with lock:
             refs = {r: dpb[r] for r in set(spec.refs_l0 + spec.refs_l1)}
-        rec, payload = code_picture(planes[spec.poc], spec, refs, seq)
+        state, payload = code_picture(planes[spec.poc], spec, refs, seq)
+        rec = state.output
         fh = bs.FrameHeader(spec.poc, spec.frame_type, spec.qp, spec.temporal_layer, tools, spec.refs_l0,
                             spec.refs_l1, spec.release, frame_md5(rec, height, width, bd))
         with lock:

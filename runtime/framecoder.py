@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +19,7 @@ import numpy as np
 
 from jaxcodec.codec import analysis, dpb as dpb_lib, inter, partition, quant, recon
 from jaxcodec.codec.blocks import CoeffPlanes
+from jaxcodec.codec.blocks import BlockDecisions
 from jaxcodec.codec.deblock import deblock_frame
 from jaxcodec.codec.entropy import syntax
 from jaxcodec.frame import Frame
@@ -47,10 +49,45 @@ def qps(qp: int, chroma_qp_offset: int, bit_depth: int):
     return jnp.int32(quant.qp_prime(qp, bit_depth=bit_depth)), jnp.int32(quant.qp_prime(qpc, bit_depth=bit_depth))
 
 
-def _finish(rec, decisions, ref_ids, seq):
+class PictureState(NamedTuple):
+    """Everything one coded picture leaves behind, identical in encoder and decoder: what the
+    in-loop filters after deblocking (the NN loop filter of paper 001 section III-A) read.
+
+    Attributes:
+      output: the picture's final planes (y, u, v) int32 (what the DPB holds and the MD5 covers).
+      deblocked: planes after deblocking (y, u, v).
+      unfiltered: reconstruction before any loop filter (y, u, v).
+      pred: prediction (y, u, v); for intra pictures ``clip(unfiltered - residual)``.
+      decisions: the picture's `BlockDecisions` (modes, motion, cbf, qp per 4x4 unit).
+      ref_ids: ``(2, num_refs)`` POC of each reference list entry (picture identity for the
+        boundary strength, `jaxcodec.codec.deblock.boundary_strength`).
+      qp: picture QP; frame_type: ``"I"`` or ``"B"``.
+    """
+
+    output: tuple
+    deblocked: tuple
+    unfiltered: tuple
+    pred: tuple
+    decisions: BlockDecisions
+    ref_ids: np.ndarray
+    qp: int
+    frame_type: str
+
+
+def _finish(rec, pred, decisions, ref_ids, seq, qp: int, frame_type: str) -> PictureState:
     y, u, v = _loop_filter(rec[0], rec[1], rec[2], decisions, jnp.asarray(ref_ids),
                            bit_depth=seq.bit_depth, chroma_qp_offset=seq.chroma_qp_offset, enabled=seq.deblocking)
-    return np.asarray(y), np.asarray(u), np.asarray(v)
+    deblocked = (np.asarray(y), np.asarray(u), np.asarray(v))
+    unfiltered = tuple(np.asarray(p) for p in rec)
+    return PictureState(output=deblocked, deblocked=deblocked, unfiltered=unfiltered,
+                        pred=tuple(np.asarray(p) for p in pred), decisions=decisions, ref_ids=np.asarray(ref_ids), qp=int(qp),
+                        frame_type=frame_type)
+
+
+def _intra_pred(rec, coeffs, qp, qpc, bit_depth: int):
+    tu = np.full((rec[0].shape[0] // 4, rec[0].shape[1] // 4), 3, np.int32)
+    res = recon.residual_planes((coeffs.y, coeffs.u, coeffs.v), tu, qp, qpc, bit_depth=bit_depth)
+    return tuple(jnp.clip(jnp.asarray(p, jnp.int32) - r, 0, (1 << bit_depth) - 1) for p, r in zip(rec, res))
 
 
 def syntax_info(frame_type: str, qp: int, poc: int, refs_l0, refs_l1, seq, shape) -> syntax.FrameSyntaxInfo:
@@ -65,15 +102,15 @@ def syntax_info(frame_type: str, qp: int, poc: int, refs_l0, refs_l1, seq, shape
 def code_picture(orig, spec, dpb: dict, seq):
     """Encode one picture. ``orig`` = padded (y, u, v) numpy planes; ``seq`` a `SeqParams`.
 
-    Returns ``(recon_planes, payload)``: the reconstruction (what the decoder will output) and
-    the CABAC-coded picture payload (`jaxcodec.codec.entropy.syntax.write_frame`).
+    Returns ``(state, payload)``: the `PictureState` (``state.output`` is what the decoder will
+    output) and the CABAC-coded picture payload (`jaxcodec.codec.entropy.syntax.write_frame`).
     """
     h, w = orig[0].shape
     qp, qpc = qps(spec.qp, seq.chroma_qp_offset, seq.bit_depth)
     ftype = "I" if spec.frame_type == "I" else "B"
     info = syntax_info(spec.frame_type, spec.qp, spec.poc, spec.refs_l0, spec.refs_l1, seq, (h, w))
     lam = quant.lambda_from_qp(int(qp), frame_type=ftype, temporal_layer=spec.temporal_layer,
-                               low_delay=seq.gop_structure == "ld")
+                               low_delay=seq.gop_structure == "ld") * seq.lambda_scale
     sqrt_lambda = jnp.float32(math.sqrt(lam))
     if spec.frame_type == "I":
         zero = np.zeros((h, w), np.int32), np.zeros((h // 2, w // 2), np.int32), np.zeros((h // 2, w // 2), np.int32)
@@ -83,11 +120,12 @@ def code_picture(orig, spec, dpb: dict, seq):
         coeffs = CoeffPlanes(*(np.asarray(x) for x in levels))
         decisions = recon.decisions_v1(spec.qp, modes=modes, levels=coeffs, shape8=(h // 8, w // 8))
         ref_ids = np.zeros((2, seq.num_refs), np.int32)
+        pred = _intra_pred(rec, coeffs, qp, qpc, seq.bit_depth)
     else:
         stacks, ref_list, ref_ids = dpb_lib.reference_slots(dpb, spec.refs_l0, spec.refs_l1, seq.num_refs)
         inter_dir, mv, ref_idx = analysis.analyse_inter(orig[0], stacks[0], jnp.asarray(ref_list), sqrt_lambda,
                                                         search_range=seq.search_range, bit_depth=seq.bit_depth,
-                                                        subpel=seq.subpel)
+                                                        subpel=seq.subpel, coarse_range=seq.coarse_range)
         inter_dir, mv, ref_idx = analysis.merge_smooth(orig[0], stacks[0], jnp.asarray(ref_list), inter_dir, mv,
                                                        ref_idx, sqrt_lambda, bit_depth=seq.bit_depth)
         fields = partition.motion_pyramid(orig[0], stacks[0], jnp.asarray(ref_list), inter_dir, mv, ref_idx,
@@ -104,11 +142,12 @@ def code_picture(orig, spec, dpb: dict, seq):
         rec = recon.inter_reconstruct(pred, (coeffs.y, coeffs.u, coeffs.v), decisions.tu_log2, qp, qpc,
                                       bit_depth=seq.bit_depth)
     payload, _ = syntax.write_frame(decisions, coeffs, info)
-    return _finish(rec, decisions, ref_ids, seq), payload
+    return _finish(rec, pred, decisions, ref_ids, seq, spec.qp, spec.frame_type), payload
 
 
 def decode_picture(fh, payload: bytes, dpb: dict, seq, shape):
-    """Parse and reconstruct one picture from its header and payload (the decoder)."""
+    """Parse and reconstruct one picture from its header and payload (the decoder); returns
+    its `PictureState`."""
     h, w = shape
     qp, qpc = qps(fh.qp, seq.chroma_qp_offset, seq.bit_depth)
     info = syntax_info(fh.frame_type, fh.qp, fh.poc, fh.refs_l0, fh.refs_l1, seq, shape)
@@ -120,18 +159,20 @@ def decode_picture(fh, payload: bytes, dpb: dict, seq, shape):
         modes = np.asarray(decisions.intra_mode[::2, ::2], np.int32)
         out = recon.intra_picture(*zero, modes, *levels, qp, qpc, jnp.float32(0),
                                   bit_depth=seq.bit_depth, encode=False, ctu_size=seq.ctu_size)
-        return _finish(out[:3], decisions, np.zeros((2, seq.num_refs), np.int32), seq)
+        pred = _intra_pred(out[:3], coeffs, qp, qpc, seq.bit_depth)
+        return _finish(out[:3], pred, decisions, np.zeros((2, seq.num_refs), np.int32), seq, fh.qp, "I")
     stacks, ref_list, ref_ids = dpb_lib.reference_slots(dpb, fh.refs_l0, fh.refs_l1, seq.num_refs)
     pred = inter.motion_compensate_jit(*stacks, decisions, ref_list=ref_list, bit_depth=seq.bit_depth)
     rec = recon.inter_reconstruct(pred, levels, decisions.tu_log2, qp, qpc, bit_depth=seq.bit_depth)
-    return _finish(rec, decisions, ref_ids, seq)
+    return _finish(rec, pred, decisions, ref_ids, seq, fh.qp, "B")
 
 
 class SeqParams:
     """Sequence-level parameters both sides read (from the config or the sequence header)."""
 
     def __init__(self, *, bit_depth: int, chroma_qp_offset: int, deblocking: bool, num_refs: int, ctu_size: int,
-                 gop_structure: str, search_range: int = 16, subpel: bool = True):
+                 gop_structure: str, search_range: int = 16, subpel: bool = True, coarse_range: int = 0,
+                 lambda_scale: float = 1.0):
         self.bit_depth = bit_depth
         self.chroma_qp_offset = chroma_qp_offset
         self.deblocking = deblocking
@@ -140,3 +181,5 @@ class SeqParams:
         self.gop_structure = gop_structure
         self.search_range = search_range
         self.subpel = subpel
+        self.coarse_range = coarse_range
+        self.lambda_scale = lambda_scale

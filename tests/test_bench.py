@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from runtime.bench import bd_table, run_bench
+from runtime.bench import bd_rate_or_nan, bd_table, bd_value, psnr_means, run_bench
 from runtime.cli import main
 
 
@@ -38,6 +38,41 @@ def test_bd_with_fewer_than_four_points_is_reported_not_invented():
             "ms_ssim": 1 - q / 100} for c in ("a", "b") for q in (22, 27, 32)]
     row = bd_table(pts, ["a", "b"], ["k"])["k"]["b"]
     assert row["psnr_yuv"].startswith("n/a") and "at least 4" in row["psnr_yuv"]
+
+
+def test_bd_helpers_for_scripts_warn_and_give_nan(capsys):
+    """bd_value / bd_rate_or_nan (benchmarks/rd_codec.py, benchmarks/wrappers.py): the library value,
+    the overlap warning returned rather than raised, NaN with the reason on stderr where there is none."""
+    import math
+
+    from jaxcodec.metrics.bdrate import bd_rate
+
+    anchor = [{"kbps": r, "m": q} for r, q in ((100, 30), (200, 33), (400, 36), (800, 39))]
+    test = [{"kbps": r, "m": q} for r, q in ((90, 31), (180, 34), (360, 37), (720, 40))]  # 3/9 of the range apart
+    value, warning = bd_value(anchor, test, "m")
+    assert value == bd_rate([100, 200, 400, 800], [30, 33, 36, 39], [90, 180, 360, 720], [31, 34, 37, 40])
+    assert warning is None
+    far = [{"kbps": p["kbps"], "m": p["m"] + 6} for p in anchor]  # overlap 3 of 15 dB
+    value, warning = bd_value(anchor, far, "m")
+    assert isinstance(value, float) and "overlap" in warning
+    assert math.isnan(bd_rate_or_nan(anchor[:3], test[:3], "m"))
+    assert "at least 4" in capsys.readouterr().err
+
+
+def test_psnr_means_is_the_mean_of_per_frame_psnrs():
+    import numpy as np
+
+    from jaxcodec.frame import make_frame
+
+    rng = np.random.default_rng(0)
+    planes = [rng.integers(0, 256, (2, h, w), dtype=np.uint8) for h, w in ((16, 16), (8, 8), (8, 8))]
+    ref = make_frame(*planes)
+    dist = make_frame(*(np.clip(p.astype(int) + rng.integers(-3, 4, p.shape), 0, 255).astype(np.uint8) for p in planes))
+    got = psnr_means(ref, dist)
+    for c, p, q in zip("yuv", planes, dist.planes):
+        mse = ((p.astype(float) - np.asarray(q, float)) ** 2).mean(axis=(1, 2))
+        assert got[f"psnr_{c}"] == pytest.approx(float(np.mean(10 * np.log10(255.0**2 / mse))), abs=1e-4)
+    assert got["psnr_yuv"] == pytest.approx((6 * got["psnr_y"] + got["psnr_u"] + got["psnr_v"]) / 8, abs=1e-4)
 
 
 @pytest.mark.parametrize("argv, message", [

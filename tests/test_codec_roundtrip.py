@@ -106,10 +106,11 @@ def test_carphone_roundtrip_all_qps(name, qp):
 
 
 def test_compiles_once_per_shape_not_per_frame_or_qp():
-    from jaxcodec.codec import analysis, motion, recon
+    from jaxcodec.codec import analysis, partition, recon
 
     clip = generated_clip(n=4, height=16, width=32, seed=7)
-    fns = (recon.intra_picture, recon.inter_residual, analysis.analyse_inter, analysis.merge_smooth)
+    fns = (recon.intra_picture, recon.inter_reconstruct, recon.residual_levels, analysis.analyse_inter,
+           analysis.merge_smooth, partition.motion_pyramid, partition.level_candidates)
     encode(clip, load_coding_config("ld", qp=30))
     before = [f._cache_size() for f in fns]
     data, recon_frames = encode(clip, load_coding_config("ld", qp=35))
@@ -118,5 +119,5 @@ def test_compiles_once_per_shape_not_per_frame_or_qp():
     data, _ = encode(generated_clip(n=4, height=16, width=32, seed=8), load_coding_config("ra", qp=24, gop_size=2))
     decode(data)
     after = [f._cache_size() for f in fns]
-    assert mid[2:] == before[2:]  # analysis: no retrace for a new QP or new frames
+    assert mid[2:] == before[2:]  # analysis and decisions: no retrace for a new QP or new frames
     assert after == mid  # nothing retraces for new content, QPs or GOP structure at the same shape

@@ -128,3 +128,25 @@ def test_config_refuses_held_out_clip_and_empty_wrapper():
         _config(clips=("carphone", "bigbuckbunny"))
     with pytest.raises(ConfigError, match="pre / post"):
         _config(pre=False, post=False)
+
+
+def test_loss_scores_are_the_library_metrics():
+    """wrappers.loss defines no metric of its own: its SSIM / MS-SSIM / DLM terms are
+    jaxcodec.metrics.differentiable's over Y, Cb, Cr weighted 4:1:1, and eq. 4 adds them up."""
+    from jaxcodec.metrics import differentiable
+    from proxy.ssf import tensor_to_planes
+    from wrappers.loss import LossWeights, metric_functions, wrapper_loss
+
+    assert metric_functions() == (differentiable.ssim, differentiable.ms_ssim, differentiable.dlm)
+    rng = np.random.default_rng(0)
+    src = jnp.asarray(rng.uniform(0, 1, (2, 16, 16, 6)), jnp.float32)
+    out = jnp.clip(src + jnp.asarray(rng.normal(0, 0.05, src.shape), jnp.float32), 0, 1)
+    terms = wrapper_loss(src, out, jnp.asarray([0.3, 0.5]))
+    weights = np.array([4.0, 1.0, 1.0]) / 6
+    for name, fn in (("ssim", differentiable.ssim), ("ms_ssim", differentiable.ms_ssim), ("dlm", differentiable.dlm)):
+        expected = sum(w * float(jnp.mean(fn(a, b))) for w, a, b in zip(weights, tensor_to_planes(src), tensor_to_planes(out)))
+        assert float(getattr(terms, name)) == pytest.approx(expected, rel=1e-5), name
+    w = LossWeights()
+    d = w.l1 * terms.l1 + w.ssim * (1 - terms.ssim) + w.ms_ssim * (1 - terms.ms_ssim) + w.dlm * (1 - terms.dlm)
+    assert float(terms.distortion) == pytest.approx(float(d), rel=1e-6)
+    assert float(terms.total) == pytest.approx(float(d) + w.lambda_ * 0.4, rel=1e-6)

@@ -397,6 +397,7 @@ def train(config: WrapperTrainConfig, *, target, target_name: str, proxy_path: s
     from tqdm import tqdm
 
     from proxy.data import PatchBatch, load_pool, run_target, sample_batch
+    from proxy.train import open_checkpoints
 
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -412,15 +413,7 @@ def train(config: WrapperTrainConfig, *, target, target_name: str, proxy_path: s
     state, wrapper_graph, proxy_graph, optimizers, proxy_config, proxy_meta = init_state(config, proxy_path)
     steps = make_steps(config, wrapper_graph, proxy_graph, optimizers)
 
-    manager = ocp.CheckpointManager(out_dir / "checkpoints", options=ocp.CheckpointManagerOptions(max_to_keep=2))
-    start = 0
-    if manager.latest_step() is not None:
-        start = int(manager.latest_step())
-        abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state)
-        try:
-            state = manager.restore(start, args=ocp.args.StandardRestore(abstract))
-        except Exception as e:
-            raise ModelError(f"{out_dir}/checkpoints: cannot restore step {start} ({type(e).__name__})") from None
+    manager, start, state = open_checkpoints(out_dir, state)
 
     metrics_path = out_dir / "metrics.jsonl"
     kept = []

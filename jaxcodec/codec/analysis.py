@@ -18,15 +18,17 @@ from jaxcodec.codec import motion
 from jaxcodec.codec.blocks import PRED_BI, PRED_L0, PRED_L1
 
 
-@functools.partial(jax.jit, static_argnames=("search_range", "bit_depth", "subpel"))
-def analyse_inter(cur_y, refs_y, ref_list, sqrt_lambda, *, search_range: int, bit_depth: int, subpel: bool):
+@functools.partial(jax.jit, static_argnames=("search_range", "bit_depth", "subpel", "coarse_range"))
+def analyse_inter(cur_y, refs_y, ref_list, sqrt_lambda, *, search_range: int, bit_depth: int, subpel: bool,
+                  coarse_range: int = 0):
     """Decide inter_dir ``(H8, W8)``, mv ``(H8, W8, 2, 2)`` (quarter samples, [list][x, y]) and
     ref_idx ``(H8, W8, 2)`` (-1 unused) for every 8x8 CU.
 
     ``refs_y (P, H, W)``: DPB slots; ``ref_list (2, R)``: slot of each (list, ref_idx).
     """
     cur_y = jnp.asarray(cur_y, jnp.int32)
-    search = functools.partial(motion.search_ref, search_range=search_range, bit_depth=bit_depth, subpel=subpel)
+    search = functools.partial(motion.search_ref, search_range=search_range, bit_depth=bit_depth, subpel=subpel,
+                               coarse_range=coarse_range)
     mvs, costs, preds = jax.lax.map(lambda ref: search(cur_y, ref, sqrt_lambda), jnp.asarray(refs_y, jnp.int32))
     r = ref_list.shape[1]
     idx_bits = jnp.minimum(jnp.arange(r) + 1, max(r - 1, 0)).astype(jnp.float32)  # truncated unary ref_idx

@@ -8,6 +8,11 @@
   pattern collapsed into one +-3 quarter-sample window), on planes interpolated with the
   kernels' 8-tap filters (`jaxcodec.codec.inter.interpolate_plane`) so the SAD is measured on
   the exact prediction the decoder will form.
+* `coarse_search` + `local_search`: hierarchical search for motion beyond the full search's
+  window (x264's ``--me`` starts from predictors for the same reason): a full search on the
+  4x-subsampled planes gives each 32x32 region a centre up to ``4 * coarse_range`` samples
+  away, refined at full resolution by a +-3 window around it; the cheaper of that and the
+  zero-centred full search wins per 8x8 block.
 * `bi_cost`: SAD of the rounded average of the best list-0 and list-1 predictions.
 """
 
@@ -68,6 +73,46 @@ def integer_search(cur, ref, sqrt_lambda, *, search_range: int):
     return mv, cost
 
 
+def _downsample4(x):
+    h, w = x.shape
+    x = jnp.pad(x.astype(jnp.int32), ((0, -h % 32), (0, -w % 32)), mode="edge")
+    return (x.reshape(x.shape[0] // 4, 4, x.shape[1] // 4, 4).sum((1, 3)) + 8) >> 4
+
+
+def coarse_search(cur, ref, sqrt_lambda, *, coarse_range: int):
+    """Integer MV (full-resolution samples, multiples of 4) of every 8x8 block from a full
+    search of its 32x32 region on the 4x-subsampled planes (``+-4 coarse_range`` samples)."""
+    h, w = cur.shape
+    mv4, _ = integer_search(_downsample4(cur), _downsample4(ref), sqrt_lambda / 4, search_range=coarse_range)
+    mv = jnp.repeat(jnp.repeat(mv4 * 4, 4, 0), 4, 1)
+    return mv[: h // BLOCK, : w // BLOCK]
+
+
+def local_search(cur, ref, centre, sqrt_lambda, *, radius: int, pad: int):
+    """Best integer MV within ``+-radius`` of a per-block ``centre (H8, W8, 2)`` (samples):
+    SAD + sqrt(lambda) x MV bits, like `integer_search`. ``pad`` >= max |centre| + radius."""
+    h, w = cur.shape
+    h8, w8 = h // BLOCK, w // BLOCK
+    refp = jnp.pad(ref.astype(jnp.int32), pad, mode="edge")
+    cur_b = jnp.swapaxes(cur.astype(jnp.int32).reshape(h8, BLOCK, w8, BLOCK), 1, 2)
+    by, bx = jnp.meshgrid(jnp.arange(h8, dtype=jnp.int32) * BLOCK, jnp.arange(w8, dtype=jnp.int32) * BLOCK,
+                          indexing="ij")
+    d = jnp.arange(-radius, radius + 1, dtype=jnp.int32)
+    cands = jnp.stack(jnp.meshgrid(d, d, indexing="ij"), -1).reshape(-1, 2)[:, ::-1]  # [dx, dy]
+
+    def cost_of(delta):
+        mv = centre + delta
+        ys = jnp.clip(pad + by + mv[..., 1], 0, refp.shape[0] - BLOCK)
+        xs = jnp.clip(pad + bx + mv[..., 0], 0, refp.shape[1] - BLOCK)
+        blocks = jax.vmap(jax.vmap(lambda y, x: jax.lax.dynamic_slice(refp, (y, x), (BLOCK, BLOCK))))(ys, xs)
+        sad = jnp.abs(cur_b - blocks).sum((-2, -1)).astype(jnp.float32)
+        return sad + sqrt_lambda * mv_bits((mv * 4).astype(jnp.float32))
+
+    costs = jax.lax.map(cost_of, cands)
+    i = jnp.argmin(costs, 0)
+    return centre + cands[i], jnp.take_along_axis(costs, i[None], 0)[0]
+
+
 def subpel_planes(ref, *, pad: int, bit_depth: int):
     """All 16 quarter-sample phases of a luma plane as samples, ``(4, 4, H + 2 pad, W + 2 pad)``
     indexed ``[frac_y, frac_x]``."""
@@ -93,15 +138,24 @@ def predict_blocks(planes, mv_qpel, *, pad: int):
     return jax.vmap(jax.vmap(one))(fy, fx, ys, xs)
 
 
-@functools.partial(jax.jit, static_argnames=("search_range", "bit_depth", "subpel"))
-def search_ref(cur, ref, sqrt_lambda, *, search_range: int, bit_depth: int, subpel: bool):
-    """Integer search then (optionally) the +-3 quarter-sample window.
+@functools.partial(jax.jit, static_argnames=("search_range", "bit_depth", "subpel", "coarse_range"))
+def search_ref(cur, ref, sqrt_lambda, *, search_range: int, bit_depth: int, subpel: bool, coarse_range: int = 0):
+    """Integer search (plus the hierarchical one when ``coarse_range`` > 0), then
+    (optionally) the +-3 quarter-sample window.
 
     Returns ``mv (H8, W8, 2)`` quarter samples, ``cost (H8, W8)`` and the 8x8 predictions
     ``(H8, W8, 8, 8)`` of the chosen vectors.
     """
-    mv_int, _ = integer_search(cur, ref, sqrt_lambda, search_range=search_range)
-    pad = search_range + 4
+    mv_int, cost_int = integer_search(cur, ref, sqrt_lambda, search_range=search_range)
+    reach = search_range
+    if coarse_range > 0:
+        radius = 3
+        reach = max(search_range, 4 * coarse_range + 4 + radius)
+        centre = coarse_search(cur, ref, sqrt_lambda, coarse_range=coarse_range)
+        mv_loc, cost_loc = local_search(cur, ref, centre, sqrt_lambda, radius=radius, pad=reach)
+        better = cost_loc < cost_int
+        mv_int = jnp.where(better[..., None], mv_loc, mv_int)
+    pad = reach + 4
     planes = subpel_planes(ref.astype(jnp.int32), pad=pad, bit_depth=bit_depth)
     cur_b = jnp.swapaxes(cur.astype(jnp.int32).reshape(cur.shape[0] // BLOCK, BLOCK, cur.shape[1] // BLOCK, BLOCK), 1, 2)
     base = mv_int * 4

@@ -1,16 +1,17 @@
 """Frame reconstruction shared by encoder and decoder (H.265 8.4 / 8.5 / 8.6 decoding process).
 
-v1 block structure: 8x8 luma CUs with one 8x8 luma TU and one 4x4 TU per chroma plane
-(``cu_log2 = tu_log2 = 3`` everywhere); intra pictures are all intra, B pictures all inter.
+v1 block structure: intra pictures are all intra 8x8 luma CUs with one 8x8 luma TU and one 4x4
+TU per chroma plane; B pictures are all inter, CUs 8..64 with TU = min(CU, 32).
 
 * `intra_picture`: CUs reconstructed sequentially in raster order inside one `lax.fori_loop`
   (reference samples from the reconstructed neighbours, 8.4.4.2). The *encoder* variant
   (``encode=True``) chooses the luma mode in the loop from the 35 predictions (SAD + sqrt(lambda)
   x MPM-based mode bits) and quantizes the residual closed loop with RDOQ; the *decoder* variant reads modes
   and levels. Both run the same kernels in the same order, so they reconstruct the same samples.
-* `inter_residual`: prediction from `inter.motion_compensate`; the encoder quantizes the whole
-  frame's residual at once (it does not depend on the current reconstruction), the decoder adds
-  the dequantized, inverse-transformed levels.
+* inter pictures: prediction from `inter.motion_compensate`; `residual_levels` quantizes a
+  whole frame's residual at one TU size at once (it does not depend on the current
+  reconstruction; the CU/TU sizes are chosen by `jaxcodec.codec.partition`), and
+  `inter_reconstruct` adds the dequantized, inverse-transformed levels of TUs of any size.
 * `loop_filter`: deblocking (8.7.2) with picture-identity bS.
 
 Everything here is integer arithmetic; jitted once per frame size.
@@ -140,20 +141,6 @@ def _residual(lev, q, log2n, bit_depth):
     return _padded(fn, lev, log2n)
 
 
-@functools.partial(jax.jit, static_argnames=("bit_depth", "encode"))
-def inter_residual(pred, orig, lev, qp, qpc, lambda_=0.0, *, bit_depth: int, encode: bool):
-    """Residual coding of an all-inter picture with 8x8 luma / 4x4 chroma TUs everywhere.
-
-    ``pred``, ``orig``, ``lev``: (y, u, v) tuples. Returns ``(rec, levels)`` tuples (int32).
-    The encoder quantizes with `quant.rdoq` at ``lambda_`` (SSE domain), which also drops
-    TUs whose residual is not worth its bits (cbf = 0).
-    """
-    if encode:
-        lev = residual_levels(pred, orig, 3, qp, qpc, lambda_, bit_depth=bit_depth)
-    tu = jnp.full((pred[0].shape[0] // 4, pred[0].shape[1] // 4), 3, jnp.int32)
-    return inter_reconstruct(pred, lev, tu, qp, qpc, bit_depth=bit_depth), tuple(jnp.asarray(x, jnp.int32) for x in lev)
-
-
 @functools.partial(jax.jit, static_argnames=("log2_luma", "bit_depth"))
 def residual_levels(pred, orig, log2_luma: int, qp, qpc, lambda_, *, bit_depth: int):
     """Encoder: RDOQ levels of ``orig - pred`` with every luma TU ``2**log2_luma`` (3..5) and
@@ -172,14 +159,13 @@ def residual_levels(pred, orig, log2_luma: int, qp, qpc, lambda_, *, bit_depth: 
 
 
 @functools.partial(jax.jit, static_argnames=("bit_depth",))
-def inter_reconstruct(pred, lev, tu_log2, qp, qpc, *, bit_depth: int):
-    """``clip(pred + residual)`` of inter CUs whose luma TU size is ``tu_log2`` (4x4 grid,
+def residual_planes(lev, tu_log2, qp, qpc, *, bit_depth: int):
+    """Decoded residual (y, u, v) int32 of CUs whose luma TU size is ``tu_log2`` (4x4 grid,
     3..5; chroma TUs one size smaller, H.265 8.6.2 with 4:2:0). Each TU's levels lie in its
     own footprint, so inverse-transforming the whole level plane on the tile grid of each size
     and picking, per sample, the size its TU has gives every TU's residual."""
-    peak = (1 << bit_depth) - 1
     tu = jnp.asarray(tu_log2, jnp.int32)
-    recs = []
+    out = []
     for c in range(3):
         lv = jnp.asarray(lev[c], jnp.int32)
         q = qp if c == 0 else qpc
@@ -189,8 +175,16 @@ def inter_reconstruct(pred, lev, tu_log2, qp, qpc, *, bit_depth: int):
         for log2_luma in (3, 4, 5):
             log2n = log2_luma - (0 if c == 0 else 1)
             res = jnp.where(sel == log2n, _residual(lv, q, log2n, bit_depth), res)
-        recs.append(jnp.clip(jnp.asarray(pred[c], jnp.int32) + res, 0, peak))
-    return tuple(recs)
+        out.append(res)
+    return tuple(out)
+
+
+@functools.partial(jax.jit, static_argnames=("bit_depth",))
+def inter_reconstruct(pred, lev, tu_log2, qp, qpc, *, bit_depth: int):
+    """``clip(pred + residual)`` of inter CUs (`residual_planes`)."""
+    peak = (1 << bit_depth) - 1
+    res = residual_planes(lev, tu_log2, qp, qpc, bit_depth=bit_depth)
+    return tuple(jnp.clip(jnp.asarray(p, jnp.int32) + r, 0, peak) for p, r in zip(pred, res))
 
 
 def cbf_map(levels: CoeffPlanes) -> np.ndarray:
