@@ -129,7 +129,7 @@ def code_picture(orig, spec, dpb: dict, seq):
         inter_dir, mv, ref_idx = analysis.merge_smooth(orig[0], stacks[0], jnp.asarray(ref_list), inter_dir, mv,
                                                        ref_idx, sqrt_lambda, bit_depth=seq.bit_depth)
         fields = partition.motion_pyramid(orig[0], stacks[0], jnp.asarray(ref_list), inter_dir, mv, ref_idx,
-                                          bit_depth=seq.bit_depth)
+                                          sqrt_lambda, bit_depth=seq.bit_depth)
         ctu_log2 = seq.ctu_size.bit_length() - 1
         cands = []
         for log2 in range(3, ctu_log2 + 1):
@@ -137,7 +137,8 @@ def code_picture(orig, spec, dpb: dict, seq):
                                            jnp.float32(lam), log2_luma=min(log2, 5), bit_depth=seq.bit_depth)
             cands.append(jax.tree_util.tree_map(np.asarray, c))
         fields = jax.tree_util.tree_map(np.asarray, fields)
-        decisions, coeffs = partition.decide_quadtree(fields, cands, info, lam, spec.qp)
+        decisions, coeffs = partition.decide_quadtree(fields, cands, info, lam, spec.qp, orig_y=orig[0],
+                                                      refs_y=stacks[0], ref_list=ref_list, bit_depth=seq.bit_depth)
         pred = inter.motion_compensate_jit(*stacks, decisions, ref_list=ref_list, bit_depth=seq.bit_depth)
         rec = recon.inter_reconstruct(pred, (coeffs.y, coeffs.u, coeffs.v), decisions.tu_log2, qp, qpc,
                                       bit_depth=seq.bit_depth)

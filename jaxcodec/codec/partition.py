@@ -25,9 +25,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcodec.codec import analysis, inter, merge, recon
+from jaxcodec.codec import analysis, inter, merge, motion, recon
 from jaxcodec.codec.blocks import MODE_INTER, BlockDecisions, CoeffPlanes
-from jaxcodec.codec.entropy import syntax
+from jaxcodec.codec.entropy import mvpred, syntax
 
 SIZES_LOG2 = (3, 4, 5, 6)
 
@@ -53,11 +53,60 @@ def _block_sum(a8, s8: int):
     return a.reshape(a.shape[0] // s8, s8, a.shape[1] // s8, s8).sum((1, 3))
 
 
+def _level_bits(d, m, r):
+    """Approximate motion bits of every block of an S-level field ``(HS, WS)``: ~2 when it
+    repeats its left or above neighbour (a merge candidate, A1/B1 of 8.5.3.2.3), else the MV
+    difference against the median predictor plus inter_dir/ref/mvp overhead."""
+    def same(a, b):
+        eq = (a[0] == b[0]) & (a[2] == b[2]).all(-1)
+        return eq & (a[1] == b[1]).all((-1, -2))
+
+    left = tuple(jnp.pad(x, ((0, 0), (1, 0)) + ((0, 0),) * (x.ndim - 2), constant_values=-9)[:, :-1] for x in (d, m, r))
+    above = tuple(jnp.pad(x, ((1, 0), (0, 0)) + ((0, 0),) * (x.ndim - 2), constant_values=-9)[:-1] for x in (d, m, r))
+    merge_hit = same((d, m, r), left) | same((d, m, r), above)
+    explicit = motion.mv_bits((m - analysis.median_mv_predictor(m)).astype(jnp.float32)).sum(-1) + 4.0
+    return jnp.where(merge_hit, 2.0, explicit)
+
+
+def _smooth_level(cur, refs_y, ref_list, field, s8: int, sqrt_lambda, bit_depth: int, iterations: int = 2):
+    """Let each SxS block adopt its left or above neighbour's motion when SAD + sqrt(lambda) x
+    `_level_bits` says so: the encoder side of merge mode at size S."""
+    h8, w8 = field[0].shape
+    sub = tuple(x[::s8, ::s8] for x in field)
+    hs, ws = sub[0].shape
+
+    def to8(x):
+        return _up(x, s8)[:h8, :w8]
+
+    def sad(f):
+        pred = analysis._luma_pred(refs_y, ref_list, *(to8(x) for x in f), bit_depth)
+        return _block_sum(jnp.abs(cur - pred).reshape(h8, 8, w8, 8).sum((1, 3)).astype(jnp.float32), s8)
+
+    def cost(f):
+        return sad(f) + sqrt_lambda * _level_bits(*f)
+
+    own = cost(sub)
+    for _ in range(iterations):
+        for shift in ((0, 1), (1, 0)):
+            edge = (jnp.arange(hs)[:, None] < shift[0]) | (jnp.arange(ws)[None, :] < shift[1])
+
+            def nb(a):
+                return jnp.where(edge.reshape(edge.shape + (1,) * (a.ndim - 2)), a, jnp.roll(a, shift, (0, 1)))
+
+            cand = tuple(nb(x) for x in sub)
+            mixed_cost = cost(cand)
+            take = mixed_cost < own
+            sub = tuple(jnp.where(take.reshape(take.shape + (1,) * (a.ndim - 2)), b, a) for a, b in zip(sub, cand))
+            own = jnp.where(take, mixed_cost, own)
+    return tuple(to8(x) for x in sub)
+
+
 @functools.partial(jax.jit, static_argnames=("bit_depth",))
-def motion_pyramid(cur_y, refs_y, ref_list, inter_dir, mv, ref_idx, *, bit_depth: int):
+def motion_pyramid(cur_y, refs_y, ref_list, inter_dir, mv, ref_idx, sqrt_lambda, *, bit_depth: int):
     """Per-size motion fields at 8x8 granularity: ``[(inter_dir, mv, ref_idx)]`` for S = 8, 16,
-    32, 64, each constant over SxS blocks; S's motion is the child (S/2 block) motion with the
-    least luma SAD over the whole SxS block."""
+    32, 64, each constant over SxS blocks. S's motion is the child (S/2 block) motion with the
+    least luma SAD over the whole SxS block, then neighbour adoption (`_smooth_level`) so
+    that coherent regions share one motion and code it as merge/skip."""
     cur = jnp.asarray(cur_y, jnp.int32)
     refs_y = jnp.asarray(refs_y, jnp.int32)
     h8, w8 = inter_dir.shape
@@ -81,7 +130,8 @@ def motion_pyramid(cur_y, refs_y, ref_list, inter_dir, mv, ref_idx, *, bit_depth
         pick = lambda arrs: functools.reduce(  # noqa: E731
             lambda acc, k: jnp.where((b8 == k).reshape(b8.shape + (1,) * (arrs[k].ndim - 2)), arrs[k], acc),
             range(1, 4), arrs[0])
-        fields.append(tuple(pick([c[i] for c in cands]) for i in range(3)))
+        field = tuple(pick([c[i] for c in cands]) for i in range(3))
+        fields.append(_smooth_level(cur, refs_y, ref_list, field, s8, sqrt_lambda, bit_depth))
     return fields
 
 
@@ -90,7 +140,8 @@ def level_candidates(orig, refs, ref_list, field, qp, qpc, lambda_, *, log2_luma
     """For one CU size: the motion-compensated prediction of ``field``, RDOQ levels at luma TU
     ``2**log2_luma``, and per-8x8 SSE (Y + U + V) after reconstruction and of the prediction.
 
-    Returns ``(levels (y, u, v), sse_rec8, sse_pred8)`` with float32 ``(H8, W8)`` SSE maps.
+    Returns ``(levels (y, u, v), sse_rec8, sse_pred8, sse_pred8_luma)`` with float32
+    ``(H8, W8)`` SSE maps.
     """
     d = field_decisions(*field)
     pred = inter.motion_compensate(*refs, d, ref_list=ref_list, bit_depth=bit_depth)
@@ -98,15 +149,36 @@ def level_candidates(orig, refs, ref_list, field, qp, qpc, lambda_, *, log2_luma
     tu = jnp.full(d.cu_log2.shape, log2_luma, jnp.int32)
     rec = recon.inter_reconstruct(pred, levels, tu, qp, qpc, bit_depth=bit_depth)
 
-    def sse8(planes):
+    def sse8(planes, comps=(0, 1, 2)):
         out = 0.0
-        for c in range(3):
+        for c in comps:
             e = (jnp.asarray(orig[c], jnp.int32) - planes[c]).astype(jnp.float32) ** 2
             b = 8 if c == 0 else 4
             out = out + e.reshape(e.shape[0] // b, b, e.shape[1] // b, b).sum((1, 3))
         return out
 
-    return levels, sse8(rec), sse8(tuple(jnp.asarray(p, jnp.int32) for p in pred))
+    pred = tuple(jnp.asarray(p, jnp.int32) for p in pred)
+    return levels, sse8(rec), sse8(pred), sse8(pred, (0,))
+
+
+def _luma_block_sse(orig_y, refs_y, ref_list, x0, y0, n, idir, mv, ref, bit_depth):
+    """SSE of the luma prediction of one n x n block for any motion (8-tap, float rounding:
+    an encoder estimate of what `inter.motion_compensate` will produce exactly)."""
+    h, w = orig_y.shape
+    preds = []
+    for lst in range(2):
+        if not (idir >> lst) & 1:
+            continue
+        plane = refs_y[ref_list[lst, ref[lst]]]
+        mx, my = int(mv[lst, 0]), int(mv[lst, 1])
+        rows = np.clip(y0 + (my >> 2) - 3 + np.arange(n + 7), 0, h - 1)
+        cols = np.clip(x0 + (mx >> 2) - 3 + np.arange(n + 7), 0, w - 1)
+        win = plane[np.ix_(rows, cols)].astype(np.float32)
+        fx, fy = inter.LUMA_FILTER[mx & 3], inter.LUMA_FILTER[my & 3]
+        tmp = sum(float(fx[i]) * win[:, i:i + n] for i in range(8))
+        preds.append(sum(float(fy[i]) * tmp[i:i + n, :] for i in range(8)) / 4096.0)
+    pred = np.clip(np.rint(sum(preds) / len(preds)), 0, (1 << bit_depth) - 1)
+    return float(((orig_y[y0:y0 + n, x0:x0 + n] - pred) ** 2).sum())
 
 
 class _Node:
@@ -128,7 +200,8 @@ class _Node:
             p[(y4 * 4 >> s):((y4 + n4) * 4 >> s), (x4 * 4 >> s):((x4 + n4) * 4 >> s)] = saved
 
 
-def decide_quadtree(fields, cands, info: syntax.FrameSyntaxInfo, lambda_: float, qp: int
+def decide_quadtree(fields, cands, info: syntax.FrameSyntaxInfo, lambda_: float, qp: int, *, orig_y=None,
+                    refs_y=None, ref_list=None, merge_min_log2: int = 4, bit_depth: int = 8
                     ) -> tuple[BlockDecisions, CoeffPlanes]:
     """Depth-first RDO over every CTU (see module doc).
 
@@ -136,6 +209,10 @@ def decide_quadtree(fields, cands, info: syntax.FrameSyntaxInfo, lambda_: float,
       fields: numpy motion fields per size (`motion_pyramid`), 8x8 granularity.
       cands: per size ``(levels (y, u, v), sse_rec8, sse_pred8)`` numpy (`level_candidates`).
       info: the picture's syntax info (the counter codes exactly what the writer will).
+      orig_y, refs_y, ref_list: source luma, reference luma stack and list slots; when given,
+        CUs of ``merge_min_log2`` and up also try skip with each merge candidate (HM's
+        ``xCheckRDCostMerge2Nx2N``), its luma SSE estimated by `_luma_block_sse` and its
+        chroma SSE taken from the CU's own prediction.
     Returns the decisions (canonical for `entropy.syntax`) and levels to code.
     """
     h, w = info.height, info.width
@@ -151,17 +228,26 @@ def decide_quadtree(fields, cands, info: syntax.FrameSyntaxInfo, lambda_: float,
     n_l0, n_l1, is_b = len(info.refs_l0), len(info.refs_l1), info.slice_type == "B"
     up2 = lambda a: np.repeat(np.repeat(a, 2, 0), 2, 1)  # noqa: E731
 
-    def put_cu(y8, x8, log2, residual: bool):
+    cmv, cref, cdir = np.zeros((5, 2, 2), np.int64), np.zeros((5, 2), np.int64), np.zeros(5, np.int64)
+    orig_y = None if orig_y is None else np.asarray(orig_y, np.float32)
+    if refs_y is not None:
+        refs_y, ref_list = np.asarray(refs_y), np.asarray(ref_list)
+    sse_luma_pred = [c[3] for c in cands]
+
+    def put_cu(y8, x8, log2, residual: bool, motion=None):
         s8, n4 = 1 << (log2 - 3), 1 << (log2 - 2)
         y4, x4 = 2 * y8, 2 * x8
         ys, xs = slice(y4, y4 + n4), slice(x4, x4 + n4)
         k = log2 - 3
-        idir, mv, ref = fields[k]
+        if motion is None:
+            idir, mv, ref = (f[y8, x8] for f in fields[k])
+        else:
+            idir, mv, ref = motion
         g.cu_log2[ys, xs] = log2
         g.tu_log2[ys, xs] = min(log2, 5)
-        g.inter_dir[ys, xs] = idir[y8, x8]
-        g.mv[ys, xs] = mv[y8, x8]
-        g.ref_idx[ys, xs] = ref[y8, x8]
+        g.inter_dir[ys, xs] = idir
+        g.mv[ys, xs] = mv
+        g.ref_idx[ys, xs] = ref
         tu = 1 << min(log2, 5)
         for c, (plane, lev) in enumerate(zip(counter.planes, cands[k][0])):
             sh = 0 if c == 0 else 1
@@ -185,14 +271,36 @@ def decide_quadtree(fields, cands, info: syntax.FrameSyntaxInfo, lambda_: float,
             k = log2 - 3
             d_res = float(cands[k][1][y8:y8 + s8, x8:x8 + s8].sum())
             best = (d_res, d_res + lambda_ * put_cu(y8, x8, log2, True))
+            best_motion, best_res = None, True
+            d_pred = float(cands[k][2][y8:y8 + s8, x8:x8 + s8].sum())
             if g.cbf[2 * y8:2 * (y8 + s8), 2 * x8:2 * (x8 + s8)].any():
                 # the same motion without residual (skip when it is a merge candidate)
-                d_pred = float(cands[k][2][y8:y8 + s8, x8:x8 + s8].sum())
                 j_pred = d_pred + lambda_ * put_cu(y8, x8, log2, False)
                 if j_pred < best[1]:
-                    best = (d_pred, j_pred)
-                else:
-                    put_cu(y8, x8, log2, True)
+                    best, best_res = (d_pred, j_pred), False
+            if orig_y is not None and log2 >= merge_min_log2:
+                own = (int(fields[k][0][y8, x8]), fields[k][1][y8, x8], fields[k][2][y8, x8])
+                d_chroma = d_pred - float(sse_luma_pred[k][y8:y8 + s8, x8:x8 + s8].sum())
+                n_cand = mvpred.merge_candidates(2 * x8, 2 * y8, 2 * s8, g.mv, g.ref_idx, g.inter_dir, g.pred_mode,
+                                                 zidx, ref_poc, n_l0, n_l1, is_b, info.max_merge_cand, cmv, cref,
+                                                 cdir)
+                seen = []
+                for c in range(n_cand):
+                    used = np.array([(cdir[c] >> lst) & 1 for lst in range(2)], bool)
+                    cand = (int(cdir[c]), np.where(used[:, None], cmv[c], 0).astype(np.int16),
+                            np.where(used, cref[c], -1).astype(np.int8))
+                    key = (cand[0], cand[1].tobytes(), cand[2].tobytes())
+                    if key in seen or (cand[0] == own[0] and (cand[1] == own[1]).all() and (cand[2] == own[2]).all()):
+                        continue
+                    seen.append(key)
+                    d_c = d_chroma + _luma_block_sse(orig_y, refs_y, ref_list, 8 * x8, 8 * y8, 8 * s8, *cand,
+                                                     bit_depth)
+                    if d_c >= best[1]:
+                        continue
+                    j_c = d_c + lambda_ * put_cu(y8, x8, log2, False, cand)
+                    if j_c < best[1]:
+                        best, best_res, best_motion = (d_c, j_c), False, cand
+            put_cu(y8, x8, log2, best_res, best_motion)
             if log2 == 3:
                 return best
             saved = _Node(counter, 2 * y8, 2 * x8, 2 * s8)

@@ -1,0 +1,74 @@
+"""Inter CU quadtree decision: the SSE estimate of merge candidates against the exact motion
+compensation, static content coded as the biggest skip CUs, hierarchical motion search."""
+
+import numpy as np
+
+import jax.numpy as jnp
+from jaxcodec.codec import inter, motion, partition
+from jaxcodec.codec.blocks import PRED_BI, PRED_L0
+from jaxcodec.codec.entropy import syntax
+
+
+def _texture(seed, h=64, w=64):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    return np.clip(128 + 60 * np.sin(xx / 5.0) * np.cos(yy / 7.0) + rng.normal(0, 4, (h, w)), 0, 255).astype(np.int32)
+
+
+def test_luma_block_sse_estimate_tracks_exact_prediction():
+    refs = np.stack([_texture(1), _texture(2)])
+    cur = _texture(3).astype(np.float32)
+    ref_list = np.array([[0], [1]], np.int32)
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        idir = int(rng.choice([PRED_L0, PRED_BI]))
+        mv = rng.integers(-20, 20, (2, 2)).astype(np.int16)
+        ref = np.array([0, 0 if idir == PRED_BI else -1], np.int8)
+        if idir == PRED_L0:
+            mv[1] = 0
+        d = partition.field_decisions(jnp.full((8, 8), idir), jnp.broadcast_to(jnp.asarray(mv), (8, 8, 2, 2)),
+                                      jnp.broadcast_to(jnp.asarray(ref), (8, 8, 2)))
+        zeros = jnp.zeros((2, 32, 32), jnp.int32)
+        pred = np.asarray(inter.motion_compensate(jnp.asarray(refs), zeros, zeros, d, ref_list=jnp.asarray(ref_list),
+                                                  bit_depth=8)[0])
+        for x0, y0, n in [(0, 0, 16), (16, 32, 32), (0, 0, 64)]:
+            exact = float(((cur[y0:y0 + n, x0:x0 + n] - pred[y0:y0 + n, x0:x0 + n]) ** 2).sum())
+            est = partition._luma_block_sse(cur, refs, ref_list, x0, y0, n, idir, mv, ref, 8)
+            # float rounding vs the integer filter chain: off by at most about one level per sample
+            assert abs(est - exact) <= 0.02 * exact + 2 * n * n * (1 + np.sqrt(exact / (n * n)))
+
+
+def test_static_picture_is_one_skip_cu_per_ctu():
+    h, w = 64, 128
+    pic = _texture(4, h, w)
+    refs_y = jnp.asarray(pic[None])
+    planes = (jnp.asarray(pic), jnp.full((h // 2, w // 2), 128), jnp.full((h // 2, w // 2), 128))
+    stacks = (refs_y, planes[1][None], planes[2][None])
+    ref_list = jnp.asarray([[0], [0]], jnp.int32)
+    field = (jnp.full((h // 8, w // 8), PRED_L0), jnp.zeros((h // 8, w // 8, 2, 2), jnp.int32),
+             jnp.stack([jnp.zeros((h // 8, w // 8), jnp.int32), jnp.full((h // 8, w // 8), -1)], -1))
+    fields = partition.motion_pyramid(planes[0], refs_y, ref_list, *field, jnp.float32(5.0), bit_depth=8)
+    cands = [partition.level_candidates(planes, stacks, ref_list, fields[k], jnp.int32(32), jnp.int32(32),
+                                        jnp.float32(25.0), log2_luma=min(k + 3, 5), bit_depth=8) for k in range(4)]
+    info = syntax.FrameSyntaxInfo(width=w, height=h, slice_type="B", qp=32, poc=1, refs_l0=(0,), refs_l1=(0,),
+                                  intra_tu_split=False)
+    np_ = lambda t: tuple(np.asarray(x) if not isinstance(x, tuple) else tuple(np.asarray(y) for y in x) for x in t)  # noqa: E731
+    d, c = partition.decide_quadtree([np_(f) for f in fields], [np_(x) for x in cands], info, 25.0, 32,
+                                     orig_y=planes[0], refs_y=refs_y, ref_list=ref_list)
+    assert (d.cu_log2 == 6).all() and d.skip.all()
+    assert not any(np.asarray(p).any() for p in (c.y, c.u, c.v))
+    payload, _ = syntax.write_frame(d, c, info)
+    assert len(payload) <= 4
+
+
+def test_hierarchical_search_finds_motion_beyond_the_window():
+    big = _texture(5, 128, 160)
+    ref = big[32:96, 48:112]
+    cur = big[32 + 20:96 + 20, 48 - 24:112 - 24]  # cur[y, x] = ref[y + 20, x - 24]: outside +-8
+    mv0, _, _ = motion.search_ref(jnp.asarray(cur), jnp.asarray(ref), jnp.float32(2.0), search_range=8, bit_depth=8,
+                                  subpel=False)
+    mv1, _, _ = motion.search_ref(jnp.asarray(cur), jnp.asarray(ref), jnp.float32(2.0), search_range=8, bit_depth=8,
+                                  subpel=False, coarse_range=8)
+    inner = (slice(1, 4), slice(4, 7))  # blocks whose true match lies inside the reference
+    assert (np.asarray(mv1)[inner] == [-96, 80]).all()
+    assert not (np.asarray(mv0)[inner] == [-96, 80]).all()
