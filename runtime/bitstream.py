@@ -1,18 +1,22 @@
 """The ``.jxc`` container: sequence header, then per frame a header, the MD5 of the
 reconstructed frame and the entropy-coded payload (little-endian throughout).
 
-Sequence header (version 2)::
+Sequence header (version 3)::
 
     magic "JXCD" | version u8 | width u16 | height u16 | bit_depth u8 | chroma_format u8 (1 = 4:2:0)
     | fps_num u32 | fps_den u32 | gop_structure u8 (0 ai, 1 ld, 2 ra) | gop_size u8
     | intra_period i16 | num_refs u8 | ctu_size u8 | min_cu_size u8 | tool_flags u16
-    | chroma_qp_offset i8 | qp u8 | num_frames u32 | crc32 u32 (of everything before it)
+    | chroma_qp_offset i8 | qp u8 | num_frames u32
+    | [nnlf_model 16 bytes: identity of the NN loop-filter model, only if tool_flags & TOOL_NNLF]
+    | crc32 u32 (of everything before it)
 
 Frame (coding order)::
 
     sync "FR" | poc u32 | frame_type u8 (0 I, 1 B) | qp u8 | temporal_layer u8 | tool_flags u8
     | n_l0 u8 | l0 POCs u32 x n_l0 | n_l1 u8 | l1 POCs | n_release u8 | release POCs
-    | md5 16 bytes | payload_len u32 | crc32 u32 (of the frame header) | payload
+    | md5 16 bytes | payload_len u32
+    | [nnlf_len u16 | NNLF flags nnlf_len bytes (runtime.nnlf.pack_flags), only if tool_flags & TOOL_NNLF]
+    | crc32 u32 (of the frame header) | payload
 
 Every field is range-checked on parsing; anything inconsistent raises `BitstreamError` with
 the byte offset. Corruption inside a payload that still parses is caught by the MD5 check.
@@ -28,12 +32,13 @@ from fractions import Fraction
 from jaxcodec.errors import BitstreamError
 
 MAGIC = b"JXCD"
-VERSION = 2  # 2: CABAC payload (H.265 CTU syntax); 1 was DEFLATE/LZMA, no longer decodable
+VERSION = 3  # 3: NN loop filter (model identity, per-frame flags); 2: CABAC payload (no longer read)
 FRAME_SYNC = b"FR"
 GOP_CODES = {"ai": 0, "ld": 1, "ra": 2}
 TOOL_DEBLOCKING = 1
 TOOL_SUBPEL = 2
 TOOL_NNLF = 4
+NNLF_ID_BYTES = 16
 MAX_REFS = 4
 
 _SEQ = struct.Struct("<BHHBBIIBBhBBBHbBI")
@@ -57,6 +62,7 @@ class SequenceHeader:
     chroma_qp_offset: int
     qp: int
     num_frames: int
+    nnlf_model: bytes = b""  # model identity (runtime.nnlf digest) when tool_flags & TOOL_NNLF
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +76,7 @@ class FrameHeader:
     refs_l1: tuple[int, ...]
     release: tuple[int, ...]
     md5: bytes
+    nnlf: bytes = b""  # packed NNLF flags (runtime.nnlf.pack_flags) when tool_flags & TOOL_NNLF
 
 
 def write_sequence_header(h: SequenceHeader) -> bytes:
@@ -77,6 +84,10 @@ def write_sequence_header(h: SequenceHeader) -> bytes:
         VERSION, h.width, h.height, h.bit_depth, 1, h.fps.numerator, h.fps.denominator,
         GOP_CODES[h.gop_structure], h.gop_size, h.intra_period, h.num_refs, h.ctu_size, h.min_cu_size,
         h.tool_flags, h.chroma_qp_offset, h.qp, h.num_frames)
+    if h.tool_flags & TOOL_NNLF:
+        if len(h.nnlf_model) != NNLF_ID_BYTES:
+            raise ValueError(f"nnlf_model identity must be {NNLF_ID_BYTES} bytes")
+        body += h.nnlf_model
     return body + struct.pack("<I", zlib.crc32(body))
 
 
@@ -86,6 +97,8 @@ def write_frame(h: FrameHeader, payload: bytes) -> bytes:
 
     head = (FRAME_SYNC + _FRAME_FIXED.pack(h.poc, 0 if h.frame_type == "I" else 1, h.qp, h.temporal_layer, h.tool_flags)
             + pocs(h.refs_l0) + pocs(h.refs_l1) + pocs(h.release) + h.md5 + struct.pack("<I", len(payload)))
+    if h.tool_flags & TOOL_NNLF:
+        head += struct.pack("<H", len(h.nnlf)) + h.nnlf
     return head + struct.pack("<I", zlib.crc32(head)) + payload
 
 
@@ -120,6 +133,7 @@ def parse_sequence_header(r: _Reader) -> SequenceHeader:
     if len(r.data) >= 5 and r.data[4] != VERSION:
         raise BitstreamError(f"unsupported stream version {r.data[4]} (this decoder reads version {VERSION})")
     f = r.unpack(_SEQ, "sequence header")
+    nnlf_model = r.take(NNLF_ID_BYTES, "NNLF model identity") if f[13] & TOOL_NNLF else b""
     (crc,) = r.unpack("<I", "sequence header crc")
     _need(zlib.crc32(bytes(r.data[start:r.pos - 4])) == crc, "sequence header is corrupt (crc mismatch)")
     (_, w, h, bd, cf, fn, fd, gop, gsz, ip, nref, ctu, mincu, tools, cqp, qp, nf) = f
@@ -131,7 +145,8 @@ def parse_sequence_header(r: _Reader) -> SequenceHeader:
     _need(1 <= nref <= MAX_REFS and ctu in (16, 32, 64) and mincu in (8, 16, 32), "bad coding parameters")
     _need(0 <= qp <= 51 and nf >= 1, "bad qp or frame count")
     name = {v: k for k, v in GOP_CODES.items()}[gop]
-    return SequenceHeader(w, h, bd, "420", Fraction(fn, fd), name, gsz, ip, nref, ctu, mincu, tools, cqp, qp, nf)
+    return SequenceHeader(w, h, bd, "420", Fraction(fn, fd), name, gsz, ip, nref, ctu, mincu, tools, cqp, qp, nf,
+                          nnlf_model)
 
 
 def parse_frame(r: _Reader, seq: SequenceHeader) -> tuple[FrameHeader, bytes]:
@@ -149,6 +164,11 @@ def parse_frame(r: _Reader, seq: SequenceHeader) -> tuple[FrameHeader, bytes]:
         lists.append(tuple(p))
     md5 = r.take(16, "frame md5")
     (plen,) = r.unpack("<I", "payload length")
+    nnlf = b""
+    if tools & TOOL_NNLF:
+        _need(bool(seq.tool_flags & TOOL_NNLF), f"frame POC {poc} carries NNLF flags but the sequence has no NN loop filter")
+        (nlen,) = r.unpack("<H", "NNLF flag length")
+        nnlf = r.take(nlen, "NNLF flags")
     (crc,) = r.unpack("<I", "frame header crc")
     _need(zlib.crc32(bytes(r.data[start:r.pos - 4])) == crc, f"frame header at offset {start} is corrupt (crc mismatch)")
     if ftype == 0:
@@ -156,7 +176,7 @@ def parse_frame(r: _Reader, seq: SequenceHeader) -> tuple[FrameHeader, bytes]:
     else:
         _need(bool(lists[0]) and bool(lists[1]), f"B frame without references at offset {start}")
     payload = r.take(plen, f"payload of frame POC {poc}")
-    return FrameHeader(poc, "I" if ftype == 0 else "B", qp, layer, tools, lists[0], lists[1], lists[2], md5), payload
+    return FrameHeader(poc, "I" if ftype == 0 else "B", qp, layer, tools, lists[0], lists[1], lists[2], md5, nnlf), payload
 
 
 def parse_stream(data: bytes) -> tuple[SequenceHeader, list[tuple[FrameHeader, bytes]]]:

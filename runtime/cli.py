@@ -102,7 +102,8 @@ def _encode(args) -> int:
     from jaxcodec.io import atomic_write_bytes, read_video
     from runtime.encoder import encode
 
-    cfg = load_coding_config(args.config, qp=args.qp, frame_threads=args.threads)
+    nnlf = None if args.nnlf is None else args.nnlf == "on"
+    cfg = load_coding_config(args.config, qp=args.qp, frame_threads=args.threads, nnlf=nnlf, nnlf_model=args.nnlf_model)
     video = read_video(args.input, max_frames=args.frames, size=args.size)
     t0 = time.perf_counter()
     data, recon = encode(video.frames, cfg, fps=video.fps, progress=not args.quiet)
@@ -132,7 +133,7 @@ def _decode(args) -> int:
     from runtime.decoder import decode
 
     t0 = time.perf_counter()
-    frames, fps = decode(data, progress=not args.quiet, return_fps=True)
+    frames, fps = decode(data, progress=not args.quiet, return_fps=True, nnlf_model=args.nnlf_model)
     seconds = time.perf_counter() - t0
     write_y4m(args.output, frames, fps)
     n = frames.y.shape[0]
@@ -151,6 +152,10 @@ def register_encode(sub) -> None:
     p.add_argument("--size", default=None, help="WIDTHxHEIGHT of raw .yuv input")
     p.add_argument("--threads", type=int, default=None, help="frame threads (default: the config's)")
     p.add_argument("--recon", default=None, help="also write the reconstruction (.y4m)")
+    p.add_argument("--nnlf", choices=("on", "off"), default=None,
+                   help="NN in-loop filter (runtime.nnlf; default: the config's)")
+    p.add_argument("--nnlf-model", default=None,
+                   help="NN loop-filter model name in models/ or .jxnnlf path (default: nnlf_small)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_encode)
 
@@ -160,6 +165,8 @@ def register_decode(sub) -> None:
     p.add_argument("input", help="input stream (.jxc)")
     p.add_argument("-o", "--output", required=True, help="output .y4m")
     p.add_argument("--threads", type=int, default=1, help="1 (default) pins the decoder to one CPU core")
+    p.add_argument("--nnlf-model", default=None,
+                   help="NN loop-filter model for streams that use it (default: the shipped nnlf_small)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_decode)
 

@@ -14,17 +14,41 @@ from fractions import Fraction
 
 import numpy as np
 
-from jaxcodec.errors import BitstreamError
+from jaxcodec.errors import BitstreamError, ModelError
 from jaxcodec.frame import Frame
 from runtime import bitstream as bs
 from runtime.encoder import PAD
 from runtime.framecoder import SeqParams, decode_picture, frame_md5
 
 
-def decode(data: bytes, *, progress: bool = False, return_fps: bool = False):
+def _nnlf_model(seq, nnlf_model):
+    """The NN loop-filter model the stream names, or a `ModelError` saying which one it needs."""
+    from runtime import nnlf as nnlf_lib
+
+    need = seq.nnlf_model.hex()
+    if isinstance(nnlf_model, nnlf_lib.NNLFModel):
+        model = nnlf_model
+    else:
+        try:
+            model = nnlf_lib.load_model(nnlf_model or "")
+        except ModelError as e:
+            raise ModelError(f"the stream uses the NN loop filter with model {need}, which could not be loaded "
+                             f"({e}); pass it with --nnlf-model") from None
+    if model.digest != seq.nnlf_model:
+        raise ModelError(f"the stream needs NN loop-filter model {need}, but {model.path or 'the given model'} is "
+                         f"{model.digest.hex()}; pass the right one with --nnlf-model")
+    return model
+
+
+def decode(data: bytes, *, progress: bool = False, return_fps: bool = False, nnlf_model=None):
     """Decode a whole stream to stacked frames ``(T, H, W)`` in display order
-    (``(frames, fps)`` with ``return_fps``)."""
+    (``(frames, fps)`` with ``return_fps``).
+
+    ``nnlf_model``: path/name or loaded `runtime.nnlf.NNLFModel` for streams that use the NN
+    loop filter (default: the shipped model); its identity must match the sequence header's.
+    """
     seq, frames = bs.parse_stream(bytes(data))
+    nn_model = _nnlf_model(seq, nnlf_model) if seq.tool_flags & bs.TOOL_NNLF else None
     params = SeqParams(bit_depth=seq.bit_depth, chroma_qp_offset=seq.chroma_qp_offset,
                        deblocking=bool(seq.tool_flags & bs.TOOL_DEBLOCKING), num_refs=seq.num_refs,
                        ctu_size=seq.ctu_size, gop_structure=seq.gop_structure)
@@ -42,7 +66,12 @@ def decode(data: bytes, *, progress: bool = False, return_fps: bool = False):
         missing = [r for r in refs if r not in dpb]
         if missing:
             raise BitstreamError(f"frame POC {fh.poc} references POC {missing[0]}, which is not in the DPB")
-        rec = decode_picture(fh, payload, dpb, params, (ph, pw)).output
+        state = decode_picture(fh, payload, dpb, params, (ph, pw))
+        if fh.tool_flags & bs.TOOL_NNLF:
+            from runtime import nnlf as nnlf_lib
+            flags = nnlf_lib.unpack_flags(fh.nnlf, nnlf_lib.ctu_grid((ph, pw), params.ctu_size))
+            state = nnlf_lib.decode_step(nn_model, state, params, flags)
+        rec = state.output
         if frame_md5(rec, seq.height, seq.width, seq.bit_depth) != fh.md5:
             raise BitstreamError(f"MD5 mismatch in frame POC {fh.poc}: the stream is corrupt")
         dpb[fh.poc] = rec

@@ -18,7 +18,7 @@ import numpy as np
 
 from jaxcodec.codec.gop import plan_gop
 from jaxcodec.config import CodingConfig
-from jaxcodec.errors import ConfigError, InputError
+from jaxcodec.errors import InputError
 from jaxcodec.frame import Frame, crop_frame, pad_frame
 from runtime import bitstream as bs
 from runtime.framecoder import SeqParams, code_picture, frame_md5
@@ -39,19 +39,35 @@ def seq_params(config: CodingConfig, bit_depth: int) -> SeqParams:
                      coarse_range=config.coarse_search_range, lambda_scale=config.lambda_scale)
 
 
+def _lambda(spec, config: CodingConfig, bit_depth: int) -> float:
+    """The picture's SSE-domain Lagrangian, as `runtime.framecoder.code_picture` computes it."""
+    from jaxcodec.codec import quant
+    qp = quant.qp_prime(spec.qp, bit_depth=bit_depth)
+    return float(quant.lambda_from_qp(int(qp), frame_type="I" if spec.frame_type == "I" else "B",
+                                      temporal_layer=spec.temporal_layer,
+                                      low_delay=config.gop_structure == "ld")) * config.lambda_scale
+
+
 def encode(frames: Frame, config: CodingConfig, *, fps: Fraction = Fraction(25), progress: bool = False,
-           stats: dict | None = None) -> tuple[bytes, Frame]:
+           stats: dict | None = None, on_picture=None, nnlf_force: bool | None = None) -> tuple[bytes, Frame]:
     """Encode stacked frames ``(T, H, W)`` (uint8/uint16) with ``config``.
 
     Returns the stream bytes and the reconstruction (display order, the input's size and dtype),
     which equals what `runtime.decoder.decode` returns for those bytes.
+
+    ``on_picture(poc, state, orig)``, if given, is called with each picture's final
+    `PictureState` and its padded source planes (training data for in-loop filters).
+    With ``config.nnlf`` the NN loop filter (`runtime.nnlf`) runs after deblocking;
+    ``nnlf_force`` True / False overrides the encoder's flag decision with all on / all off.
     """
     if frames.chroma_format != "420":
         raise InputError(f"only 4:2:0 input is supported, got {frames.chroma_format}")
     if frames.y.ndim != 3:
         raise InputError("encode expects stacked frames (T, H, W)")
+    nn_model = None
     if config.nnlf:
-        raise ConfigError("nnlf is not supported by the v1 runtime encoder yet")
+        from runtime import nnlf as nnlf_lib
+        nn_model = nnlf_lib.load_model(config.nnlf_model)
     t0 = time.perf_counter()
     n, height, width = frames.y.shape
     bd = frames.bit_depth
@@ -60,9 +76,10 @@ def encode(frames: Frame, config: CodingConfig, *, fps: Fraction = Fraction(25),
     seq = seq_params(config, bd)
     plan = plan_gop(n, config)
     tools = (bs.TOOL_DEBLOCKING if config.deblocking else 0) | (bs.TOOL_SUBPEL if config.subpel_refine else 0)
+    tools |= bs.TOOL_NNLF if nn_model is not None else 0
     header = bs.SequenceHeader(width, height, bd, "420", Fraction(fps), config.gop_structure, config.gop_size,
                                config.intra_period, config.num_refs, config.ctu_size, config.min_cu_size, tools,
-                               config.chroma_qp_offset, config.qp, n)
+                               config.chroma_qp_offset, config.qp, n, nn_model.digest if nn_model else b"")
 
     dpb: dict[int, tuple] = {}
     done = {s.poc: threading.Event() for s in plan}
@@ -75,9 +92,17 @@ def encode(frames: Frame, config: CodingConfig, *, fps: Fraction = Fraction(25),
         with lock:
             refs = {r: dpb[r] for r in set(spec.refs_l0 + spec.refs_l1)}
         state, payload = code_picture(planes[spec.poc], spec, refs, seq)
+        frame_tools, flags = tools & ~bs.TOOL_NNLF, b""
+        if nn_model is not None:
+            state, nn_flags = nnlf_lib.encode_step(nn_model, state, seq, planes[spec.poc],
+                                                   lambda_=_lambda(spec, config, bd), force=nnlf_force)
+            if nn_flags.any_on:
+                frame_tools, flags = frame_tools | bs.TOOL_NNLF, nnlf_lib.pack_flags(nn_flags)
+        if on_picture is not None:
+            on_picture(spec.poc, state, planes[spec.poc])
         rec = state.output
-        fh = bs.FrameHeader(spec.poc, spec.frame_type, spec.qp, spec.temporal_layer, tools, spec.refs_l0,
-                            spec.refs_l1, spec.release, frame_md5(rec, height, width, bd))
+        fh = bs.FrameHeader(spec.poc, spec.frame_type, spec.qp, spec.temporal_layer, frame_tools, spec.refs_l0,
+                            spec.refs_l1, spec.release, frame_md5(rec, height, width, bd), flags)
         with lock:
             dpb[spec.poc] = rec
         done[spec.poc].set()

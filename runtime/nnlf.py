@@ -1,0 +1,389 @@
+"""NN in-loop filter in the codec loop (paper 001 section III-A and Fig. 8; paper 002 II-C).
+
+Harmonisation with deblocking (paper 001 Fig. 8): both filters read the same picture.
+Deblocking runs on the unfiltered reconstruction as before; the NN reads the *unfiltered*
+reconstruction, the prediction, the boundary strength, QP and the prediction type and
+outputs ``rec + residual``. Per component the picture then takes the NN output where it is
+enabled and the deblocked samples elsewhere::
+
+    unfiltered ─┬─ deblock ───────────────┐
+                └─ NN (integer runtime) ──┴─ per CTU: flag ? NN : deblocked ─> output (DPB, MD5)
+
+The encoder chooses, per component, a frame mode (off / all CTUs / CTU flags) and the CTU
+flags by distortion against the source plus lambda times the flag bits
+(:func:`decide_flags`); the choice travels bit-packed in the frame (:func:`pack_flags`,
+`runtime.bitstream` frame ``nnlf`` section) and the decoder follows it. Both sides run the
+filter through the integer runtime (`runtime.nnint.execute`), whose float paths are
+provably exact, so the output does not depend on jit, thread count or summation order.
+
+Model file (``.jxnnlf``, little endian)::
+
+    magic b"JXNNLF\\0\\0" | version u32 | hlen u32 | JSON header {"luma_len", "chroma_len", ...}
+    | luma graph (runtime.nnint.serialize bytes) | chroma graph | sha256 of everything above
+
+The model identity written in the sequence header is the first 16 bytes of the file's
+sha256 (:attr:`NNLFModel.digest`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import struct
+import threading
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from jaxcodec.errors import BitstreamError, ModelError
+from runtime.nnint import serialize
+from runtime.nnint.graph import Graph
+
+MODEL_MAGIC = b"JXNNLF\0\0"
+MODEL_VERSION = 1
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MODELS_DIR = REPO_ROOT / "models"
+DEFAULT_MODEL = "nnlf_small"
+MODEL_FILE = "model.jxnnlf"
+DIGEST_BYTES = 16
+
+#: Frame modes per component (2 bits each in the frame's NNLF section).
+MODE_OFF, MODE_ALL, MODE_CTU = 0, 1, 2
+
+# log2 of the divisor that normalises each input plane (jaxcodec.nn.loopfilter.normalise):
+# samples / 2**bit_depth, bS / 2, QP / 64, prediction type / 2.
+LOG2_BS, LOG2_QP, LOG2_IPB = 1, 6, 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Model file
+# ---------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(eq=False)
+class NNLFModel:
+    """Integer luma and chroma graphs of one NN loop filter and its identity."""
+
+    luma: Graph
+    chroma: Graph
+    digest: bytes
+    meta: dict
+    path: str = ""
+    _executors: dict = dataclasses.field(default_factory=dict, repr=False)
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
+
+    def executor(self, which: str, *, jit: bool = True):
+        """Jitted (or not) `runtime.nnint.execute.Executor` of the ``luma``/``chroma`` graph."""
+        from runtime.nnint import execute
+        with self._lock:
+            key = (which, jit)
+            if key not in self._executors:
+                self._executors[key] = execute.make_executor(getattr(self, which), jit=jit)
+            return self._executors[key]
+
+
+def model_to_bytes(luma: Graph, chroma: Graph, meta: dict | None = None) -> bytes:
+    lb, cb = serialize.to_bytes(luma), serialize.to_bytes(chroma)
+    header = json.dumps({**(meta or {}), "luma_len": len(lb), "chroma_len": len(cb)}, sort_keys=True).encode()
+    body = MODEL_MAGIC + struct.pack("<II", MODEL_VERSION, len(header)) + header + lb + cb
+    return body + hashlib.sha256(body).digest()
+
+
+def save_model(path: str | Path, luma: Graph, chroma: Graph, meta: dict | None = None) -> bytes:
+    """Write the model file; returns its digest (the stream's model identity)."""
+    from jaxcodec.io import atomic_write_bytes
+    data = model_to_bytes(luma, chroma, meta)
+    atomic_write_bytes(Path(path), data)
+    return hashlib.sha256(data).digest()[:DIGEST_BYTES]
+
+
+def model_from_bytes(data: bytes, *, name: str = "model") -> NNLFModel:
+    if len(data) < len(MODEL_MAGIC) + 8 + 32 or data[:len(MODEL_MAGIC)] != MODEL_MAGIC:
+        raise ModelError(f"{name}: not a jaxcodec NN loop-filter model (bad magic)")
+    version, hlen = struct.unpack_from("<II", data, len(MODEL_MAGIC))
+    if version != MODEL_VERSION:
+        raise ModelError(f"{name}: NNLF model version {version}, this build reads version {MODEL_VERSION}")
+    body, digest = data[:-32], data[-32:]
+    if hashlib.sha256(body).digest() != digest:
+        raise ModelError(f"{name}: checksum mismatch (file corrupt or truncated)")
+    start = len(MODEL_MAGIC) + 8
+    try:
+        meta = json.loads(body[start:start + hlen])
+        ll, cl = int(meta["luma_len"]), int(meta["chroma_len"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ModelError(f"{name}: malformed NNLF model header ({e})") from None
+    pos = start + hlen
+    if pos + ll + cl != len(body):
+        raise ModelError(f"{name}: graph lengths {ll} + {cl} do not match the file")
+    luma = serialize.from_bytes(body[pos:pos + ll], name=f"{name} (luma)")
+    chroma = serialize.from_bytes(body[pos + ll:pos + ll + cl], name=f"{name} (chroma)")
+    if len(luma.inputs) != 5 or len(chroma.inputs) != 5 or len(luma.outputs) != 1 or len(chroma.outputs) != 1:
+        raise ModelError(f"{name}: an NNLF model needs 5 inputs and 1 output per graph")
+    return NNLFModel(luma, chroma, hashlib.sha256(data).digest()[:DIGEST_BYTES], meta, name)
+
+
+def resolve_model_path(name_or_path: str | Path = "") -> Path:
+    """``""`` -> the shipped model; a name -> ``models/<name>/model.jxnnlf``; else a path (a
+    directory holding ``model.jxnnlf`` or the file itself)."""
+    s = str(name_or_path) or DEFAULT_MODEL
+    p = Path(s)
+    if not p.exists() and p.parent == Path(".") and not p.suffix:
+        p = MODELS_DIR / s
+    return p / MODEL_FILE if p.is_dir() else p
+
+
+_CACHE: dict[tuple, NNLFModel] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def load_model(name_or_path: str | Path = "") -> NNLFModel:
+    """Load (cached by path, size and mtime, so jitted executors are reused) an NNLF model.
+
+    Raises `ModelError` if the file is missing, of another version or corrupt.
+    """
+    p = resolve_model_path(name_or_path)
+    if not p.is_file():
+        raise ModelError(f"NN loop-filter model file not found: {p}")
+    st = p.stat()
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = model_from_bytes(p.read_bytes(), name=str(p))
+            _CACHE[key].path = str(p)
+        return _CACHE[key]
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs (integer planes) and filtering
+# ---------------------------------------------------------------------------------------------
+
+class FilterInputs(NamedTuple):
+    """Integer model inputs of one picture (numpy): luma planes ``(H, W)``, chroma ``(H/2, W/2)``."""
+
+    rec: tuple       # unfiltered y, u, v
+    pred: tuple      # prediction y, u, v
+    bs: np.ndarray   # bS 0..2 per luma sample
+    qp: np.ndarray   # luma QP per luma sample
+    ipb: np.ndarray  # 0 intra, 1 uni-, 2 bi-prediction per luma sample
+
+
+def bs_plane(bs_ver: np.ndarray, bs_hor: np.ndarray) -> np.ndarray:
+    """Per-sample bS: the strength of the nearest vertical / horizontal edge within two samples
+    (max of both). ``bs_ver[i, j]`` is the edge left of 4x4 unit (i, j), ``bs_hor`` the one above."""
+    bv, bh = np.asarray(bs_ver, np.int32), np.asarray(bs_hor, np.int32)
+    h4, w4 = bv.shape
+
+    def along(b, axis):
+        n = b.shape[axis]
+        nxt = np.concatenate([np.take(b, np.arange(1, n), axis), np.zeros_like(np.take(b, [0], axis))], axis)
+        # offsets 0, 1 inside a unit: its own (left/top) edge; 2, 3: the next unit's edge
+        parts = [b, b, nxt, nxt]
+        stacked = np.stack(parts, axis + 1)
+        shape = list(b.shape)
+        shape[axis] *= 4
+        return stacked.reshape(shape)
+
+    v = np.repeat(along(bv, 1), 4, axis=0)
+    h = np.repeat(along(bh, 0), 4, axis=1)
+    assert v.shape == (4 * h4, 4 * w4)
+    return np.maximum(v, h)
+
+
+def filter_inputs(state, seq) -> FilterInputs:
+    """Model inputs from a `runtime.framecoder.PictureState` (identical in encoder and decoder)."""
+    import jax.numpy as jnp
+    from jaxcodec.codec.blocks import MODE_INTRA, PRED_BI
+    from jaxcodec.codec.deblock import boundary_strength
+
+    d = state.decisions
+    info = boundary_strength(d, ref_ids=jnp.asarray(state.ref_ids))
+    bs = bs_plane(np.asarray(info.bs_ver), np.asarray(info.bs_hor))
+    up = lambda a: np.repeat(np.repeat(np.asarray(a, np.int32), 4, 0), 4, 1)  # noqa: E731
+    intra = np.asarray(d.pred_mode) == MODE_INTRA
+    ipb = np.where(intra, 0, np.where(np.asarray(d.inter_dir) == PRED_BI, 2, 1))
+    return FilterInputs(tuple(np.asarray(p, np.int32) for p in state.unfiltered),
+                        tuple(np.asarray(p, np.int32) for p in state.pred), bs, up(d.qp), up(ipb))
+
+
+def luma_arrays(x: FilterInputs, bit_depth: int):
+    """(plane, log2 divisor) of each luma-model input, NHWC-ready order of LumaFilter."""
+    return [(x.rec[0], bit_depth), (x.pred[0], bit_depth), (x.bs, LOG2_BS), (x.qp, LOG2_QP), (x.ipb, LOG2_IPB)]
+
+
+def chroma_arrays(x: FilterInputs, bit_depth: int):
+    """(plane, log2 divisor) of each chroma-model input (ChromaFilter order)."""
+    uv = np.stack(x.rec[1:], -1)
+    puv = np.stack(x.pred[1:], -1)
+    return [(uv, bit_depth), (puv, bit_depth), (x.bs[::2, ::2], LOG2_BS), (x.qp[::2, ::2], LOG2_QP),
+            (x.rec[0], bit_depth)]
+
+
+def _nhwc(a):
+    a = np.asarray(a)
+    return a[None, :, :, None] if a.ndim == 2 else a[None]
+
+
+def filter_planes(model: NNLFModel, x: FilterInputs, *, bit_depth: int, jit: bool = True) -> tuple:
+    """NN-filtered planes (y, u, v), int32, from integer inputs, through the integer runtime only
+    (the kernel of :func:`filter_picture`; identical samples with ``jit`` True or False)."""
+    from runtime.nnint import planes as nnplanes
+
+    outs = []
+    for which, arrays in (("luma", luma_arrays(x, bit_depth)), ("chroma", chroma_arrays(x, bit_depth))):
+        graph: Graph = getattr(model, which)
+        ins = [nnplanes.to_input(_nhwc(a), s, graph.nodes[i]) for (a, s), i in zip(arrays, graph.inputs)]
+        (out,) = model.executor(which, jit=jit)(*ins)
+        q = graph.nodes[graph.outputs[0]].q
+        outs.append(nnplanes.to_samples(np.asarray(out)[0], q, bit_depth).astype(np.int32))
+    y, uv = outs
+    return y[..., 0], uv[..., 0], uv[..., 1]
+
+
+def filter_picture(model: NNLFModel, state, seq, *, jit: bool = True) -> tuple:
+    """NN-filtered planes (y, u, v), int32, of one picture (paper 001 Fig. 8: the NN reads the
+    unfiltered reconstruction, not the deblocked one).
+
+    Args:
+      model: a loaded `NNLFModel`.
+      state: the picture's `runtime.framecoder.PictureState` (unfiltered rec, pred, decisions).
+      seq: `runtime.framecoder.SeqParams` (bit depth).
+      jit: run the jitted executor (default) or the plain one; both give identical samples.
+    """
+    return filter_planes(model, filter_inputs(state, seq), bit_depth=seq.bit_depth, jit=jit)
+
+
+# ---------------------------------------------------------------------------------------------
+# Flags: encoder decision, packing, application
+# ---------------------------------------------------------------------------------------------
+
+class NNLFFlags(NamedTuple):
+    """Per component (Y, U, V): frame mode (MODE_OFF / MODE_ALL / MODE_CTU) and the CTU flags
+    (bool ``(ceil(H/ctu), ceil(W/ctu))``, luma CTU grid) used when the mode is MODE_CTU."""
+
+    modes: tuple[int, int, int]
+    ctu: tuple[np.ndarray, np.ndarray, np.ndarray]
+
+    @property
+    def any_on(self) -> bool:
+        return any(m != MODE_OFF for m in self.modes)
+
+
+def ctu_grid(shape, ctu_size: int) -> tuple[int, int]:
+    """CTU grid of a padded luma picture ``(H, W)``."""
+    return -(-shape[0] // ctu_size), -(-shape[1] // ctu_size)
+
+
+def all_off(grid) -> NNLFFlags:
+    z = np.zeros(grid, bool)
+    return NNLFFlags((MODE_OFF,) * 3, (z, z, z))
+
+
+def _ctu_sse(a, b, size: int, grid) -> np.ndarray:
+    d = (np.asarray(a, np.int64) - np.asarray(b, np.int64)) ** 2
+    gh, gw = grid
+    pad = np.zeros((gh * size, gw * size), np.int64)
+    pad[:d.shape[0], :d.shape[1]] = d
+    return pad.reshape(gh, size, gw, size).sum((1, 3))
+
+
+def decide_flags(nn, deblocked, orig, *, ctu_size: int, lambda_: float, force: bool | None = None) -> NNLFFlags:
+    """Encoder choice (paper 002 II-C) per component: off, all CTUs on, or per-CTU flags, by
+    ``SSE + lambda_ * flag bits``; a CTU is on where the NN output has the lower SSE.
+
+    ``force`` True / False: every component MODE_ALL / MODE_OFF (tests, benchmarks).
+    """
+    grid = ctu_grid(np.shape(nn[0]), ctu_size)
+    if force is not None:
+        on = np.ones(grid, bool)
+        return NNLFFlags((MODE_ALL if force else MODE_OFF,) * 3, (on,) * 3)
+    modes, ctus = [], []
+    nbits = grid[0] * grid[1]
+    for c in range(3):
+        size = ctu_size if c == 0 else ctu_size // 2
+        s_db = _ctu_sse(deblocked[c], orig[c], size, grid)
+        s_nn = _ctu_sse(nn[c], orig[c], size, grid)
+        on = s_nn < s_db
+        cost = {MODE_OFF: float(s_db.sum()) + 2 * lambda_, MODE_ALL: float(s_nn.sum()) + 2 * lambda_,
+                MODE_CTU: float(np.where(on, s_nn, s_db).sum()) + (2 + nbits) * lambda_}
+        m = min(cost, key=lambda k: (cost[k], k))
+        modes.append(m)
+        ctus.append(on if m == MODE_CTU else np.zeros(grid, bool))
+    flags = NNLFFlags(tuple(modes), tuple(ctus))
+    # The section itself (length u16 + modes byte) costs 24 bits when anything is on.
+    if flags.any_on:
+        gain = 0.0
+        for c in range(3):
+            size = ctu_size if c == 0 else ctu_size // 2
+            s_db = _ctu_sse(deblocked[c], orig[c], size, grid)
+            s_nn = _ctu_sse(nn[c], orig[c], size, grid)
+            chosen = {MODE_OFF: s_db, MODE_ALL: s_nn, MODE_CTU: np.where(ctus[c], s_nn, s_db)}[modes[c]]
+            gain += float(s_db.sum() - chosen.sum()) - lambda_ * (nbits if modes[c] == MODE_CTU else 0)
+        if gain <= 24 * lambda_:
+            return all_off(grid)
+    return flags
+
+
+def apply_flags(flags: NNLFFlags, nn, deblocked, *, ctu_size: int) -> tuple:
+    """Output planes: NN samples where enabled, deblocked elsewhere (int32)."""
+    out = []
+    for c in range(3):
+        db, f = np.asarray(deblocked[c], np.int32), np.asarray(nn[c], np.int32)
+        m = flags.modes[c]
+        if m == MODE_OFF:
+            out.append(db)
+        elif m == MODE_ALL:
+            out.append(f)
+        else:
+            size = ctu_size if c == 0 else ctu_size // 2
+            mask = np.repeat(np.repeat(flags.ctu[c], size, 0), size, 1)[:db.shape[0], :db.shape[1]]
+            out.append(np.where(mask, f, db))
+    return tuple(out)
+
+
+def pack_flags(flags: NNLFFlags) -> bytes:
+    """modes byte (2 bits per component, Y in the low bits) | CTU flags of the MODE_CTU
+    components in raster order, concatenated, bit-packed (MSB first)."""
+    head = flags.modes[0] | flags.modes[1] << 2 | flags.modes[2] << 4
+    bits = [flags.ctu[c].reshape(-1) for c in range(3) if flags.modes[c] == MODE_CTU]
+    body = np.packbits(np.concatenate(bits).astype(np.uint8)).tobytes() if bits else b""
+    return bytes([head]) + body
+
+
+def unpack_flags(data: bytes, grid) -> NNLFFlags:
+    """Inverse of :func:`pack_flags` for a picture with CTU grid ``grid``; raises
+    `BitstreamError` on a bad mode or a section of the wrong length."""
+    if len(data) < 1:
+        raise BitstreamError("empty NNLF flag section")
+    head = data[0]
+    modes = tuple((head >> (2 * c)) & 3 for c in range(3))
+    if head >> 6 or any(m > MODE_CTU for m in modes):
+        raise BitstreamError(f"bad NNLF modes byte 0x{head:02x}")
+    n = grid[0] * grid[1]
+    k = sum(m == MODE_CTU for m in modes)
+    if len(data) != 1 + (k * n + 7) // 8:
+        raise BitstreamError(f"NNLF flag section has {len(data)} bytes, expected {1 + (k * n + 7) // 8}")
+    bits = np.unpackbits(np.frombuffer(data[1:], np.uint8))[:k * n].astype(bool)
+    ctus, j = [], 0
+    for m in modes:
+        if m == MODE_CTU:
+            ctus.append(bits[j * n:(j + 1) * n].reshape(grid))
+            j += 1
+        else:
+            ctus.append(np.zeros(grid, bool))
+    return NNLFFlags(modes, tuple(ctus))
+
+
+def encode_step(model: NNLFModel, state, seq, orig, *, lambda_: float, force: bool | None = None):
+    """Encoder side: filter, decide, apply. Returns ``(state with the final output, flags)``."""
+    nn = filter_picture(model, state, seq)
+    flags = decide_flags(nn, state.deblocked, orig, ctu_size=seq.ctu_size, lambda_=lambda_, force=force)
+    out = apply_flags(flags, nn, state.deblocked, ctu_size=seq.ctu_size)
+    return state._replace(output=out), flags
+
+
+def decode_step(model: NNLFModel, state, seq, flags: NNLFFlags):
+    """Decoder side: follow the flags (the NN runs only when some component is on)."""
+    if not flags.any_on:
+        return state
+    nn = filter_picture(model, state, seq)
+    return state._replace(output=apply_flags(flags, nn, state.deblocked, ctu_size=seq.ctu_size))

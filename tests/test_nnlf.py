@@ -1,0 +1,160 @@
+"""NN in-loop filter in the codec loop (runtime.nnlf): round trip with the filter on (decoder
+output == encoder reconstruction, MD5 in the stream), flags that really switch, the model
+identity in the stream, clear errors for missing / wrong / corrupt models."""
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from codec_clips import generated_clip
+from jaxcodec.config import load_coding_config
+from jaxcodec.errors import BitstreamError, ModelError
+from jaxcodec.nn import loopfilter as lf
+from runtime import bitstream as bs
+from runtime import nnlf
+from runtime.decoder import decode
+from runtime.encoder import encode
+
+TINY = lf.LoopFilterConfig(width=8, features=2, blocks=1)
+
+
+def _same(a, b):
+    return all(np.array_equal(np.asarray(getattr(a, c)), np.asarray(getattr(b, c))) for c in "yuv")
+
+
+def _tiny_model(path, seed):
+    """A small random filter whose residual is not zero (the reconstruction layer starts at 0)."""
+    from runtime.nnint import convert
+
+    rng = np.random.default_rng(seed)
+    graphs = []
+    for make, shapes in ((lf.LumaFilter, [(1,)] * 5), (lf.ChromaFilter, [(2,), (2,), (1,), (1,), (1,)])):
+        model = make(TINY, rngs=nnx.Rngs(seed))
+        k = model.trunk.up.kernel
+        k[...] = jax.random.normal(jax.random.key(seed), k.shape) * 0.02
+        h = 32 if make is lf.LumaFilter else 16
+        samples = [tuple(rng.random((2, 32 if i == 4 and make is lf.ChromaFilter else h,
+                                     32 if i == 4 and make is lf.ChromaFilter else h, c)).astype(np.float32)
+                         for i, (c,) in enumerate(shapes))]
+        graphs.append(convert.convert(model, samples, [lf.INPUT_BOUND] * 5, act_bits=12, min_weight_bits=4))
+    nnlf.save_model(path, *graphs, {"name": f"tiny{seed}"})
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    return _tiny_model(tmp_path_factory.mktemp("nnlf") / "tiny.jxnnlf", 0)
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return generated_clip(n=3, height=40, width=72)
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_coding_config("ra", qp=32, gop_size=2, intra_period=-1, ctu_size=32)
+
+
+@pytest.fixture(scope="module")
+def coded(clip, cfg, model_path):
+    """(off stream, off recon, {force: (stream, recon)}) with the tiny model."""
+    off = encode(clip, cfg)
+    on = {f: encode(clip, cfg.replace(nnlf=True, nnlf_model=str(model_path)), nnlf_force=f)
+          for f in (None, True, False)}
+    return off, on
+
+
+def test_roundtrip_with_nnlf_on(coded, model_path):
+    _, on = coded
+    for force, (data, recon) in on.items():
+        seq, frames = bs.parse_stream(data)
+        assert seq.tool_flags & bs.TOOL_NNLF
+        assert seq.nnlf_model == nnlf.load_model(model_path).digest
+        assert _same(recon, decode(data, nnlf_model=str(model_path))), force  # MD5 checked per frame too
+
+
+def test_flags_really_switch(coded):
+    (off_data, off_recon), on = coded
+    # All off: the same pictures as without the tool, and no frame carries flags.
+    assert _same(on[False][1], off_recon)
+    assert not any(fh.tool_flags & bs.TOOL_NNLF for fh, _ in bs.parse_stream(on[False][0])[1])
+    # All on: the NN output everywhere, which the random filter changes.
+    assert not _same(on[True][1], off_recon)
+    assert all(fh.tool_flags & bs.TOOL_NNLF for fh, _ in bs.parse_stream(on[True][0])[1])
+    # The encoder's own choice is never worse than deblocking alone in SSE against the source.
+    # (its choice adds flag bits, so it compares SSE at a tiny cost)
+
+
+def test_encoder_choice_does_not_hurt(clip, coded):
+    (_, off_recon), on = coded
+    sse = lambda r: sum(float(np.sum((np.asarray(getattr(r, c), float) - getattr(clip, c)) ** 2)) for c in "yuv")  # noqa: E731
+    assert sse(on[None][1]) <= sse(off_recon)
+
+
+def test_jit_and_no_jit_filter_identical(clip, model_path):
+    m = nnlf.load_model(model_path)
+    rng = np.random.default_rng(3)
+    h, w = 24, 40
+    x = nnlf.FilterInputs(tuple(rng.integers(0, 256, s).astype(np.int32) for s in ((h, w), (h // 2, w // 2), (h // 2, w // 2))),
+                          tuple(rng.integers(0, 256, s).astype(np.int32) for s in ((h, w), (h // 2, w // 2), (h // 2, w // 2))),
+                          rng.integers(0, 3, (h, w)).astype(np.int32), np.full((h, w), 30, np.int32),
+                          rng.integers(0, 3, (h, w)).astype(np.int32))
+    a = nnlf.filter_planes(m, x, bit_depth=8, jit=True)
+    b = nnlf.filter_planes(m, x, bit_depth=8, jit=False)
+    for p, q in zip(a, b):
+        np.testing.assert_array_equal(p, q)
+
+
+def test_flag_packing_round_trip_and_refusal():
+    rng = np.random.default_rng(0)
+    grid = (3, 5)
+    for modes in ((0, 0, 0), (2, 1, 2), (2, 2, 2), (1, 0, 2)):
+        ctu = tuple(rng.random(grid) < 0.5 if m == nnlf.MODE_CTU else np.zeros(grid, bool) for m in modes)
+        f = nnlf.NNLFFlags(modes, ctu)
+        data = nnlf.pack_flags(f)
+        assert len(data) == 1 + (sum(m == 2 for m in modes) * 15 + 7) // 8
+        g = nnlf.unpack_flags(data, grid)
+        assert g.modes == modes and all(np.array_equal(a, b) for a, b in zip(g.ctu, f.ctu))
+    with pytest.raises(BitstreamError, match="bytes, expected"):
+        nnlf.unpack_flags(bytes([2]), grid)
+    with pytest.raises(BitstreamError, match="modes byte"):
+        nnlf.unpack_flags(bytes([3]), grid)
+
+
+def test_missing_model_file_is_one_clear_error(clip, cfg, tmp_path):
+    with pytest.raises(ModelError, match="model file not found"):
+        encode(clip, cfg.replace(nnlf=True, nnlf_model=str(tmp_path / "nope.jxnnlf")))
+
+
+def test_corrupt_model_file_rejected(model_path, tmp_path):
+    data = bytearray(model_path.read_bytes())
+    data[40] ^= 1
+    bad = tmp_path / "bad.jxnnlf"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="checksum"):
+        nnlf.load_model(bad)
+    bad.write_bytes(b"JXNNLF\0\0" + (7).to_bytes(4, "little") + bytes(60))
+    with pytest.raises(ModelError, match="version 7"):
+        nnlf.load_model(bad)
+
+
+def test_stream_needing_the_model_without_it(coded, tmp_path):
+    data = coded[1][True][0]
+    with pytest.raises(ModelError, match="uses the NN loop filter with model [0-9a-f]{32}.*not found"):
+        decode(data, nnlf_model=str(tmp_path / "missing.jxnnlf"))
+    other = _tiny_model(tmp_path / "other.jxnnlf", 1)
+    with pytest.raises(ModelError, match="needs NN loop-filter model"):
+        decode(data, nnlf_model=str(other))
+
+
+def test_frame_flags_without_sequence_tool_refused(coded):
+    data = coded[1][True][0]
+    seq, frames = bs.parse_stream(data)
+    # Rewrite the sequence header without TOOL_NNLF: the frames' flag sections are then refused.
+    import dataclasses
+    hdr = bs.write_sequence_header(dataclasses.replace(seq, tool_flags=seq.tool_flags & ~bs.TOOL_NNLF, nnlf_model=b""))
+    old = len(bs.write_sequence_header(seq))
+    with pytest.raises(BitstreamError, match="no NN loop filter"):
+        bs.parse_stream(hdr + data[old:])
