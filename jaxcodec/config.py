@@ -37,7 +37,9 @@ class CodingConfig:
         the first frame is intra (paper 000's single-intra-frame configuration); ``1`` is AI.
       num_refs: reference pictures per list for LD/RA.
       qp_offsets: QP offset per position-in-GOP temporal layer 0..4 (HM CTC style). Layer 0
-        is the GOP anchor; intra frames use offset 0.
+        is the GOP anchor; intra frames use ``intra_qp_offset``.
+      intra_qp_offset: QP offset of intra pictures (x264's ``ipratio`` 1.4 is about -3): a
+        better intra picture is the reference every later picture predicts from.
       ctu_size: luma CTU size (64).
       min_cu_size: smallest luma CU of the quadtree (8).
       max_tu_size: largest luma transform (32); a 64x64 CU is coded as 32x32 TUs.
@@ -60,6 +62,7 @@ class CodingConfig:
     intra_period: int = 32
     num_refs: int = 2
     qp_offsets: tuple[int, ...] = (1, 1, 4, 5, 6)
+    intra_qp_offset: int = 0
     ctu_size: int = 64
     min_cu_size: int = 8
     max_tu_size: int = 32
@@ -89,6 +92,7 @@ class CodingConfig:
         _check(1 <= self.search_range <= 128, f"search_range must be in 1..128, got {self.search_range}")
         _check(0 <= self.coarse_search_range <= 32, f"coarse_search_range must be in 0..32, got {self.coarse_search_range}")
         _check(-12 <= self.chroma_qp_offset <= 12, f"chroma_qp_offset must be in -12..12, got {self.chroma_qp_offset}")
+        _check(-12 <= self.intra_qp_offset <= 12, f"intra_qp_offset must be in -12..12, got {self.intra_qp_offset}")
         _check(len(self.qp_offsets) == 5, f"qp_offsets needs 5 entries (layers 0..4), got {len(self.qp_offsets)}")
         _check(self.lambda_scale > 0, "lambda_scale must be positive")
         _check(self.frame_threads >= 1, f"frame_threads must be >= 1, got {self.frame_threads}")

@@ -116,9 +116,9 @@ def code_picture(orig, spec, dpb: dict, seq):
         zero = np.zeros((h, w), np.int32), np.zeros((h // 2, w // 2), np.int32), np.zeros((h // 2, w // 2), np.int32)
         out = recon.intra_picture(orig[0], orig[1], orig[2], np.zeros((h // 8, w // 8), np.int32), *zero, qp, qpc,
                                   sqrt_lambda, bit_depth=seq.bit_depth, encode=True, ctu_size=seq.ctu_size)
-        rec, levels, modes = out[:3], out[3:6], np.asarray(out[6])
+        rec, levels, modes, modes_c = out[:3], out[3:6], np.asarray(out[6]), np.asarray(out[7])
         coeffs = CoeffPlanes(*(np.asarray(x) for x in levels))
-        decisions = recon.decisions_v1(spec.qp, modes=modes, levels=coeffs, shape8=(h // 8, w // 8))
+        decisions = recon.decisions_v1(spec.qp, modes=modes, levels=coeffs, shape8=(h // 8, w // 8), modes_c=modes_c)
         ref_ids = np.zeros((2, seq.num_refs), np.int32)
         pred = _intra_pred(rec, coeffs, qp, qpc, seq.bit_depth)
     else:
@@ -158,7 +158,8 @@ def decode_picture(fh, payload: bytes, dpb: dict, seq, shape):
     if fh.frame_type == "I":
         zero = np.zeros((h, w), np.int32), np.zeros((h // 2, w // 2), np.int32), np.zeros((h // 2, w // 2), np.int32)
         modes = np.asarray(decisions.intra_mode[::2, ::2], np.int32)
-        out = recon.intra_picture(*zero, modes, *levels, qp, qpc, jnp.float32(0),
+        modes_c = np.asarray(decisions.intra_mode_c[::2, ::2], np.int32)
+        out = recon.intra_picture(*zero, modes, *levels, qp, qpc, jnp.float32(0), modes_c,
                                   bit_depth=seq.bit_depth, encode=False, ctu_size=seq.ctu_size)
         pred = _intra_pred(out[:3], coeffs, qp, qpc, seq.bit_depth)
         return _finish(out[:3], pred, decisions, np.zeros((2, seq.num_refs), np.int32), seq, fh.qp, "I")

@@ -100,7 +100,7 @@ def plan_gop(num_frames: int, cfg: CodingConfig) -> list[FrameSpec]:
     for poc, layer in order:
         intra = _is_intra_point(poc, cfg)
         if intra:
-            l0, l1, ftype, qp = (), (), "I", cfg.qp
+            l0, l1, ftype, qp = (), (), "I", min(max(cfg.qp + cfg.intra_qp_offset, 0), 51)
             layer = 0
         else:
             past = sorted((d for d in decoded if d < poc), reverse=True)[: cfg.num_refs]

@@ -40,18 +40,22 @@ def _mode_bits(mode, mpm):
 
 
 @functools.partial(jax.jit, static_argnames=("bit_depth", "encode", "ctu_size"))
-def intra_picture(orig_y, orig_u, orig_v, modes, lev_y, lev_u, lev_v, qp, qpc, sqrt_lambda, *,
+def intra_picture(orig_y, orig_u, orig_v, modes, lev_y, lev_u, lev_v, qp, qpc, sqrt_lambda, modes_c=None, *,
                   bit_depth: int, encode: bool, ctu_size: int = 64):
     """Reconstruct (and, with ``encode``, decide and quantize) an all-intra picture.
 
     Args:
       orig_*: original planes (encoder) or anything of the right shape (decoder).
       modes: int32 ``(H/8, W/8)`` luma modes (decoder input; ignored when encoding).
+      modes_c: int32 ``(H/8, W/8)`` chroma modes actually used (decoder input; default DM).
+        The encoder picks each CU's chroma mode among DM, planar, vertical, horizontal and DC
+        (34 substituted for the one equal to the luma mode, 8.4.3) by U+V SAD plus
+        sqrt(lambda) x its bins.
       lev_*: int32 level planes (decoder input; ignored when encoding).
       qp, qpc: luma and chroma QP (int32 scalars).
 
     Returns:
-      ``(rec_y, rec_u, rec_v, modes, lev_y, lev_u, lev_v)`` int32.
+      ``(rec_y, rec_u, rec_v, modes, lev_y, lev_u, lev_v, modes_c)`` int32.
     """
     h, w = orig_y.shape
     h8, w8 = h // CU, w // CU
@@ -63,6 +67,7 @@ def intra_picture(orig_y, orig_u, orig_v, modes, lev_y, lev_u, lev_v, qp, qpc, s
     levels = (jnp.asarray(lev_y, jnp.int32), jnp.asarray(lev_u, jnp.int32), jnp.asarray(lev_v, jnp.int32))
     done = jnp.zeros((h // 4, w // 4), bool)
     modes = jnp.asarray(modes, jnp.int32)
+    modes_c = modes if modes_c is None else jnp.asarray(modes_c, jnp.int32)
 
     def code_tu(rec_p, lev_p, orig_p, pred, y0, x0, log2n, q, dst):
         n = 1 << log2n
@@ -79,7 +84,7 @@ def intra_picture(orig_y, orig_u, orig_v, modes, lev_y, lev_u, lev_v, qp, qpc, s
         return jax.lax.dynamic_update_slice(rec_p, out, (y0, x0)), lev_p
 
     def body(k, state):
-        rec, levels, done, modes = state
+        rec, levels, done, modes, modes_c = state
         by, bx = k // w8, k % w8
         y0, x0 = by * CU, bx * CU
         at, al, ac, unit = intra.neighbour_availability(done, y0, x0, 3)
@@ -103,17 +108,34 @@ def intra_picture(orig_y, orig_u, orig_v, modes, lev_y, lev_u, lev_v, qp, qpc, s
         new_rec, new_lev = [ry], [ly]
         cy0, cx0 = y0 // 2, x0 // 2
         cat, cal, cac, cunit = intra.neighbour_availability(done, cy0, cx0, 2, chroma=True)
-        for c, orig_c in ((1, orig_u), (2, orig_v)):
-            ct, cl = intra.reference_samples(rec[c], cy0, cx0, 2, cat, cal, cac, bit_depth=bit_depth, unit=cunit)
-            cpred = intra.intra_predict(ct, cl, mode, 2, is_luma=False, bit_depth=bit_depth)  # DM chroma
+        refs_c = [intra.reference_samples(rec[c], cy0, cx0, 2, cat, cal, cac, bit_depth=bit_depth, unit=cunit)
+                  for c in (1, 2)]
+        if encode:
+            fixed = jnp.asarray([0, 26, 10, 1], jnp.int32)
+            cand = jnp.concatenate([mode[None], jnp.where(fixed == mode, 34, fixed)])
+            cost = sqrt_lambda * jnp.asarray([1.0, 3.0, 3.0, 3.0, 3.0], jnp.float32)
+            cpreds = []
+            for (ct, cl), orig_c in zip(refs_c, (orig_u, orig_v)):
+                p = jax.vmap(lambda m: intra.intra_predict(ct, cl, m, 2, is_luma=False, bit_depth=bit_depth))(cand)
+                blk = jax.lax.dynamic_slice(orig_c, (cy0, cx0), (CU // 2, CU // 2))
+                cost = cost + jnp.abs(p - blk).sum((-2, -1)).astype(jnp.float32)
+                cpreds.append(p)
+            pick = jnp.argmin(cost)
+            mode_c = cand[pick]
+            modes_c = modes_c.at[by, bx].set(mode_c)
+            cpreds = [p[pick] for p in cpreds]
+        else:
+            mode_c = modes_c[by, bx]
+            cpreds = [intra.intra_predict(ct, cl, mode_c, 2, is_luma=False, bit_depth=bit_depth) for ct, cl in refs_c]
+        for c, orig_c, cpred in ((1, orig_u, cpreds[0]), (2, orig_v, cpreds[1])):
             rc, lc = code_tu(rec[c], levels[c], orig_c, cpred, cy0, cx0, 2, qpc, False)
             new_rec.append(rc)
             new_lev.append(lc)
         done = jax.lax.dynamic_update_slice(done, jnp.ones((2, 2), bool), (by * 2, bx * 2))
-        return tuple(new_rec), tuple(new_lev), done, modes
+        return tuple(new_rec), tuple(new_lev), done, modes, modes_c
 
-    rec, levels, _, modes = jax.lax.fori_loop(0, h8 * w8, body, (rec, levels, done, modes))
-    return rec + levels + (modes,)
+    rec, levels, _, modes, modes_c = jax.lax.fori_loop(0, h8 * w8, body, (rec, levels, done, modes, modes_c))
+    return rec + levels + (modes, modes_c)
 
 
 def _tiles_q(plane, q, log2n, fn):
@@ -198,7 +220,7 @@ def cbf_map(levels: CoeffPlanes) -> np.ndarray:
 
 
 def decisions_v1(qp: int, modes=None, inter_dir=None, mv=None, ref_idx=None, levels: CoeffPlanes | None = None,
-                 *, shape8: tuple[int, int]) -> BlockDecisions:
+                 *, shape8: tuple[int, int], modes_c=None) -> BlockDecisions:
     """`BlockDecisions` on the 4x4 grid from per-8x8-CU arrays (numpy)."""
     h8, w8 = shape8
     up = lambda a: np.repeat(np.repeat(np.asarray(a), 2, 0), 2, 1)  # noqa: E731
@@ -213,7 +235,7 @@ def decisions_v1(qp: int, modes=None, inter_dir=None, mv=None, ref_idx=None, lev
         pred_mode=up(np.full((h8, w8), MODE_INTER if is_inter else MODE_INTRA, np.int8)),
         skip=up(z), merge_flag=up(z), merge_idx=up(z),
         intra_mode=up(np.asarray(modes, np.int8)),
-        intra_mode_c=up(np.asarray(modes, np.int8)),
+        intra_mode_c=up(np.asarray(modes if modes_c is None else modes_c, np.int8)),
         inter_dir=up(np.asarray(inter_dir, np.int8) if is_inter else z),
         mv=up(np.asarray(mv, np.int16)) if is_inter else np.zeros((2 * h8, 2 * w8, 2, 2), np.int16),
         ref_idx=up(np.asarray(ref_idx, np.int8)) if is_inter else np.full((2 * h8, 2 * w8, 2), -1, np.int8),
