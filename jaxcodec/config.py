@@ -47,6 +47,8 @@ class CodingConfig:
       subpel_refine: quarter-pel motion refinement (half then quarter).
       coarse_search_range: range of the hierarchical search on 4x-subsampled planes
         (reaches ``+-4 x`` that many samples; 0 = full search only). Encoder only.
+      intra_in_inter: let 8x8 CUs of inter pictures be intra when RDO prefers it (occlusions,
+        new content). Encoder only: the syntax always allows it.
       chroma_qp_offset: added to the luma QP for both chroma planes.
       lambda_scale: multiplier on the QP-derived Lagrangian (HM: 0.57 * 2^((QP-12)/3)).
       deblocking: in-loop deblocking filter on/off (flagged in the sequence header).
@@ -69,6 +71,7 @@ class CodingConfig:
     search_range: int = 16
     subpel_refine: bool = True
     coarse_search_range: int = 16
+    intra_in_inter: bool = True
     chroma_qp_offset: int = 0
     lambda_scale: float = 1.0
     deblocking: bool = True

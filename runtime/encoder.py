@@ -36,7 +36,8 @@ def seq_params(config: CodingConfig, bit_depth: int) -> SeqParams:
     return SeqParams(bit_depth=bit_depth, chroma_qp_offset=config.chroma_qp_offset, deblocking=config.deblocking,
                      num_refs=config.num_refs, ctu_size=config.ctu_size, gop_structure=config.gop_structure,
                      search_range=config.search_range, subpel=config.subpel_refine,
-                     coarse_range=config.coarse_search_range, lambda_scale=config.lambda_scale)
+                     coarse_range=config.coarse_search_range, lambda_scale=config.lambda_scale,
+                     intra_in_inter=config.intra_in_inter)
 
 
 def _lambda(spec, config: CodingConfig, bit_depth: int) -> float:

@@ -19,7 +19,7 @@ import numpy as np
 
 from jaxcodec.codec import analysis, dpb as dpb_lib, inter, partition, quant, recon
 from jaxcodec.codec.blocks import CoeffPlanes
-from jaxcodec.codec.blocks import BlockDecisions
+from jaxcodec.codec.blocks import MODE_INTRA, BlockDecisions
 from jaxcodec.codec.deblock import deblock_frame
 from jaxcodec.codec.entropy import syntax
 from jaxcodec.frame import Frame
@@ -90,6 +90,38 @@ def _intra_pred(rec, coeffs, qp, qpc, bit_depth: int):
     return tuple(jnp.clip(jnp.asarray(p, jnp.int32) - r, 0, (1 << bit_depth) - 1) for p, r in zip(rec, res))
 
 
+def _intra_cus(orig, rec, decisions: BlockDecisions, coeffs: CoeffPlanes, qp, qpc, sqrt_lambda, seq, *,
+               encode: bool):
+    """Intra 8x8 CUs of an inter picture, coded after its inter CUs (which they may use as
+    reference samples) by `recon.intra_picture` over the intra CUs only. The encoder codes
+    them closed loop (mode re-decided on the real neighbours) and returns the updated
+    decisions and levels; the decoder follows the parsed ones. No intra CU: unchanged."""
+    mask8 = np.asarray(decisions.pred_mode)[::2, ::2] == MODE_INTRA
+    if not mask8.any():
+        return rec, decisions, coeffs
+    h, w = rec[0].shape
+    m4 = np.repeat(np.repeat(mask8, 2, 0), 2, 1)
+    masks = (np.repeat(np.repeat(m4, 4, 0), 4, 1), np.repeat(np.repeat(m4, 2, 0), 2, 1))
+    levels = [np.asarray(x) for x in (coeffs.y, coeffs.u, coeffs.v)]
+    if encode:
+        levels = [np.where(masks[min(c, 1)], 0, lv) for c, lv in enumerate(levels)]
+        src = orig
+    else:
+        src = (np.zeros((h, w), np.int32), np.zeros((h // 2, w // 2), np.int32), np.zeros((h // 2, w // 2), np.int32))
+    out = recon.intra_picture(*src, np.asarray(decisions.intra_mode[::2, ::2], np.int32), *levels, qp, qpc,
+                              sqrt_lambda, np.asarray(decisions.intra_mode_c[::2, ::2], np.int32), tuple(rec),
+                              mask8, bit_depth=seq.bit_depth, encode=encode, ctu_size=seq.ctu_size)
+    if not encode:
+        return out[:3], decisions, coeffs
+    new = CoeffPlanes(*(np.asarray(x) for x in out[3:6]))
+    up = lambda a: np.repeat(np.repeat(np.asarray(a, np.int8), 2, 0), 2, 1)  # noqa: E731
+    cbf = np.where(m4[..., None], recon.cbf_map(new), np.asarray(decisions.cbf))
+    decisions = decisions.replace(intra_mode=np.where(m4, up(out[6]), decisions.intra_mode),
+                                  intra_mode_c=np.where(m4, up(out[7]), decisions.intra_mode_c),
+                                  cbf=cbf.astype(np.int8))
+    return out[:3], decisions, new
+
+
 def syntax_info(frame_type: str, qp: int, poc: int, refs_l0, refs_l1, seq, shape) -> syntax.FrameSyntaxInfo:
     """What the entropy coder of both sides knows about a picture before its payload."""
     h, w = shape
@@ -137,11 +169,18 @@ def code_picture(orig, spec, dpb: dict, seq):
                                            jnp.float32(lam), log2_luma=min(log2, 5), bit_depth=seq.bit_depth)
             cands.append(jax.tree_util.tree_map(np.asarray, c))
         fields = jax.tree_util.tree_map(np.asarray, fields)
+        intra_opt = None
+        if seq.intra_in_inter:
+            intra_opt = jax.tree_util.tree_map(np.asarray, partition.intra_candidates(
+                tuple(orig), qp, qpc, jnp.float32(lam), cands[0][4], bit_depth=seq.bit_depth))
         decisions, coeffs = partition.decide_quadtree(fields, cands, info, lam, spec.qp, orig_y=orig[0],
-                                                      refs_y=stacks[0], ref_list=ref_list, bit_depth=seq.bit_depth)
+                                                      refs_y=stacks[0], ref_list=ref_list, bit_depth=seq.bit_depth,
+                                                      intra=intra_opt)
         pred = inter.motion_compensate_jit(*stacks, decisions, ref_list=ref_list, bit_depth=seq.bit_depth)
         rec = recon.inter_reconstruct(pred, (coeffs.y, coeffs.u, coeffs.v), decisions.tu_log2, qp, qpc,
                                       bit_depth=seq.bit_depth)
+        rec, decisions, coeffs = _intra_cus(tuple(orig), rec, decisions, coeffs, qp, qpc, sqrt_lambda, seq,
+                                            encode=True)
     payload, _ = syntax.write_frame(decisions, coeffs, info)
     return _finish(rec, pred, decisions, ref_ids, seq, spec.qp, spec.frame_type), payload
 
@@ -166,6 +205,7 @@ def decode_picture(fh, payload: bytes, dpb: dict, seq, shape):
     stacks, ref_list, ref_ids = dpb_lib.reference_slots(dpb, fh.refs_l0, fh.refs_l1, seq.num_refs)
     pred = inter.motion_compensate_jit(*stacks, decisions, ref_list=ref_list, bit_depth=seq.bit_depth)
     rec = recon.inter_reconstruct(pred, levels, decisions.tu_log2, qp, qpc, bit_depth=seq.bit_depth)
+    rec, _, _ = _intra_cus(None, rec, decisions, coeffs, qp, qpc, jnp.float32(0), seq, encode=False)
     return _finish(rec, pred, decisions, ref_ids, seq, fh.qp, "B")
 
 
@@ -174,7 +214,7 @@ class SeqParams:
 
     def __init__(self, *, bit_depth: int, chroma_qp_offset: int, deblocking: bool, num_refs: int, ctu_size: int,
                  gop_structure: str, search_range: int = 16, subpel: bool = True, coarse_range: int = 0,
-                 lambda_scale: float = 1.0):
+                 lambda_scale: float = 1.0, intra_in_inter: bool = True):
         self.bit_depth = bit_depth
         self.chroma_qp_offset = chroma_qp_offset
         self.deblocking = deblocking
@@ -185,3 +225,4 @@ class SeqParams:
         self.subpel = subpel
         self.coarse_range = coarse_range
         self.lambda_scale = lambda_scale
+        self.intra_in_inter = intra_in_inter

@@ -120,4 +120,7 @@ def test_compiles_once_per_shape_not_per_frame_or_qp():
     decode(data)
     after = [f._cache_size() for f in fns]
     assert mid[2:] == before[2:]  # analysis and decisions: no retrace for a new QP or new frames
-    assert after == mid  # nothing retraces for new content, QPs or GOP structure at the same shape
+    # nothing retraces for new content, QPs or GOP structure at the same shape; intra_picture
+    # has at most four variants (encode/decode x intra picture / intra CUs of an inter picture),
+    # the latter compiled the first time content needs them
+    assert after[1:] == mid[1:] and after[0] - before[0] <= 3

@@ -72,3 +72,30 @@ def test_hierarchical_search_finds_motion_beyond_the_window():
     inner = (slice(1, 4), slice(4, 7))  # blocks whose true match lies inside the reference
     assert (np.asarray(mv1)[inner] == [-96, 80]).all()
     assert not (np.asarray(mv0)[inner] == [-96, 80]).all()
+
+
+def test_new_content_in_an_inter_picture_is_coded_intra_and_decodes_exactly():
+    from jaxcodec.config import load_coding_config
+    from jaxcodec.frame import make_frame
+    from runtime import bitstream as bs
+    from runtime.decoder import decode
+    from runtime.encoder import encode, seq_params
+    from runtime.framecoder import syntax_info
+
+    rng = np.random.default_rng(9)
+    y = np.stack([_texture(6, 48, 64)] * 2).astype(np.uint8)
+    yy, xx = np.mgrid[0:16, 0:16]
+    y[1, 16:32, 24:40] = np.clip(40 + 12 * xx + 3 * yy + rng.normal(0, 1, (16, 16)), 0, 255)  # appears from nowhere
+    uv = np.full((2, 24, 32), 128, np.uint8)
+    frames = make_frame(y, uv, uv.copy())
+    cfg = load_coding_config("ld", qp=27)
+    data, rec = encode(frames, cfg)
+    out = decode(data)
+    assert all(np.array_equal(np.asarray(getattr(out, c)), np.asarray(getattr(rec, c))) for c in "yuv")
+    seq, pics = bs.parse_stream(data)
+    fh, payload = pics[1]
+    info = syntax_info(fh.frame_type, fh.qp, fh.poc, fh.refs_l0, fh.refs_l1, seq_params(cfg, 8), (48, 64))
+    d, _, _ = syntax.parse_frame(payload, info)
+    assert fh.frame_type == "B" and (np.asarray(d.pred_mode) == 0).any()
+    data_off, _ = encode(frames, cfg.replace(intra_in_inter=False))
+    assert len(data) < len(data_off)

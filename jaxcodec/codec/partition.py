@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcodec.codec import analysis, inter, merge, motion, recon
-from jaxcodec.codec.blocks import MODE_INTER, BlockDecisions, CoeffPlanes
+from jaxcodec.codec.blocks import MODE_INTER, MODE_INTRA, BlockDecisions, CoeffPlanes
 from jaxcodec.codec.entropy import mvpred, syntax
 
 SIZES_LOG2 = (3, 4, 5, 6)
@@ -140,8 +140,8 @@ def level_candidates(orig, refs, ref_list, field, qp, qpc, lambda_, *, log2_luma
     """For one CU size: the motion-compensated prediction of ``field``, RDOQ levels at luma TU
     ``2**log2_luma``, and per-8x8 SSE (Y + U + V) after reconstruction and of the prediction.
 
-    Returns ``(levels (y, u, v), sse_rec8, sse_pred8, sse_pred8_luma)`` with float32
-    ``(H8, W8)`` SSE maps.
+    Returns ``(levels (y, u, v), sse_rec8, sse_pred8, sse_pred8_luma, rec (y, u, v))`` with
+    float32 ``(H8, W8)`` SSE maps.
     """
     d = field_decisions(*field)
     pred = inter.motion_compensate(*refs, d, ref_list=ref_list, bit_depth=bit_depth)
@@ -158,7 +158,7 @@ def level_candidates(orig, refs, ref_list, field, qp, qpc, lambda_, *, log2_luma
         return out
 
     pred = tuple(jnp.asarray(p, jnp.int32) for p in pred)
-    return levels, sse8(rec), sse8(pred), sse8(pred, (0,))
+    return levels, sse8(rec), sse8(pred), sse8(pred, (0,)), rec
 
 
 def _luma_block_sse(orig_y, refs_y, ref_list, x0, y0, n, idir, mv, ref, bit_depth):
@@ -181,6 +181,58 @@ def _luma_block_sse(orig_y, refs_y, ref_list, x0, y0, n, idir, mv, ref, bit_dept
     return float(((orig_y[y0:y0 + n, x0:x0 + n] - pred) ** 2).sum())
 
 
+@functools.partial(jax.jit, static_argnames=("bit_depth",))
+def intra_candidates(orig, qp, qpc, lambda_, neighbours=None, *, bit_depth: int):
+    """Open-loop intra option of every 8x8 CU of an inter picture: reference samples from
+    ``neighbours`` (y, u, v), a stand-in for the reconstruction that is not known yet (the
+    8x8 inter reconstruction; default the source), the best of 35 luma modes by SAD, DM
+    chroma, RDOQ levels and the SSE they leave. An estimate for the mode decision only: the
+    CUs that choose intra are then coded closed loop by `recon.intra_picture`.
+
+    Returns ``(mode8 (H8, W8) int32, sse8 (H8, W8) float32, levels (y, u, v))`` with the
+    levels in the 8x8 luma / 4x4 chroma TU layout.
+    """
+    from jaxcodec.codec import intra, quant, transform
+
+    oy, ou, ov = (jnp.asarray(p, jnp.int32) for p in orig)
+    ny, nu, nv = (oy, ou, ov) if neighbours is None else (jnp.asarray(p, jnp.int32) for p in neighbours)
+    h, w = oy.shape
+    h8, w8 = h // 8, w // 8
+    by, bx = jnp.meshgrid(jnp.arange(h8, dtype=jnp.int32), jnp.arange(w8, dtype=jnp.int32), indexing="ij")
+    by, bx = by.ravel(), bx.ravel()
+
+    def refs(plane, log2n, step, unit):
+        ones = jnp.ones(((2 << log2n) // unit,), bool)
+        return jax.vmap(lambda y, x: intra.reference_samples(plane, y * step, x * step, log2n, ones, ones, True,
+                                                             bit_depth=bit_depth, unit=unit))(by, bx)
+
+    top, left = refs(ny, 3, 8, 4)
+    preds = intra.predict_all_modes(top, left, 3, is_luma=True, bit_depth=bit_depth)  # (B, 35, 8, 8)
+    blocks = jnp.swapaxes(oy.reshape(h8, 8, w8, 8), 1, 2).reshape(-1, 8, 8)
+    sad = jnp.abs(preds - blocks[:, None]).sum((-2, -1)).astype(jnp.float32)
+    mode = jnp.argmin(sad, -1).astype(jnp.int32)
+    pred_y = jnp.take_along_axis(preds, mode[:, None, None, None], 1)[:, 0]
+    out_lev, sse = [], 0.0
+    peak = (1 << bit_depth) - 1
+    for c, (plane, nb, log2n, q) in enumerate(((oy, ny, 3, qp), (ou, nu, 2, qpc), (ov, nv, 2, qpc))):
+        n = 1 << log2n
+        if c == 0:
+            pred = pred_y
+        else:
+            ct, cl = refs(nb, 2, 4, 2)
+            pred = jax.vmap(lambda t, l, m: intra.intra_predict(t, l, m, 2, is_luma=False, bit_depth=bit_depth))(
+                ct, cl, mode)
+        blk = jnp.swapaxes(plane.reshape(h8, n, w8, n), 1, 2).reshape(-1, n, n)
+        coef = jax.vmap(lambda r: transform.forward_transform(r, log2n, bit_depth=bit_depth))(blk - pred)
+        lev = quant.rdoq(coef, q, log2n, lambda_=lambda_, bit_depth=bit_depth)
+        res = jax.vmap(lambda l_: transform.inverse_transform(quant.dequantize(l_, q, log2n, bit_depth=bit_depth),
+                                                              log2n, bit_depth=bit_depth))(lev)
+        rec = jnp.clip(pred + res, 0, peak)
+        sse = sse + ((blk - rec).astype(jnp.float32) ** 2).sum((-2, -1))
+        out_lev.append(jnp.swapaxes(lev.reshape(h8, w8, n, n), 1, 2).reshape(h8 * n, w8 * n))
+    return mode.reshape(h8, w8), sse.reshape(h8, w8), tuple(out_lev)
+
+
 class _Node:
     """Saved state of a node's footprint (grid units and level samples), to undo a trial."""
 
@@ -201,7 +253,7 @@ class _Node:
 
 
 def decide_quadtree(fields, cands, info: syntax.FrameSyntaxInfo, lambda_: float, qp: int, *, orig_y=None,
-                    refs_y=None, ref_list=None, merge_min_log2: int = 4, bit_depth: int = 8
+                    refs_y=None, ref_list=None, merge_min_log2: int = 4, bit_depth: int = 8, intra=None
                     ) -> tuple[BlockDecisions, CoeffPlanes]:
     """Depth-first RDO over every CTU (see module doc).
 
@@ -213,6 +265,8 @@ def decide_quadtree(fields, cands, info: syntax.FrameSyntaxInfo, lambda_: float,
         CUs of ``merge_min_log2`` and up also try skip with each merge candidate (HM's
         ``xCheckRDCostMerge2Nx2N``), its luma SSE estimated by `_luma_block_sse` and its
         chroma SSE taken from the CU's own prediction.
+      intra: `intra_candidates` output (numpy): 8x8 CUs also try intra with its open-loop
+        mode, levels and SSE (the encoder then codes the intra CUs closed loop).
     Returns the decisions (canonical for `entropy.syntax`) and levels to code.
     """
     h, w = info.height, info.width
@@ -245,6 +299,9 @@ def decide_quadtree(fields, cands, info: syntax.FrameSyntaxInfo, lambda_: float,
             idir, mv, ref = motion
         g.cu_log2[ys, xs] = log2
         g.tu_log2[ys, xs] = min(log2, 5)
+        g.pred_mode[ys, xs] = MODE_INTER
+        g.intra_mode[ys, xs] = 1
+        g.intra_mode_c[ys, xs] = 1
         g.inter_dir[ys, xs] = idir
         g.mv[ys, xs] = mv
         g.ref_idx[ys, xs] = ref
@@ -262,6 +319,27 @@ def decide_quadtree(fields, cands, info: syntax.FrameSyntaxInfo, lambda_: float,
                       g.merge_idx)
         bits, _ = counter.count(x8 * 8, y8 * 8, log2, ctx0)
         return bits
+
+    def put_intra(y8, x8):
+        ys, xs = slice(2 * y8, 2 * y8 + 2), slice(2 * x8, 2 * x8 + 2)
+        mode = int(intra[0][y8, x8])
+        g.cu_log2[ys, xs] = 3
+        g.tu_log2[ys, xs] = 3
+        g.pred_mode[ys, xs] = MODE_INTRA
+        g.skip[ys, xs] = 0
+        g.merge_flag[ys, xs] = 0
+        g.merge_idx[ys, xs] = 0
+        g.intra_mode[ys, xs] = mode
+        g.intra_mode_c[ys, xs] = mode
+        g.inter_dir[ys, xs] = 0
+        g.mv[ys, xs] = 0
+        g.ref_idx[ys, xs] = -1
+        for c, (plane, lev) in enumerate(zip(counter.planes, intra[2])):
+            n = 8 if c == 0 else 4
+            blk = lev[y8 * n:(y8 + 1) * n, x8 * n:(x8 + 1) * n]
+            plane[y8 * n:(y8 + 1) * n, x8 * n:(x8 + 1) * n] = blk
+            g.cbf[ys, xs, c] = int(blk.any())
+        return counter.count(x8 * 8, y8 * 8, 3, ctx0)[0]
 
     def node(y8, x8, log2):
         """Decide the node; returns (D, J) of its best coding (grid and planes then hold it)."""
@@ -300,7 +378,14 @@ def decide_quadtree(fields, cands, info: syntax.FrameSyntaxInfo, lambda_: float,
                     j_c = d_c + lambda_ * put_cu(y8, x8, log2, False, cand)
                     if j_c < best[1]:
                         best, best_res, best_motion = (d_c, j_c), False, cand
-            put_cu(y8, x8, log2, best_res, best_motion)
+            best_intra = False
+            if intra is not None and log2 == 3 and float(intra[1][y8, x8]) < best[1]:
+                d_i = float(intra[1][y8, x8])
+                j_i = d_i + lambda_ * put_intra(y8, x8)
+                if j_i < best[1]:
+                    best, best_intra = (d_i, j_i), True
+            if not best_intra:
+                put_cu(y8, x8, log2, best_res, best_motion)
             if log2 == 3:
                 return best
             saved = _Node(counter, 2 * y8, 2 * x8, 2 * s8)

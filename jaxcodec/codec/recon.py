@@ -40,8 +40,8 @@ def _mode_bits(mode, mpm):
 
 
 @functools.partial(jax.jit, static_argnames=("bit_depth", "encode", "ctu_size"))
-def intra_picture(orig_y, orig_u, orig_v, modes, lev_y, lev_u, lev_v, qp, qpc, sqrt_lambda, modes_c=None, *,
-                  bit_depth: int, encode: bool, ctu_size: int = 64):
+def intra_picture(orig_y, orig_u, orig_v, modes, lev_y, lev_u, lev_v, qp, qpc, sqrt_lambda, modes_c=None,
+                  init=None, mask8=None, *, bit_depth: int, encode: bool, ctu_size: int = 64):
     """Reconstruct (and, with ``encode``, decide and quantize) an all-intra picture.
 
     Args:
@@ -51,6 +51,10 @@ def intra_picture(orig_y, orig_u, orig_v, modes, lev_y, lev_u, lev_v, qp, qpc, s
         The encoder picks each CU's chroma mode among DM, planar, vertical, horizontal and DC
         (34 substituted for the one equal to the luma mode, 8.4.3) by U+V SAD plus
         sqrt(lambda) x its bins.
+      init, mask8: intra CUs inside an inter picture. ``init`` (y, u, v) holds the picture
+        with its inter CUs already reconstructed; only the 8x8 CUs where ``mask8 (H/8, W/8)``
+        is True are coded (the others keep ``init`` and are available as reference samples,
+        and count as DC for the MPM estimate).
       lev_*: int32 level planes (decoder input; ignored when encoding).
       qp, qpc: luma and chroma QP (int32 scalars).
 
@@ -63,10 +67,19 @@ def intra_picture(orig_y, orig_u, orig_v, modes, lev_y, lev_u, lev_v, qp, qpc, s
     orig_y = orig_y.astype(jnp.int32)
     orig_u = orig_u.astype(jnp.int32)
     orig_v = orig_v.astype(jnp.int32)
-    rec = (jnp.zeros((h, w), jnp.int32), jnp.zeros((h // 2, w // 2), jnp.int32), jnp.zeros((h // 2, w // 2), jnp.int32))
+    if init is None:
+        rec = (jnp.zeros((h, w), jnp.int32), jnp.zeros((h // 2, w // 2), jnp.int32),
+               jnp.zeros((h // 2, w // 2), jnp.int32))
+    else:
+        rec = tuple(jnp.asarray(p, jnp.int32) for p in init)
     levels = (jnp.asarray(lev_y, jnp.int32), jnp.asarray(lev_u, jnp.int32), jnp.asarray(lev_v, jnp.int32))
-    done = jnp.zeros((h // 4, w // 4), bool)
     modes = jnp.asarray(modes, jnp.int32)
+    if mask8 is None:
+        done = jnp.zeros((h // 4, w // 4), bool)
+    else:
+        mask8 = jnp.asarray(mask8, bool)
+        done = ~jnp.repeat(jnp.repeat(mask8, 2, 0), 2, 1)
+        modes = jnp.where(mask8, modes, 1)
     modes_c = modes if modes_c is None else jnp.asarray(modes_c, jnp.int32)
 
     def code_tu(rec_p, lev_p, orig_p, pred, y0, x0, log2n, q, dst):
@@ -134,7 +147,12 @@ def intra_picture(orig_y, orig_u, orig_v, modes, lev_y, lev_u, lev_v, qp, qpc, s
         done = jax.lax.dynamic_update_slice(done, jnp.ones((2, 2), bool), (by * 2, bx * 2))
         return tuple(new_rec), tuple(new_lev), done, modes, modes_c
 
-    rec, levels, _, modes, modes_c = jax.lax.fori_loop(0, h8 * w8, body, (rec, levels, done, modes, modes_c))
+    step = body
+    if mask8 is not None:
+        def step(k, state):
+            return jax.lax.cond(mask8[k // w8, k % w8], lambda s: body(k, s), lambda s: s, state)
+
+    rec, levels, _, modes, modes_c = jax.lax.fori_loop(0, h8 * w8, step, (rec, levels, done, modes, modes_c))
     return rec + levels + (modes, modes_c)
 
 
@@ -251,8 +269,10 @@ def check_v1_layout(decisions: BlockDecisions, intra_picture_: bool) -> None:
     cu, tu = np.asarray(decisions.cu_log2), np.asarray(decisions.tu_log2)
     if intra_picture_ and ((cu != 3).any() or (tu != 3).any()):
         raise BitstreamError("intra picture uses CU/TU sizes other than 8x8, which this decoder does not implement")
-    if not intra_picture_ and (tu != np.minimum(cu, 5)).any():
+    is_intra = np.asarray(decisions.pred_mode) == MODE_INTRA
+    if not intra_picture_ and (tu != np.where(is_intra, 3, np.minimum(cu, 5))).any():
         raise BitstreamError("inter picture uses a TU split, which this decoder does not implement")
-    want = MODE_INTRA if intra_picture_ else MODE_INTER
-    if (np.asarray(decisions.pred_mode) != want).any():
-        raise BitstreamError("frame payload mixes intra and inter CUs, which this decoder does not implement")
+    if not intra_picture_ and (cu[is_intra] != 3).any():
+        raise BitstreamError("inter picture has an intra CU other than 8x8, which this decoder does not implement")
+    if intra_picture_ and not is_intra.all():
+        raise BitstreamError("intra picture with inter CUs")
