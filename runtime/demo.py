@@ -24,10 +24,10 @@ def main(argv=None) -> int:
 
     import numpy as np
 
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from benchmarks.rd_codec import bd_rate, ffmpeg_encode, quality
+    from jaxcodec.codecs.registry import get_codec
     from jaxcodec.config import load_coding_config
     from jaxcodec.io import atomic_write_bytes, read_video, write_y4m
+    from runtime.bench import bd_rate_or_nan, psnr_means
     from runtime.decoder import decode
     from runtime.encoder import encode
 
@@ -52,18 +52,17 @@ def main(argv=None) -> int:
         atomic_write_bytes(os.path.join(args.out, f"{args.clip}_{args.config}_qp{qp}.jxc"), data)
         if qp == 32:
             write_y4m(os.path.join(args.out, f"{args.clip}_{args.config}_qp{qp}.y4m"), dec, fps)
-        q = quality(frames, dec)
+        q = psnr_means(frames, dec)
         kbps = len(data) * 8 / (n / float(fps)) / 1000
         rows.append({"qp": qp, "kbps": kbps, **q})
         print(f"{qp:3d} {kbps:8.1f} {q['psnr_y']:7.2f} {q['psnr_u']:7.2f} {q['psnr_v']:7.2f} {q['psnr_yuv']:7.2f} "
               f"{t1 - t0:7.1f} {t2 - t1:7.1f}  ok ({n} frames)")
-    x264 = []
+    x264, anchor = [], get_codec("x264:medium")
     for qp in (22, 27, 32, 37):
-        packets, rec, _, _ = ffmpeg_encode(frames, "libx264", qp, fps)
-        x264.append({"kbps": sum(map(len, packets)) * 8 / (n / float(fps)) / 1000, **quality(frames, rec)})
-    bd = bd_rate([r["kbps"] for r in x264], [r["psnr_y"] for r in x264], [r["kbps"] for r in rows],
-                 [r["psnr_y"] for r in rows])
-    print(f"BD-rate (PSNR-Y) vs x264 medium: {bd:+.1f}%")
+        res = anchor.encode(frames, qp=qp, fps=fps)
+        x264.append({"kbps": float(res.bits_per_frame.sum()) / (n / float(fps)) / 1000, **psnr_means(frames, res.recon)})
+    for metric in ("psnr_y", "psnr_yuv"):
+        print(f"BD-rate ({metric}) vs x264 medium: {bd_rate_or_nan(x264, rows, metric):+.1f}%")
 
     import matplotlib
 
