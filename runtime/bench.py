@@ -132,11 +132,18 @@ def markdown(points: list[dict], bd: dict, codecs: list[str], clips: list[str]) 
                          f"{p['psnr_v']:.2f} | {p['psnr_yuv']:.2f} | {p['ssim']:.4f} | {p['ms_ssim']:.4f} | {vm} | "
                          f"{p['enc_fps']:.1f} | {p['dec_fps']:.1f} |")
         if len(codecs) > 1:
-            lines += ["", f"BD-rate (pchip, %) vs {codecs[0]}:", "",
-                      "| codec | PSNR-YUV | PSNR-Y | SSIM | MS-SSIM |", "|---|---:|---:|---:|---:|"]
+            from jaxcodec.metrics.complexity import time_ratio
+
+            def seconds(name, key):  # total encode / decode time of the codec's points on this clip
+                return sum(p["frames"] / p[key] for p in points if p["clip"] == clip and p["codec"] == name)
+
+            lines += ["", f"BD-rate (pchip, %) vs {codecs[0]}, and EncT / DecT (total time vs {codecs[0]}):", "",
+                      "| codec | PSNR-YUV | PSNR-Y | SSIM | MS-SSIM | EncT | DecT |",
+                      "|---|---:|---:|---:|---:|---:|---:|"]
             for name in codecs[1:]:
                 row = bd[clip][name]
                 cells = [f"{row[m]:+.2f}" if isinstance(row[m], float) else "n/a" for m in BD_METRICS]
+                cells += [time_ratio(seconds(name, k), seconds(codecs[0], k)) for k in ("enc_fps", "dec_fps")]
                 lines.append(f"| {name} | " + " | ".join(cells) + " |")
             notes = [f"- {name} {m}: {row[m]}" for name in codecs[1:] for m, row in [(m, bd[clip][name]) for m in BD_METRICS]
                      if isinstance(row[m], str)]

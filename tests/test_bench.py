@@ -29,6 +29,11 @@ def test_bench_writes_points_tables_and_plots(tmp_path, capsys):
     assert isinstance(bd, float)
     md = (tmp_path / "results.md").read_text()
     assert "BD-rate" in md and "x265:ultrafast" in md and "| 42 |" in md
+    row = next(line for line in md.splitlines() if line.startswith("| x265:ultrafast |") and "%" in line)
+    enct, dect = row.strip("|").split("|")[-2:]  # EncT / DecT columns: x265 time over x264's
+    x265 = [p for p in points if p["codec"] == "x265:ultrafast"]
+    want = sum(p["frames"] / p["enc_fps"] for p in x265) / sum(p["frames"] / p["enc_fps"] for p in x264)
+    assert enct.strip() == f"{100 * want:.0f}%" and dect.strip().endswith("%")
     assert (tmp_path / "rd_carphone.png").read_bytes()[:4] == b"\x89PNG"
     assert "BD-rate (PSNR-YUV)" in capsys.readouterr().out
 
