@@ -470,7 +470,8 @@ def train(config: WrapperTrainConfig, *, target, target_name: str, proxy_path: s
     meta = {"pre": dataclasses.asdict(pre), "post": dataclasses.asdict(post), "target": target_name,
             "qp_range": [config.qp_min, config.qp_max], "steps": config.steps,
             "train_config": json.loads(json.dumps(dataclasses.asdict(config))),
-            "proxy": {"path": str(proxy_path), "target": proxy_meta.get("target")}}
+            # the proxy's directory name, not the training machine's absolute path (shipped file)
+            "proxy": {"name": Path(proxy_path).name, "target": proxy_meta.get("target")}}
     save_wrapper(out_dir / "model", wrapper, meta=meta)
     if export_to is not None:
         save_wrapper(export_to, wrapper, meta=meta)
