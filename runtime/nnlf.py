@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
-import struct
 import threading
 from pathlib import Path
 from typing import NamedTuple
@@ -84,9 +82,8 @@ class NNLFModel:
 
 def model_to_bytes(luma: Graph, chroma: Graph, meta: dict | None = None) -> bytes:
     lb, cb = serialize.to_bytes(luma), serialize.to_bytes(chroma)
-    header = json.dumps({**(meta or {}), "luma_len": len(lb), "chroma_len": len(cb)}, sort_keys=True).encode()
-    body = MODEL_MAGIC + struct.pack("<II", MODEL_VERSION, len(header)) + header + lb + cb
-    return body + hashlib.sha256(body).digest()
+    return serialize.pack_file(MODEL_MAGIC, MODEL_VERSION, {**(meta or {}), "luma_len": len(lb), "chroma_len": len(cb)},
+                               lb + cb)
 
 
 def save_model(path: str | Path, luma: Graph, chroma: Graph, meta: dict | None = None) -> bytes:
@@ -98,25 +95,15 @@ def save_model(path: str | Path, luma: Graph, chroma: Graph, meta: dict | None =
 
 
 def model_from_bytes(data: bytes, *, name: str = "model") -> NNLFModel:
-    if len(data) < len(MODEL_MAGIC) + 8 + 32 or data[:len(MODEL_MAGIC)] != MODEL_MAGIC:
-        raise ModelError(f"{name}: not a jaxcodec NN loop-filter model (bad magic)")
-    version, hlen = struct.unpack_from("<II", data, len(MODEL_MAGIC))
-    if version != MODEL_VERSION:
-        raise ModelError(f"{name}: NNLF model version {version}, this build reads version {MODEL_VERSION}")
-    body, digest = data[:-32], data[-32:]
-    if hashlib.sha256(body).digest() != digest:
-        raise ModelError(f"{name}: checksum mismatch (file corrupt or truncated)")
-    start = len(MODEL_MAGIC) + 8
+    meta, graphs = serialize.unpack_file(data, MODEL_MAGIC, MODEL_VERSION, name=name, what="NN loop-filter model")
     try:
-        meta = json.loads(body[start:start + hlen])
         ll, cl = int(meta["luma_len"]), int(meta["chroma_len"])
     except (ValueError, KeyError, TypeError) as e:
-        raise ModelError(f"{name}: malformed NNLF model header ({e})") from None
-    pos = start + hlen
-    if pos + ll + cl != len(body):
+        raise ModelError(f"{name}: malformed NN loop-filter model header ({e})") from None
+    if ll < 0 or cl < 0 or ll + cl != len(graphs):
         raise ModelError(f"{name}: graph lengths {ll} + {cl} do not match the file")
-    luma = serialize.from_bytes(body[pos:pos + ll], name=f"{name} (luma)")
-    chroma = serialize.from_bytes(body[pos + ll:pos + ll + cl], name=f"{name} (chroma)")
+    luma = serialize.from_bytes(graphs[:ll], name=f"{name} (luma)")
+    chroma = serialize.from_bytes(graphs[ll:], name=f"{name} (chroma)")
     if len(luma.inputs) != 5 or len(chroma.inputs) != 5 or len(luma.outputs) != 1 or len(chroma.outputs) != 1:
         raise ModelError(f"{name}: an NNLF model needs 5 inputs and 1 output per graph")
     return NNLFModel(luma, chroma, hashlib.sha256(data).digest()[:DIGEST_BYTES], meta, name)

@@ -42,6 +42,35 @@ def _tuplify(v):
     return tuple(_tuplify(x) for x in v) if isinstance(v, list) else v
 
 
+def pack_file(magic: bytes, version: int, header: dict, payload: bytes) -> bytes:
+    """The framing every model file here shares: ``magic | version u32 | header length u32 |
+    JSON header | payload | sha256 of everything before it``."""
+    head = json.dumps(header, sort_keys=True).encode()
+    body = magic + struct.pack("<II", version, len(head)) + head + payload
+    return body + hashlib.sha256(body).digest()
+
+
+def unpack_file(data: bytes, magic: bytes, version: int, *, name: str, what: str) -> tuple[dict, bytes]:
+    """Check `pack_file`'s framing (magic, version, checksum, JSON header) and return
+    ``(header, payload)``; `ModelError` naming ``name`` and the problem otherwise."""
+    if len(data) < len(magic) + 8 + 32 or data[:len(magic)] != magic:
+        raise ModelError(f"{name}: not a jaxcodec {what} (bad magic)")
+    got, hlen = struct.unpack_from("<II", data, len(magic))
+    if got != version:
+        raise ModelError(f"{name}: {what} version {got}, this build reads version {version}")
+    body, digest = data[:-32], data[-32:]
+    if hashlib.sha256(body).digest() != digest:
+        raise ModelError(f"{name}: checksum mismatch (file corrupt or truncated)")
+    start = len(magic) + 8
+    try:
+        header = json.loads(body[start:start + hlen])
+    except ValueError as e:
+        raise ModelError(f"{name}: malformed {what} header ({e})") from None
+    if not isinstance(header, dict):
+        raise ModelError(f"{name}: malformed {what} header (not an object)")
+    return header, body[start + hlen:]
+
+
 def to_bytes(graph: Graph) -> bytes:
     validate(graph)
     blob = bytearray()
@@ -57,25 +86,13 @@ def to_bytes(graph: Graph) -> bytes:
             blob += data
         nodes.append({"op": n.op, "inputs": list(n.inputs), "q": int(n.q),
                       "attrs": {k: _jsonable(v) for k, v in n.attrs.items()}, "params": params})
-    header = json.dumps({"act_bits": graph.act_bits, "outputs": list(graph.outputs),
-                         "nodes": nodes}, sort_keys=True).encode()
-    body = MAGIC + struct.pack("<II", FORMAT_VERSION, len(header)) + header + bytes(blob)
-    return body + hashlib.sha256(body).digest()
+    header = {"act_bits": graph.act_bits, "outputs": list(graph.outputs), "nodes": nodes}
+    return pack_file(MAGIC, FORMAT_VERSION, header, bytes(blob))
 
 
 def from_bytes(data: bytes, *, name: str = "model") -> Graph:
-    if len(data) < len(MAGIC) + 8 + 32 or data[:len(MAGIC)] != MAGIC:
-        raise ModelError(f"{name}: not a jaxcodec integer model (bad magic)")
-    version, hlen = struct.unpack_from("<II", data, len(MAGIC))
-    if version != FORMAT_VERSION:
-        raise ModelError(f"{name}: model format version {version}, this build reads version {FORMAT_VERSION}")
-    body, digest = data[:-32], data[-32:]
-    if hashlib.sha256(body).digest() != digest:
-        raise ModelError(f"{name}: checksum mismatch (file corrupt or truncated)")
-    start = len(MAGIC) + 8
+    header, blob = unpack_file(data, MAGIC, FORMAT_VERSION, name=name, what="integer model")
     try:
-        header = json.loads(body[start:start + hlen])
-        blob = body[start + hlen:]
         nodes = []
         for k, nd in enumerate(header["nodes"]):
             params = {}
