@@ -150,7 +150,7 @@ def code_picture(orig, spec, dpb: dict, seq):
                                   sqrt_lambda, bit_depth=seq.bit_depth, encode=True, ctu_size=seq.ctu_size)
         rec, levels, modes, modes_c = out[:3], out[3:6], np.asarray(out[6]), np.asarray(out[7])
         coeffs = CoeffPlanes(*(np.asarray(x) for x in levels))
-        decisions = recon.decisions_v1(spec.qp, modes=modes, levels=coeffs, shape8=(h // 8, w // 8), modes_c=modes_c)
+        decisions = recon.intra_decisions(spec.qp, modes, modes_c, coeffs)
         ref_ids = np.zeros((2, seq.num_refs), np.int32)
         pred = _intra_pred(rec, coeffs, qp, qpc, seq.bit_depth)
     else:

@@ -14,8 +14,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jaxcodec.codec import motion
-from jaxcodec.codec.blocks import PRED_BI, PRED_L0, PRED_L1
+from jaxcodec.codec import inter, motion
+from jaxcodec.codec.blocks import MODE_INTER, PRED_BI, PRED_L0, PRED_L1, BlockDecisions
 
 
 @functools.partial(jax.jit, static_argnames=("search_range", "bit_depth", "subpel", "coarse_range"))
@@ -55,21 +55,26 @@ def analyse_inter(cur_y, refs_y, ref_list, sqrt_lambda, *, search_range: int, bi
     return inter_dir.astype(jnp.int32), mv.astype(jnp.int32), ref_idx.astype(jnp.int32)
 
 
-def _up(a):
-    return jnp.repeat(jnp.repeat(a, 2, 0), 2, 1)
+def upsample(a, f: int = 2):
+    """Repeat a per-block map f times along both axes (8x8 -> 4x4 grid by default)."""
+    return jnp.repeat(jnp.repeat(a, f, 0), f, 1)
 
 
-def _luma_pred(refs_y, ref_list, inter_dir, mv, ref_idx, bit_depth):
-    from jaxcodec.codec import inter
-    from jaxcodec.codec.blocks import MODE_INTER, BlockDecisions
-
+def field_decisions(inter_dir, mv, ref_idx) -> BlockDecisions:
+    """All-inter 8x8-CU `BlockDecisions` (4x4 grid) from per-8x8 motion (JAX or numpy)."""
     h8, w8 = inter_dir.shape
     z = jnp.zeros((2 * h8, 2 * w8), jnp.int8)
-    d = BlockDecisions(cu_log2=z + 3, tu_log2=z + 3, pred_mode=z + MODE_INTER, skip=z, merge_flag=z, merge_idx=z,
-                       intra_mode=z, intra_mode_c=z, inter_dir=_up(inter_dir), mv=_up(mv), ref_idx=_up(ref_idx), qp=z,
-                       cbf=jnp.zeros((2 * h8, 2 * w8, 3), jnp.int8))
+    return BlockDecisions(cu_log2=z + 3, tu_log2=z + 3, pred_mode=z + MODE_INTER, skip=z, merge_flag=z, merge_idx=z,
+                          intra_mode=z + 1, intra_mode_c=z + 1, inter_dir=upsample(jnp.asarray(inter_dir, jnp.int8)),
+                          mv=upsample(jnp.asarray(mv, jnp.int16)), ref_idx=upsample(jnp.asarray(ref_idx, jnp.int8)),
+                          qp=z, cbf=jnp.zeros((2 * h8, 2 * w8, 3), jnp.int8))
+
+
+def luma_prediction(refs_y, ref_list, inter_dir, mv, ref_idx, bit_depth):
+    """Luma motion-compensated prediction of a per-8x8 motion field (`inter.motion_compensate`)."""
     refs_c = jnp.zeros((refs_y.shape[0], refs_y.shape[1] // 2, refs_y.shape[2] // 2), jnp.int32)
     # chroma is not needed for the decision; the kernel computes all planes, zeros are cheap
+    d = field_decisions(inter_dir, mv, ref_idx)
     return inter.motion_compensate(refs_y, refs_c, refs_c, d, ref_list=ref_list, bit_depth=bit_depth)[0]
 
 
@@ -98,7 +103,7 @@ def merge_smooth(cur_y, refs_y, ref_list, inter_dir, mv, ref_idx, sqrt_lambda, *
 
     def cost(d, m, r):
         bits = motion.mv_bits((m - median_mv_predictor(m)).astype(jnp.float32)).sum(-1)
-        return block_sad(_luma_pred(refs_y, ref_list, d, m, r, bit_depth)) + sqrt_lambda * bits
+        return block_sad(luma_prediction(refs_y, ref_list, d, m, r, bit_depth)) + sqrt_lambda * bits
 
     for _ in range(iterations):
         own = cost(inter_dir, mv, ref_idx)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from jaxcodec.codec.blocks import MODE_INTER, BlockDecisions
+from jaxcodec.codec.blocks import MODE_INTER
 from jaxcodec.codec.entropy import mvpred
 
 
@@ -34,8 +34,12 @@ def _same(mv, ref_idx, inter_dir, y4, x4, cmv, cref, cdir, k):
 
 
 @numba.njit(cache=True, nogil=True)
-def _derive(origins_y, origins_x, cu_log2, pred_mode, mv, ref_idx, inter_dir, cbf, zidx, ref_poc, n_l0, n_l1, is_b,
+def derive(origins_y, origins_x, cu_log2, pred_mode, mv, ref_idx, inter_dir, cbf, zidx, ref_poc, n_l0, n_l1, is_b,
             max_cand, skip, merge_flag, merge_idx):
+    """Set ``merge_flag``/``merge_idx``/``skip`` (in place, over each CU's 4x4 units) for the
+    inter CUs whose top-left units are ``(origins_y, origins_x)``, taken in that (z-scan) order:
+    merge with the first candidate equal to the CU's motion, skip when it also has no cbf.
+    Arrays are the `BlockDecisions` fields on the 4x4 grid; ``ref_poc (2, 4)`` the list POCs."""
     cmv = np.zeros((5, 2, 2), np.int64)
     cref = np.zeros((5, 2), np.int64)
     cdir = np.zeros(5, np.int64)
@@ -61,33 +65,3 @@ def _derive(origins_y, origins_x, cu_log2, pred_mode, mv, ref_idx, inter_dir, cb
                 merge_flag[y, x] = 1 if hit >= 0 else 0
                 merge_idx[y, x] = max(hit, 0)
                 skip[y, x] = 1 if (hit >= 0 and not coded) else 0
-
-
-def cu_origins(cu_log2: np.ndarray, zidx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """4x4-grid positions of every CU's top-left unit, in z-scan (decoding) order."""
-    y, x = np.mgrid[0 : cu_log2.shape[0], 0 : cu_log2.shape[1]]
-    n4 = 1 << (cu_log2.astype(np.int64) - 2)
-    mask = (y % n4 == 0) & (x % n4 == 0)
-    order = np.argsort(zidx[mask], kind="stable")
-    return y[mask][order].astype(np.int64), x[mask][order].astype(np.int64)
-
-
-def derive_merge_skip(decisions: BlockDecisions, *, refs_l0: tuple, refs_l1: tuple, slice_type: str,
-                      ctu_size: int, max_merge_cand: int = 5) -> BlockDecisions:
-    """``decisions`` with ``merge_flag``/``merge_idx``/``skip`` set wherever an inter CU's
-    motion is a merge candidate (the first such index), and ``skip`` where such a CU also has
-    no coded block flag. ``decisions.cbf`` must already describe the levels."""
-    h4, w4 = decisions.grid_shape
-    zidx = mvpred.zscan_order(h4, w4, ctu_size.bit_length() - 1)
-    oy, ox = cu_origins(np.asarray(decisions.cu_log2), zidx)
-    ref_poc = np.zeros((2, 4), np.int64)
-    ref_poc[0, : len(refs_l0)] = refs_l0
-    ref_poc[1, : len(refs_l1)] = refs_l1
-    skip = np.zeros((h4, w4), np.int8)
-    mflag = np.zeros((h4, w4), np.int8)
-    midx = np.zeros((h4, w4), np.int8)
-    _derive(oy, ox, np.ascontiguousarray(decisions.cu_log2, np.int8), np.ascontiguousarray(decisions.pred_mode, np.int8),
-            np.ascontiguousarray(decisions.mv, np.int16), np.ascontiguousarray(decisions.ref_idx, np.int8),
-            np.ascontiguousarray(decisions.inter_dir, np.int8), np.ascontiguousarray(decisions.cbf, np.int8), zidx,
-            ref_poc, len(refs_l0), len(refs_l1), slice_type == "B", max_merge_cand, skip, mflag, midx)
-    return decisions.replace(skip=skip, merge_flag=mflag, merge_idx=midx)

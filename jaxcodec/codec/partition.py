@@ -32,18 +32,8 @@ from jaxcodec.codec.entropy import mvpred, syntax
 SIZES_LOG2 = (3, 4, 5, 6)
 
 
-def _up(a, f: int):
-    return jnp.repeat(jnp.repeat(a, f, 0), f, 1)
-
-
-def field_decisions(inter_dir, mv, ref_idx) -> BlockDecisions:
-    """All-inter 8x8-CU `BlockDecisions` (4x4 grid) from per-8x8 motion (JAX or numpy)."""
-    h8, w8 = inter_dir.shape
-    z = jnp.zeros((2 * h8, 2 * w8), jnp.int8)
-    return BlockDecisions(cu_log2=z + 3, tu_log2=z + 3, pred_mode=z + MODE_INTER, skip=z, merge_flag=z, merge_idx=z,
-                          intra_mode=z + 1, intra_mode_c=z + 1, inter_dir=_up(jnp.asarray(inter_dir, jnp.int8), 2),
-                          mv=_up(jnp.asarray(mv, jnp.int16), 2), ref_idx=_up(jnp.asarray(ref_idx, jnp.int8), 2),
-                          qp=z, cbf=jnp.zeros((2 * h8, 2 * w8, 3), jnp.int8))
+_up = analysis.upsample
+field_decisions = analysis.field_decisions  # re-exported: the 8x8 field -> decisions used here
 
 
 def _block_sum(a8, s8: int):
@@ -79,7 +69,7 @@ def _smooth_level(cur, refs_y, ref_list, field, s8: int, sqrt_lambda, bit_depth:
         return _up(x, s8)[:h8, :w8]
 
     def sad(f):
-        pred = analysis._luma_pred(refs_y, ref_list, *(to8(x) for x in f), bit_depth)
+        pred = analysis.luma_prediction(refs_y, ref_list, *(to8(x) for x in f), bit_depth)
         return _block_sum(jnp.abs(cur - pred).reshape(h8, 8, w8, 8).sum((1, 3)).astype(jnp.float32), s8)
 
     def cost(f):
@@ -121,7 +111,7 @@ def motion_pyramid(cur_y, refs_y, ref_list, inter_dir, mv, ref_idx, sqrt_lambda,
             cy = np.minimum((yy // s8) * s8 + (k // 2) * c8, h8 - 1)
             cx = np.minimum((xx // s8) * s8 + (k % 2) * c8, w8 - 1)
             cand = (d_c[cy, cx], m_c[cy, cx], r_c[cy, cx])
-            pred = analysis._luma_pred(refs_y, ref_list, *cand, bit_depth)
+            pred = analysis.luma_prediction(refs_y, ref_list, *cand, bit_depth)
             sad8 = jnp.abs(cur - pred).reshape(h8, 8, w8, 8).sum((1, 3))
             sads.append(_block_sum(sad8, s8))
             cands.append(cand)
@@ -314,7 +304,7 @@ def decide_quadtree(fields, cands, info: syntax.FrameSyntaxInfo, lambda_: float,
             t = tu >> sh
             nz = (plane[y0:y0 + n, x0:x0 + n].reshape(n // t, t, n // t, t) != 0).any((1, 3))
             g.cbf[ys, xs, c] = np.repeat(np.repeat(nz, n4 // nz.shape[0], 0), n4 // nz.shape[1], 1)
-        merge._derive(np.array([y4], np.int64), np.array([x4], np.int64), g.cu_log2, g.pred_mode, g.mv, g.ref_idx,
+        merge.derive(np.array([y4], np.int64), np.array([x4], np.int64), g.cu_log2, g.pred_mode, g.mv, g.ref_idx,
                       g.inter_dir, g.cbf, zidx, ref_poc, n_l0, n_l1, is_b, info.max_merge_cand, g.skip, g.merge_flag,
                       g.merge_idx)
         bits, _ = counter.count(x8 * 8, y8 * 8, log2, ctx0)

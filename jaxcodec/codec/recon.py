@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcodec.codec import intra, quant, transform
-from jaxcodec.codec.blocks import MODE_INTER, MODE_INTRA, BlockDecisions, CoeffPlanes
+from jaxcodec.codec.blocks import MODE_INTRA, BlockDecisions, CoeffPlanes
 from jaxcodec.errors import BitstreamError
 
 CU = 8
@@ -237,28 +237,17 @@ def cbf_map(levels: CoeffPlanes) -> np.ndarray:
     return np.stack(out, -1).astype(np.int8)
 
 
-def decisions_v1(qp: int, modes=None, inter_dir=None, mv=None, ref_idx=None, levels: CoeffPlanes | None = None,
-                 *, shape8: tuple[int, int], modes_c=None) -> BlockDecisions:
-    """`BlockDecisions` on the 4x4 grid from per-8x8-CU arrays (numpy)."""
-    h8, w8 = shape8
-    up = lambda a: np.repeat(np.repeat(np.asarray(a), 2, 0), 2, 1)  # noqa: E731
-    z = np.zeros((h8, w8), np.int8)
-    is_inter = inter_dir is not None
-    if modes is None:
-        modes = np.full((h8, w8), 1, np.int8)
-    cbf = cbf_map(levels) if levels is not None else np.zeros((2 * h8, 2 * w8, 3), np.int8)
+def intra_decisions(qp: int, modes, modes_c, levels: CoeffPlanes) -> BlockDecisions:
+    """`BlockDecisions` (4x4 grid) of an intra picture of 8x8 CUs from its per-CU luma and
+    chroma modes ``(H/8, W/8)`` and levels (numpy)."""
+    up = lambda a: np.repeat(np.repeat(np.asarray(a, np.int8), 2, 0), 2, 1)  # noqa: E731
+    h4, w4 = 2 * np.shape(modes)[0], 2 * np.shape(modes)[1]
+    z = np.zeros((h4, w4), np.int8)
     return BlockDecisions(
-        cu_log2=np.full((2 * h8, 2 * w8), 3, np.int8),
-        tu_log2=np.full((2 * h8, 2 * w8), 3, np.int8),
-        pred_mode=up(np.full((h8, w8), MODE_INTER if is_inter else MODE_INTRA, np.int8)),
-        skip=up(z), merge_flag=up(z), merge_idx=up(z),
-        intra_mode=up(np.asarray(modes, np.int8)),
-        intra_mode_c=up(np.asarray(modes if modes_c is None else modes_c, np.int8)),
-        inter_dir=up(np.asarray(inter_dir, np.int8) if is_inter else z),
-        mv=up(np.asarray(mv, np.int16)) if is_inter else np.zeros((2 * h8, 2 * w8, 2, 2), np.int16),
-        ref_idx=up(np.asarray(ref_idx, np.int8)) if is_inter else np.full((2 * h8, 2 * w8, 2), -1, np.int8),
-        qp=np.full((2 * h8, 2 * w8), qp, np.int8),
-        cbf=cbf,
+        cu_log2=z + 3, tu_log2=z + 3, pred_mode=z + MODE_INTRA, skip=z, merge_flag=z, merge_idx=z,
+        intra_mode=up(modes), intra_mode_c=up(modes_c), inter_dir=z,
+        mv=np.zeros((h4, w4, 2, 2), np.int16), ref_idx=np.full((h4, w4, 2), -1, np.int8),
+        qp=np.full((h4, w4), qp, np.int8), cbf=cbf_map(levels),
     )
 
 
