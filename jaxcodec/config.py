@@ -49,6 +49,8 @@ class CodingConfig:
         (reaches ``+-4 x`` that many samples; 0 = full search only). Encoder only.
       intra_in_inter: let 8x8 CUs of inter pictures be intra when RDO prefers it (occlusions,
         new content). Encoder only: the syntax always allows it.
+      intra_4x4: let intra 8x8 CUs split into four 4x4 luma TUs (DST-VII) when RDO prefers
+        it (flagged in the sequence header: it adds ``split_transform_flag`` to the syntax).
       chroma_qp_offset: added to the luma QP for both chroma planes.
       lambda_scale: multiplier on the QP-derived Lagrangian (HM: 0.57 * 2^((QP-12)/3)).
       deblocking: in-loop deblocking filter on/off (flagged in the sequence header).
@@ -72,6 +74,7 @@ class CodingConfig:
     subpel_refine: bool = True
     coarse_search_range: int = 16
     intra_in_inter: bool = True
+    intra_4x4: bool = True
     chroma_qp_offset: int = 0
     lambda_scale: float = 1.0
     deblocking: bool = True

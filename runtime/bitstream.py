@@ -1,7 +1,7 @@
 """The ``.jxc`` container: sequence header, then per frame a header, the MD5 of the
 reconstructed frame and the entropy-coded payload (little-endian throughout).
 
-Sequence header (version 3)::
+Sequence header (version 4)::
 
     magic "JXCD" | version u8 | width u16 | height u16 | bit_depth u8 | chroma_format u8 (1 = 4:2:0)
     | fps_num u32 | fps_den u32 | gop_structure u8 (0 ai, 1 ld, 2 ra) | gop_size u8
@@ -32,12 +32,14 @@ from fractions import Fraction
 from jaxcodec.errors import BitstreamError
 
 MAGIC = b"JXCD"
-VERSION = 3  # 3: NN loop filter (model identity, per-frame flags); 2: CABAC payload (no longer read)
+VERSION = 4  # 4: intra CU quadtree, 4x4 TUs, intra CUs in z-scan order; 3: NN loop filter; 2: CABAC payload
 FRAME_SYNC = b"FR"
 GOP_CODES = {"ai": 0, "ld": 1, "ra": 2}
 TOOL_DEBLOCKING = 1
 TOOL_SUBPEL = 2
 TOOL_NNLF = 4
+TOOL_INTRA_4X4 = 8  # split_transform_flag of intra 8x8 CUs (four 4x4 luma TUs, DST-VII)
+KNOWN_TOOLS = TOOL_DEBLOCKING | TOOL_SUBPEL | TOOL_NNLF | TOOL_INTRA_4X4
 NNLF_ID_BYTES = 16
 MAX_REFS = 4
 
@@ -144,6 +146,7 @@ def parse_sequence_header(r: _Reader) -> SequenceHeader:
     _need(gop in GOP_CODES.values(), f"bad GOP structure code {gop}")
     _need(1 <= nref <= MAX_REFS and ctu in (16, 32, 64) and mincu in (8, 16, 32), "bad coding parameters")
     _need(0 <= qp <= 51 and nf >= 1, "bad qp or frame count")
+    _need(not tools & ~KNOWN_TOOLS, f"unknown tool flags 0x{tools & ~KNOWN_TOOLS:x}")
     name = {v: k for k, v in GOP_CODES.items()}[gop]
     return SequenceHeader(w, h, bd, "420", Fraction(fn, fd), name, gsz, ip, nref, ctu, mincu, tools, cqp, qp, nf,
                           nnlf_model)

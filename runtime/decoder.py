@@ -51,7 +51,8 @@ def decode(data: bytes, *, progress: bool = False, return_fps: bool = False, nnl
     nn_model = _nnlf_model(seq, nnlf_model) if seq.tool_flags & bs.TOOL_NNLF else None
     params = SeqParams(bit_depth=seq.bit_depth, chroma_qp_offset=seq.chroma_qp_offset,
                        deblocking=bool(seq.tool_flags & bs.TOOL_DEBLOCKING), num_refs=seq.num_refs,
-                       ctu_size=seq.ctu_size, gop_structure=seq.gop_structure)
+                       ctu_size=seq.ctu_size, gop_structure=seq.gop_structure,
+                       intra_4x4=bool(seq.tool_flags & bs.TOOL_INTRA_4X4))
     ph, pw = -(-seq.height // PAD) * PAD, -(-seq.width // PAD) * PAD
     dpb: dict[int, tuple] = {}
     out: dict[int, tuple] = {}

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcodec.codec import analysis, dpb as dpb_lib, inter, partition, quant, recon
+from jaxcodec.codec import analysis, dpb as dpb_lib, inter, intra_partition, partition, quant, recon
 from jaxcodec.codec.blocks import CoeffPlanes
 from jaxcodec.codec.blocks import MODE_INTRA, BlockDecisions
 from jaxcodec.codec.deblock import deblock_frame
@@ -84,42 +84,44 @@ def _finish(rec, pred, decisions, ref_ids, seq, qp: int, frame_type: str) -> Pic
                         frame_type=frame_type)
 
 
-def _intra_pred(rec, coeffs, qp, qpc, bit_depth: int):
-    tu = np.full((rec[0].shape[0] // 4, rec[0].shape[1] // 4), 3, np.int32)
-    res = recon.residual_planes((coeffs.y, coeffs.u, coeffs.v), tu, qp, qpc, bit_depth=bit_depth)
-    return tuple(jnp.clip(jnp.asarray(p, jnp.int32) - r, 0, (1 << bit_depth) - 1) for p, r in zip(rec, res))
-
-
-def _intra_cus(orig, rec, decisions: BlockDecisions, coeffs: CoeffPlanes, qp, qpc, sqrt_lambda, seq, *,
+def _intra_cus(orig, rec, pred, decisions: BlockDecisions, coeffs: CoeffPlanes, qp, qpc, sqrt_lambda, seq, *,
                encode: bool):
-    """Intra 8x8 CUs of an inter picture, coded after its inter CUs (which they may use as
-    reference samples) by `recon.intra_picture` over the intra CUs only. The encoder codes
-    them closed loop (mode re-decided on the real neighbours) and returns the updated
-    decisions and levels; the decoder follows the parsed ones. No intra CU: unchanged."""
-    mask8 = np.asarray(decisions.pred_mode)[::2, ::2] == MODE_INTRA
-    if not mask8.any():
-        return rec, decisions, coeffs
+    """Code (encoder) or reconstruct (decoder) the intra CUs of a picture with
+    `recon.intra_cus`: all CUs of an I picture, or the intra CUs of an inter picture after its
+    inter CUs (which they may use as reference samples). ``rec`` / ``pred`` hold the picture
+    so far (zeros for an I picture). The encoder re-decides modes closed loop and returns the
+    updated decisions and levels; the decoder follows the parsed ones.
+
+    Returns ``(rec, pred, decisions, coeffs)``; unchanged when there is no intra CU.
+    """
+    is_intra = np.asarray(decisions.pred_mode) == MODE_INTRA
+    if not is_intra.any():
+        return rec, pred, decisions, coeffs
     h, w = rec[0].shape
-    m4 = np.repeat(np.repeat(mask8, 2, 0), 2, 1)
-    masks = (np.repeat(np.repeat(m4, 4, 0), 4, 1), np.repeat(np.repeat(m4, 2, 0), 2, 1))
-    levels = [np.asarray(x) for x in (coeffs.y, coeffs.u, coeffs.v)]
-    if encode:
-        levels = [np.where(masks[min(c, 1)], 0, lv) for c, lv in enumerate(levels)]
-        src = orig
-    else:
-        src = (np.zeros((h, w), np.int32), np.zeros((h // 2, w // 2), np.int32), np.zeros((h // 2, w // 2), np.int32))
-    out = recon.intra_picture(*src, np.asarray(decisions.intra_mode[::2, ::2], np.int32), *levels, qp, qpc,
-                              sqrt_lambda, np.asarray(decisions.intra_mode_c[::2, ::2], np.int32), tuple(rec),
-                              mask8, bit_depth=seq.bit_depth, encode=encode, ctu_size=seq.ctu_size)
+    ys, xs, kinds, count = recon.intra_cu_list(decisions, seq.ctu_size)
+    modes4 = np.where(is_intra, decisions.intra_mode, 1).astype(np.int32)
+    modes_c4 = np.where(is_intra, decisions.intra_mode_c, 1).astype(np.int32)
+    src = orig if encode else _zeros(h, w)
+    i32 = lambda planes: tuple(np.asarray(p, np.int32) for p in planes)  # noqa: E731  (one trace per shape)
+    new_rec, levels, m4, mc4, ipred = recon.intra_cus(
+        i32(src), i32(rec), ys, xs, kinds, np.int32(count), modes4, modes_c4, i32((coeffs.y, coeffs.u, coeffs.v)),
+        jnp.int32(qp), jnp.int32(qpc), jnp.float32(sqrt_lambda), ~is_intra, bit_depth=seq.bit_depth, encode=encode,
+        ctu_size=seq.ctu_size)
+    up = lambda a, f: np.repeat(np.repeat(a, f, 0), f, 1)  # noqa: E731
+    pred = tuple(np.where(up(is_intra, 4 if c == 0 else 2), np.asarray(ip), np.asarray(p))
+                 for c, (ip, p) in enumerate(zip(ipred, pred)))
     if not encode:
-        return out[:3], decisions, coeffs
-    new = CoeffPlanes(*(np.asarray(x) for x in out[3:6]))
-    up = lambda a: np.repeat(np.repeat(np.asarray(a, np.int8), 2, 0), 2, 1)  # noqa: E731
-    cbf = np.where(m4[..., None], recon.cbf_map(new), np.asarray(decisions.cbf))
-    decisions = decisions.replace(intra_mode=np.where(m4, up(out[6]), decisions.intra_mode),
-                                  intra_mode_c=np.where(m4, up(out[7]), decisions.intra_mode_c),
+        return new_rec, pred, decisions, coeffs
+    new = CoeffPlanes(*(np.asarray(x) for x in levels))
+    cbf = np.where(is_intra[..., None], recon.cbf_map(new, decisions.tu_log2), np.asarray(decisions.cbf))
+    decisions = decisions.replace(intra_mode=np.where(is_intra, np.asarray(m4), decisions.intra_mode).astype(np.int8),
+                                  intra_mode_c=np.where(is_intra, np.asarray(mc4), decisions.intra_mode_c).astype(np.int8),
                                   cbf=cbf.astype(np.int8))
-    return out[:3], decisions, new
+    return new_rec, pred, decisions, new
+
+
+def _zeros(h: int, w: int):
+    return (np.zeros((h, w), np.int32),) + (np.zeros((h // 2, w // 2), np.int32),) * 2
 
 
 def syntax_info(frame_type: str, qp: int, poc: int, refs_l0, refs_l1, seq, shape) -> syntax.FrameSyntaxInfo:
@@ -128,7 +130,7 @@ def syntax_info(frame_type: str, qp: int, poc: int, refs_l0, refs_l1, seq, shape
     return syntax.FrameSyntaxInfo(width=w, height=h, slice_type="I" if frame_type == "I" else "B", qp=int(qp),
                                   poc=int(poc), refs_l0=tuple(refs_l0), refs_l1=tuple(refs_l1),
                                   ctu_size=seq.ctu_size, min_cu_size=8, chroma_qp_offset=seq.chroma_qp_offset,
-                                  intra_tu_split=False, bit_depth=seq.bit_depth)
+                                  intra_tu_split=seq.intra_4x4, bit_depth=seq.bit_depth)
 
 
 def code_picture(orig, spec, dpb: dict, seq):
@@ -145,14 +147,16 @@ def code_picture(orig, spec, dpb: dict, seq):
                                low_delay=seq.gop_structure == "ld") * seq.lambda_scale
     sqrt_lambda = jnp.float32(math.sqrt(lam))
     if spec.frame_type == "I":
-        zero = np.zeros((h, w), np.int32), np.zeros((h // 2, w // 2), np.int32), np.zeros((h // 2, w // 2), np.int32)
-        out = recon.intra_picture(orig[0], orig[1], orig[2], np.zeros((h // 8, w // 8), np.int32), *zero, qp, qpc,
-                                  sqrt_lambda, bit_depth=seq.bit_depth, encode=True, ctu_size=seq.ctu_size)
-        rec, levels, modes, modes_c = out[:3], out[3:6], np.asarray(out[6]), np.asarray(out[7])
-        coeffs = CoeffPlanes(*(np.asarray(x) for x in levels))
-        decisions = recon.intra_decisions(spec.qp, modes, modes_c, coeffs)
+        ctu_log2 = seq.ctu_size.bit_length() - 1
+        kinds = [k for k in intra_partition.KINDS if (k or seq.intra_4x4) and intra_partition.cu_log2(k) <= ctu_log2
+                 and (1 << intra_partition.cu_log2(k)) <= min(h, w)]
+        cands = {k: jax.tree_util.tree_map(np.asarray, intra_partition.level_candidates(
+            tuple(orig), qp, qpc, jnp.float32(lam), kind=k, ctu_size=seq.ctu_size, bit_depth=seq.bit_depth))
+            for k in kinds}
+        decisions, coeffs = intra_partition.decide_quadtree(cands, info, lam, spec.qp)
         ref_ids = np.zeros((2, seq.num_refs), np.int32)
-        pred = _intra_pred(rec, coeffs, qp, qpc, seq.bit_depth)
+        rec, pred, decisions, coeffs = _intra_cus(tuple(orig), _zeros(h, w), _zeros(h, w), decisions, coeffs, qp, qpc,
+                                                  sqrt_lambda, seq, encode=True)
     else:
         stacks, ref_list, ref_ids = dpb_lib.reference_slots(dpb, spec.refs_l0, spec.refs_l1, seq.num_refs)
         inter_dir, mv, ref_idx = analysis.analyse_inter(orig[0], stacks[0], jnp.asarray(ref_list), sqrt_lambda,
@@ -171,16 +175,17 @@ def code_picture(orig, spec, dpb: dict, seq):
         fields = jax.tree_util.tree_map(np.asarray, fields)
         intra_opt = None
         if seq.intra_in_inter:
-            intra_opt = jax.tree_util.tree_map(np.asarray, partition.intra_candidates(
-                tuple(orig), qp, qpc, jnp.float32(lam), cands[0][4], bit_depth=seq.bit_depth))
+            intra_opt = jax.tree_util.tree_map(np.asarray, intra_partition.level_candidates(
+                tuple(orig), qp, qpc, jnp.float32(lam), cands[0][4], kind=1, ordered=False, ctu_size=seq.ctu_size,
+                bit_depth=seq.bit_depth))
         decisions, coeffs = partition.decide_quadtree(fields, cands, info, lam, spec.qp, orig_y=orig[0],
                                                       refs_y=stacks[0], ref_list=ref_list, bit_depth=seq.bit_depth,
                                                       intra=intra_opt)
         pred = inter.motion_compensate_jit(*stacks, decisions, ref_list=ref_list, bit_depth=seq.bit_depth)
         rec = recon.inter_reconstruct(pred, (coeffs.y, coeffs.u, coeffs.v), decisions.tu_log2, qp, qpc,
                                       bit_depth=seq.bit_depth)
-        rec, decisions, coeffs = _intra_cus(tuple(orig), rec, decisions, coeffs, qp, qpc, sqrt_lambda, seq,
-                                            encode=True)
+        rec, pred, decisions, coeffs = _intra_cus(tuple(orig), rec, pred, decisions, coeffs, qp, qpc, sqrt_lambda,
+                                                  seq, encode=True)
     payload, _ = syntax.write_frame(decisions, coeffs, info)
     return _finish(rec, pred, decisions, ref_ids, seq, spec.qp, spec.frame_type), payload
 
@@ -193,19 +198,15 @@ def decode_picture(fh, payload: bytes, dpb: dict, seq, shape):
     info = syntax_info(fh.frame_type, fh.qp, fh.poc, fh.refs_l0, fh.refs_l1, seq, shape)
     decisions, coeffs, _ = syntax.parse_frame(payload, info)
     levels = (coeffs.y, coeffs.u, coeffs.v)
-    recon.check_v1_layout(decisions, fh.frame_type == "I")
+    recon.check_layout(decisions, fh.frame_type == "I")
     if fh.frame_type == "I":
-        zero = np.zeros((h, w), np.int32), np.zeros((h // 2, w // 2), np.int32), np.zeros((h // 2, w // 2), np.int32)
-        modes = np.asarray(decisions.intra_mode[::2, ::2], np.int32)
-        modes_c = np.asarray(decisions.intra_mode_c[::2, ::2], np.int32)
-        out = recon.intra_picture(*zero, modes, *levels, qp, qpc, jnp.float32(0), modes_c,
-                                  bit_depth=seq.bit_depth, encode=False, ctu_size=seq.ctu_size)
-        pred = _intra_pred(out[:3], coeffs, qp, qpc, seq.bit_depth)
-        return _finish(out[:3], pred, decisions, np.zeros((2, seq.num_refs), np.int32), seq, fh.qp, "I")
+        rec, pred, _, _ = _intra_cus(None, _zeros(h, w), _zeros(h, w), decisions, coeffs, qp, qpc, jnp.float32(0), seq,
+                                     encode=False)
+        return _finish(rec, pred, decisions, np.zeros((2, seq.num_refs), np.int32), seq, fh.qp, "I")
     stacks, ref_list, ref_ids = dpb_lib.reference_slots(dpb, fh.refs_l0, fh.refs_l1, seq.num_refs)
     pred = inter.motion_compensate_jit(*stacks, decisions, ref_list=ref_list, bit_depth=seq.bit_depth)
     rec = recon.inter_reconstruct(pred, levels, decisions.tu_log2, qp, qpc, bit_depth=seq.bit_depth)
-    rec, _, _ = _intra_cus(None, rec, decisions, coeffs, qp, qpc, jnp.float32(0), seq, encode=False)
+    rec, pred, _, _ = _intra_cus(None, rec, pred, decisions, coeffs, qp, qpc, jnp.float32(0), seq, encode=False)
     return _finish(rec, pred, decisions, ref_ids, seq, fh.qp, "B")
 
 
@@ -214,7 +215,7 @@ class SeqParams:
 
     def __init__(self, *, bit_depth: int, chroma_qp_offset: int, deblocking: bool, num_refs: int, ctu_size: int,
                  gop_structure: str, search_range: int = 16, subpel: bool = True, coarse_range: int = 0,
-                 lambda_scale: float = 1.0, intra_in_inter: bool = True):
+                 lambda_scale: float = 1.0, intra_in_inter: bool = True, intra_4x4: bool = True):
         self.bit_depth = bit_depth
         self.chroma_qp_offset = chroma_qp_offset
         self.deblocking = deblocking
@@ -226,3 +227,4 @@ class SeqParams:
         self.coarse_range = coarse_range
         self.lambda_scale = lambda_scale
         self.intra_in_inter = intra_in_inter
+        self.intra_4x4 = intra_4x4

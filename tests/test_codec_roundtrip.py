@@ -109,7 +109,7 @@ def test_compiles_once_per_shape_not_per_frame_or_qp():
     from jaxcodec.codec import analysis, partition, recon
 
     clip = generated_clip(n=4, height=16, width=32, seed=7)
-    fns = (recon.intra_picture, recon.inter_reconstruct, recon.residual_levels, analysis.analyse_inter,
+    fns = (recon.intra_cus, recon.inter_reconstruct, recon.residual_levels, analysis.analyse_inter,
            analysis.merge_smooth, partition.motion_pyramid, partition.level_candidates)
     encode(clip, load_coding_config("ld", qp=30))
     before = [f._cache_size() for f in fns]
@@ -120,7 +120,6 @@ def test_compiles_once_per_shape_not_per_frame_or_qp():
     decode(data)
     after = [f._cache_size() for f in fns]
     assert mid[2:] == before[2:]  # analysis and decisions: no retrace for a new QP or new frames
-    # nothing retraces for new content, QPs or GOP structure at the same shape; intra_picture
-    # has at most four variants (encode/decode x intra picture / intra CUs of an inter picture),
-    # the latter compiled the first time content needs them
-    assert after[1:] == mid[1:] and after[0] - before[0] <= 3
+    # nothing retraces for new content, QPs or GOP structure at the same shape; intra_cus has
+    # one encode and one decode variant per shape, the decoder's compiled on first use
+    assert after[1:] == mid[1:] and after[0] - before[0] <= 1

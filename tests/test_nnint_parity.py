@@ -1,10 +1,8 @@
-"""checkasm habit: the jitted integer runtime equals the numpy int64 reference bit for bit."""
-from __future__ import annotations
+"""checkasm habit: the jitted integer runtime equals the numpy int64 reference bit for bit.
 
-import hashlib
-import os
-import subprocess
-import sys
+1 vs 2 CPU threads: tests/test_nnint_threads.py (separate processes).
+"""
+from __future__ import annotations
 
 import jax
 import numpy as np
@@ -90,33 +88,3 @@ def test_batch_items_are_independent():
     full = np.asarray(ex(*xs)[0])
     one = np.asarray(ex(*[x[2:3] for x in xs])[0])
     np.testing.assert_array_equal(full[2:3], one)
-
-
-_THREAD_SCRIPT = """
-import hashlib, sys, numpy as np
-sys.path.insert(0, {root!r})
-from runtime.nnint import execute
-from tests.nnint_cases import chain_graph, random_inputs
-rng = np.random.default_rng(2024)
-g = chain_graph(rng, h=48, w=40, c=16, depth=4)
-xs = random_inputs(rng, g, 2)
-out = execute.make_executor(g)(*xs)
-print(hashlib.sha256(b"".join(np.asarray(o).tobytes() for o in out)).hexdigest())
-"""
-
-
-def _digest(env_extra, prefix=()):
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", **env_extra}
-    r = subprocess.run([*prefix, sys.executable, "-c", _THREAD_SCRIPT.format(root=root)],
-                       env=env, capture_output=True, text=True, timeout=300, check=True)
-    return r.stdout.strip().splitlines()[-1]
-
-
-def test_one_vs_two_threads_bytewise():
-    """Same bytes with a single-threaded XLA CPU pinned to one core and the default pool."""
-    single = _digest({"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false "
-                                   "intra_op_parallelism_threads=1"},
-                     prefix=("taskset", "-c", "0"))
-    multi = _digest({"XLA_FLAGS": ""})
-    assert single == multi

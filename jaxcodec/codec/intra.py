@@ -59,6 +59,22 @@ def _expand_mask(mask, count: int, unit: int):
     return jnp.repeat(mask, unit, total_repeat_length=count)
 
 
+def _availability(lookup, shape, y0, x0, log2n: int, chroma: bool):
+    h4, w4 = shape
+    sub = 2 if chroma else 1
+    unit = 4 // sub
+    count = (2 << log2n) // unit
+    uy = jnp.asarray(y0, jnp.int32) * sub // 4
+    ux = jnp.asarray(x0, jnp.int32) * sub // 4
+    k = jnp.arange(count, dtype=jnp.int32)
+
+    def at(r, c):
+        inside = (r >= 0) & (r < h4) & (c >= 0) & (c < w4)
+        return inside & lookup(jnp.clip(r, 0, h4 - 1), jnp.clip(c, 0, w4 - 1))
+
+    return at(uy - 1, ux + k), at(uy + k, ux - 1), at(uy - 1, ux - 1), unit
+
+
 def neighbour_availability(done, y0, x0, log2n: int, *, chroma: bool = False):
     """Availability masks for `reference_samples` from a map of reconstructed 4x4 luma units.
 
@@ -74,19 +90,20 @@ def neighbour_availability(done, y0, x0, log2n: int, *, chroma: bool = False):
     """
     done = jnp.asarray(done, bool)
     chex.assert_rank(done, 2)
-    h4, w4 = done.shape
+    return _availability(lambda r, c: done[r, c], done.shape, y0, x0, log2n, chroma)
+
+
+def availability_in_order(order4, y0, x0, log2n: int, *, chroma: bool = False):
+    """`neighbour_availability` for a picture tiled by blocks of one size, without a map
+    per block: a unit is available when its decoding-order index ``order4`` (``(H/4, W/4)``,
+    e.g. CTU raster x z-scan) is below that of the block's first unit. Exact for aligned
+    power-of-two blocks (a unit precedes the block iff its whole block does); the encoder's
+    open-loop estimates use it to see what the decoder will see."""
+    order4 = jnp.asarray(order4, jnp.int32)
+    chex.assert_rank(order4, 2)
     sub = 2 if chroma else 1
-    unit = 4 // sub
-    count = (2 << log2n) // unit
-    uy = jnp.asarray(y0, jnp.int32) * sub // 4
-    ux = jnp.asarray(x0, jnp.int32) * sub // 4
-    k = jnp.arange(count, dtype=jnp.int32)
-
-    def at(r, c):
-        inside = (r >= 0) & (r < h4) & (c >= 0) & (c < w4)
-        return inside & done[jnp.clip(r, 0, h4 - 1), jnp.clip(c, 0, w4 - 1)]
-
-    return at(uy - 1, ux + k), at(uy + k, ux - 1), at(uy - 1, ux - 1), unit
+    own = order4[jnp.asarray(y0, jnp.int32) * sub // 4, jnp.asarray(x0, jnp.int32) * sub // 4]
+    return _availability(lambda r, c: order4[r, c] < own, order4.shape, y0, x0, log2n, chroma)
 
 
 def reference_samples(plane, y0, x0, log2n: int, avail_top, avail_left, avail_corner, *,

@@ -171,59 +171,7 @@ def _luma_block_sse(orig_y, refs_y, ref_list, x0, y0, n, idir, mv, ref, bit_dept
     return float(((orig_y[y0:y0 + n, x0:x0 + n] - pred) ** 2).sum())
 
 
-@functools.partial(jax.jit, static_argnames=("bit_depth",))
-def intra_candidates(orig, qp, qpc, lambda_, neighbours=None, *, bit_depth: int):
-    """Open-loop intra option of every 8x8 CU of an inter picture: reference samples from
-    ``neighbours`` (y, u, v), a stand-in for the reconstruction that is not known yet (the
-    8x8 inter reconstruction; default the source), the best of 35 luma modes by SAD, DM
-    chroma, RDOQ levels and the SSE they leave. An estimate for the mode decision only: the
-    CUs that choose intra are then coded closed loop by `recon.intra_picture`.
-
-    Returns ``(mode8 (H8, W8) int32, sse8 (H8, W8) float32, levels (y, u, v))`` with the
-    levels in the 8x8 luma / 4x4 chroma TU layout.
-    """
-    from jaxcodec.codec import intra, quant, transform
-
-    oy, ou, ov = (jnp.asarray(p, jnp.int32) for p in orig)
-    ny, nu, nv = (oy, ou, ov) if neighbours is None else (jnp.asarray(p, jnp.int32) for p in neighbours)
-    h, w = oy.shape
-    h8, w8 = h // 8, w // 8
-    by, bx = jnp.meshgrid(jnp.arange(h8, dtype=jnp.int32), jnp.arange(w8, dtype=jnp.int32), indexing="ij")
-    by, bx = by.ravel(), bx.ravel()
-
-    def refs(plane, log2n, step, unit):
-        ones = jnp.ones(((2 << log2n) // unit,), bool)
-        return jax.vmap(lambda y, x: intra.reference_samples(plane, y * step, x * step, log2n, ones, ones, True,
-                                                             bit_depth=bit_depth, unit=unit))(by, bx)
-
-    top, left = refs(ny, 3, 8, 4)
-    preds = intra.predict_all_modes(top, left, 3, is_luma=True, bit_depth=bit_depth)  # (B, 35, 8, 8)
-    blocks = jnp.swapaxes(oy.reshape(h8, 8, w8, 8), 1, 2).reshape(-1, 8, 8)
-    sad = jnp.abs(preds - blocks[:, None]).sum((-2, -1)).astype(jnp.float32)
-    mode = jnp.argmin(sad, -1).astype(jnp.int32)
-    pred_y = jnp.take_along_axis(preds, mode[:, None, None, None], 1)[:, 0]
-    out_lev, sse = [], 0.0
-    peak = (1 << bit_depth) - 1
-    for c, (plane, nb, log2n, q) in enumerate(((oy, ny, 3, qp), (ou, nu, 2, qpc), (ov, nv, 2, qpc))):
-        n = 1 << log2n
-        if c == 0:
-            pred = pred_y
-        else:
-            ct, cl = refs(nb, 2, 4, 2)
-            pred = jax.vmap(lambda t, l, m: intra.intra_predict(t, l, m, 2, is_luma=False, bit_depth=bit_depth))(
-                ct, cl, mode)
-        blk = jnp.swapaxes(plane.reshape(h8, n, w8, n), 1, 2).reshape(-1, n, n)
-        coef = jax.vmap(lambda r: transform.forward_transform(r, log2n, bit_depth=bit_depth))(blk - pred)
-        lev = quant.rdoq(coef, q, log2n, lambda_=lambda_, bit_depth=bit_depth)
-        res = jax.vmap(lambda l_: transform.inverse_transform(quant.dequantize(l_, q, log2n, bit_depth=bit_depth),
-                                                              log2n, bit_depth=bit_depth))(lev)
-        rec = jnp.clip(pred + res, 0, peak)
-        sse = sse + ((blk - rec).astype(jnp.float32) ** 2).sum((-2, -1))
-        out_lev.append(jnp.swapaxes(lev.reshape(h8, w8, n, n), 1, 2).reshape(h8 * n, w8 * n))
-    return mode.reshape(h8, w8), sse.reshape(h8, w8), tuple(out_lev)
-
-
-class _Node:
+class SavedNode:
     """Saved state of a node's footprint (grid units and level samples), to undo a trial."""
 
     __slots__ = ("grid", "planes")
@@ -255,8 +203,9 @@ def decide_quadtree(fields, cands, info: syntax.FrameSyntaxInfo, lambda_: float,
         CUs of ``merge_min_log2`` and up also try skip with each merge candidate (HM's
         ``xCheckRDCostMerge2Nx2N``), its luma SSE estimated by `_luma_block_sse` and its
         chroma SSE taken from the CU's own prediction.
-      intra: `intra_candidates` output (numpy): 8x8 CUs also try intra with its open-loop
-        mode, levels and SSE (the encoder then codes the intra CUs closed loop).
+      intra: `intra_partition.level_candidates` output for 8x8 CUs (numpy): 8x8 CUs also try
+        intra with its open-loop mode, levels and SSE (the encoder then codes the intra CUs
+        closed loop).
     Returns the decisions (canonical for `entropy.syntax`) and levels to code.
     """
     h, w = info.height, info.width
@@ -378,7 +327,7 @@ def decide_quadtree(fields, cands, info: syntax.FrameSyntaxInfo, lambda_: float,
                 put_cu(y8, x8, log2, best_res, best_motion)
             if log2 == 3:
                 return best
-            saved = _Node(counter, 2 * y8, 2 * x8, 2 * s8)
+            saved = SavedNode(counter, 2 * y8, 2 * x8, 2 * s8)
         d_split = 0.0
         half = s8 // 2
         for cy, cx in ((y8, x8), (y8, x8 + half), (y8 + half, x8), (y8 + half, x8 + half)):

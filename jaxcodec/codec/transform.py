@@ -169,3 +169,26 @@ def inverse_transform_tiles(coeff_plane, log2n: int, *, dst=False, bit_depth: in
     """`inverse_transform` of every aligned N x N tile of a ``(..., H, W)`` coefficient plane
     (``dst`` as in `forward_transform_tiles`)."""
     return _on_tiles(inverse_transform, coeff_plane, log2n, dst, bit_depth)
+
+
+def _hadamard(k: int) -> np.ndarray:
+    h = np.ones((1, 1), np.int32)
+    while h.shape[0] < k:
+        h = np.block([[h, h], [h, -h]])
+    return h
+
+
+def satd(diff):
+    """Sum of absolute Hadamard-transformed differences of ``(..., N, N)`` blocks (N >= 4):
+    8x8 Hadamard tiles (4x4 for N = 4), scaled to SAD's range as HM's ``xCalcHADs8x8`` /
+    ``xCalcHADs4x4`` do (divide by 4 / 2). The encoder's mode-decision distortion: it
+    follows the coded residual's cost more closely than SAD. Returns float32 ``(...)``."""
+    d = jnp.asarray(diff, jnp.int32)
+    n = d.shape[-1]
+    k = 4 if n == 4 else 8
+    h = jnp.asarray(_hadamard(k))
+    lead = d.shape[:-2]
+    t = d.reshape(lead + (n // k, k, n // k, k))
+    t = jnp.swapaxes(t, -3, -2)  # (..., n/k, n/k, k, k)
+    c = jnp.matmul(jnp.matmul(h, t, preferred_element_type=jnp.int32), h.T, preferred_element_type=jnp.int32)
+    return jnp.abs(c).sum((-4, -3, -2, -1)).astype(jnp.float32) / (2.0 if k == 4 else 4.0)
