@@ -6,7 +6,19 @@ RA config, QP 22/27/32/37, anchor = nnlf off. Quality: per-frame PSNR averaged o
 (JVET CTC), PSNR-Y and PSNR-YUV (6Y+U+V)/8; pchip BD-rate (jaxcodec.metrics.bdrate). Also
 the encoder and decoder time ratios (on / off; EncT, DecT) and how often the encoder switched
 the filter on (frames and CTUs, from the streams' NNLF flags). Every stream is decoded and
-checked against the encoder's reconstruction. Last stdout line: one JSON object.
+checked against the encoder's reconstruction.
+
+Also, in the same run, the speed of the shipped filter's two inference paths on the same
+input planes (one picture of the first clip, captured from the warm-up encode): the float
+flax models (the orbax checkpoints next to the model file) jitted, against the integer
+runtime the codec runs. Medians over ``--speed-reps`` interleaved runs after warm-up, luma
+plus chroma model, plane conversion excluded, in a child process pinned to one CPU before
+JAX starts (XLA sizes its thread pools from the affinity mask), so the figure does not
+depend on how many cores the shared machine has free. ``int_vs_float_time`` = integer time
+/ float time (issue 4 target: at most 1 / 0.7); GMAC/s and kMAC per luma pixel count
+both models' dense MACs.
+
+Last stdout line: one JSON object.
 """
 
 from __future__ import annotations
@@ -14,7 +26,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -27,6 +41,91 @@ def _psnr_frames(a, b, peak=255.0):
     return 10 * np.log10(peak * peak / np.maximum(mse, 1e-10))
 
 
+def _nhwc(a):
+    import numpy as np
+    a = np.asarray(a)
+    return a[None, :, :, None] if a.ndim == 2 else a[None]
+
+
+def _median_ms(ts) -> float:
+    import numpy as np
+    return round(float(np.median(ts)) * 1e3, 2)
+
+
+def _speed(planes_npz: str, model_name: str, reps: int) -> dict:
+    """Float flax vs integer runtime time of the NNLF model on one picture's planes (the
+    child process: call before anything imports JAX)."""
+    if hasattr(os, "sched_setaffinity"):
+        # One core: XLA's CPU pools are sized from this mask when the client starts.
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from flax import nnx
+
+    from jaxcodec.nn import loopfilter as lf
+    from runtime import nnlf
+    from runtime.nnint import planes as nnplanes
+    from runtime.nnint.sparse import count_macs
+
+    model = nnlf.load_model(model_name)
+    z = np.load(planes_npz)
+    x = nnlf.FilterInputs((z["y"], z["u"], z["v"]), (z["py"], z["pu"], z["pv"]), z["bs"], z["qp"], z["ipb"])
+    bd = int(z["bit_depth"])
+    c = model.meta.get("config", {})
+    mcfg = lf.LoopFilterConfig(width=c["width"], features=c["features"], blocks=c["blocks"])
+    ckpt_dir = os.path.dirname(os.path.abspath(model.path))
+    runs, macs, diff = [], 0, 0
+    for which, make, arrays in (("luma", lf.LumaFilter, nnlf.luma_arrays(x, bd)),
+                                ("chroma", lf.ChromaFilter, nnlf.chroma_arrays(x, bd))):
+        fmodel = lf.restore_checkpoint(os.path.join(ckpt_dir, f"ckpt_{which}"), make(mcfg, rngs=nnx.Rngs(0)))
+        graph = getattr(model, which)
+        xi = [jnp.asarray(nnplanes.to_input(_nhwc(a), s, graph.nodes[i])) for (a, s), i in zip(arrays, graph.inputs)]
+        xf = [jnp.asarray(_nhwc(a).astype(np.float32) / np.float32(2.0**s)) for a, s in arrays]
+        int_fn, float_fn = model.executor(which), jax.jit(lambda *a, m=fmodel: m(*a))
+        runs.append((int_fn, xi, float_fn, xf))
+        macs += count_macs(graph, {i: _nhwc(a).shape[1:3] for (a, _), i in zip(arrays, graph.inputs)})["dense"]
+        # Sanity: the restored float model is the one the integer graph was converted from.
+        q = graph.nodes[graph.outputs[0]].q
+        fo = np.clip(np.floor(np.asarray(float_fn(*xf), np.float64) * 2.0**bd + 0.5), 0, 2**bd - 1)
+        io = nnplanes.to_samples(np.asarray(int_fn(*xi)[0]), q, bd).astype(np.float64)
+        diff = max(diff, float(np.abs(fo - io).max()))
+
+    def timed(k):
+        t = time.perf_counter()
+        for r in runs:
+            jax.block_until_ready(r[k](*r[k + 1]))
+        return time.perf_counter() - t
+
+    for _ in range(2):  # compile and warm caches
+        timed(0)
+        timed(2)
+    t_int, t_float = [], []
+    for _ in range(reps):  # interleaved: the shared machine's load drifts
+        t_int.append(timed(0))
+        t_float.append(timed(2))
+    int_ms, float_ms = _median_ms(t_int), _median_ms(t_float)
+    h, w = x.rec[0].shape
+    return {"picture": f"{w}x{h}", "reps": reps, "threads": 1, "int_ms": int_ms, "float_ms": float_ms,
+            "int_vs_float_time": round(int_ms / float_ms, 3), "kmac_per_pixel": round(macs / (h * w) / 1e3, 2),
+            "int_gmacs": round(macs / int_ms / 1e6, 2), "float_gmacs": round(macs / float_ms / 1e6, 2),
+            "int_paths": sorted(set(model.executor("luma").paths.values()) | set(model.executor("chroma").paths.values())),
+            "float_vs_int_max_sample_diff": diff}
+
+
+def _speed_in_child(planes: dict, model_path: str, reps: int) -> dict:
+    import numpy as np
+    with tempfile.TemporaryDirectory() as tmp:
+        npz = os.path.join(tmp, "planes.npz")
+        np.savez(npz, **{k: np.asarray(v) for k, v in planes.items()})
+        r = subprocess.run([sys.executable, os.path.abspath(__file__), "--speed-planes", npz,
+                            "--nnlf-model", model_path, "--speed-reps", str(reps)],
+                           env={**os.environ, "JAX_PLATFORMS": "cpu"}, capture_output=True, text=True)
+    if r.returncode:
+        return {"error": r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit {r.returncode}"}
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", nargs="+", default=["bigbuckbunny"])
@@ -34,7 +133,12 @@ def main(argv=None) -> int:
     ap.add_argument("--qps", nargs="+", type=int, default=[22, 27, 32, 37])
     ap.add_argument("--config", default="ra")
     ap.add_argument("--nnlf-model", default="", help="model name/path (default: the shipped nnlf_small)")
+    ap.add_argument("--speed-reps", type=int, default=11, help="timed runs of the float vs integer comparison")
+    ap.add_argument("--speed-planes", help=argparse.SUPPRESS)  # the one-CPU child of the speed comparison
     args = ap.parse_args(argv)
+    if args.speed_planes:
+        print(json.dumps(_speed(args.speed_planes, args.nnlf_model, args.speed_reps)))
+        return 0
 
     import numpy as np
 
@@ -44,11 +148,12 @@ def main(argv=None) -> int:
     from runtime import bitstream as bs
     from runtime import nnlf
     from runtime.decoder import decode
-    from runtime.encoder import encode
+    from runtime.encoder import encode, seq_params
 
     model = nnlf.load_model(args.nnlf_model)
     result = {"config": args.config, "frames": args.frames, "qps": args.qps, "model": model.path,
               "model_id": model.digest.hex(), "clips": {}}
+    speed_planes: dict = {}
     for clip in args.clips:
         video = read_video(clip, max_frames=args.frames)
         f = video.frames
@@ -60,7 +165,17 @@ def main(argv=None) -> int:
         for mode in ("off", "on"):
             cfg = load_coding_config(args.config, qp=args.qps[0], nnlf=mode == "on", nnlf_model=args.nnlf_model)
             small = type(f)(y=f.y[:2], u=f.u[:2], v=f.v[:2], bit_depth=f.bit_depth)
-            d, _ = encode(small, cfg.replace(intra_period=-1, gop_size=2) if args.config == "ra" else cfg)
+            cfg = cfg.replace(intra_period=-1, gop_size=2) if args.config == "ra" else cfg
+            seq = seq_params(cfg, f.bit_depth)
+
+            def grab(poc, state, orig, seq=seq):
+                # The last picture (inter in RA): the planes the speed comparison filters.
+                x = nnlf.filter_inputs(state, seq)
+                speed_planes.update(y=x.rec[0], u=x.rec[1], v=x.rec[2], py=x.pred[0], pu=x.pred[1],
+                                    pv=x.pred[2], bs=x.bs, qp=x.qp, ipb=x.ipb, bit_depth=seq.bit_depth)
+
+            capture = mode == "on" and clip == args.clips[0]
+            d, _ = encode(small, cfg, on_picture=grab if capture else None)
             decode(d, nnlf_model=model)
         for qp in args.qps:
             for mode in ("off", "on"):
@@ -110,6 +225,15 @@ def main(argv=None) -> int:
         print(f"{clip}: BD-rate nnlf on vs off: " + ", ".join(
             f"{k} {v:+.2f}%" if isinstance(v, float) else f"{k} {v}" for k, v in bd.items())
             + f"; EncT {times['on'][0] / times['off'][0]:.2f}x DecT {times['on'][1] / times['off'][1]:.2f}x", flush=True)
+    speed = _speed_in_child(speed_planes, model.path, args.speed_reps)
+    result.update(int_vs_float_time=speed.get("int_vs_float_time"), int_ms=speed.get("int_ms"),
+                  float_ms=speed.get("float_ms"), nn_speed=speed)
+    if "error" in speed:
+        print(f"NN speed comparison failed: {speed['error']}", flush=True)
+    else:
+        print(f"NN filter on {speed['picture']}, one thread: integer {speed['int_ms']:.1f} ms, float "
+              f"{speed['float_ms']:.1f} ms (int/float time {speed['int_vs_float_time']:.2f}x; "
+              f"{speed['int_gmacs']:.1f} vs {speed['float_gmacs']:.1f} GMAC/s)", flush=True)
     print(json.dumps(result))
     return 0
 
