@@ -51,6 +51,9 @@ class CodingConfig:
         new content). Encoder only: the syntax always allows it.
       intra_4x4: let intra 8x8 CUs split into four 4x4 luma TUs (DST-VII) when RDO prefers
         it (flagged in the sequence header: it adds ``split_transform_flag`` to the syntax).
+      inter_tu_split: let inter CUs of 8..32 code their residual in four TUs of half the CU
+        (one level of H.265's residual quadtree) when RDO prefers it (flagged in the sequence
+        header).
       chroma_qp_offset: added to the luma QP for both chroma planes.
       lambda_scale: multiplier on the QP-derived Lagrangian (HM: 0.57 * 2^((QP-12)/3)).
       deblocking: in-loop deblocking filter on/off (flagged in the sequence header).
@@ -75,6 +78,7 @@ class CodingConfig:
     coarse_search_range: int = 16
     intra_in_inter: bool = True
     intra_4x4: bool = True
+    inter_tu_split: bool = True
     chroma_qp_offset: int = 0
     lambda_scale: float = 1.0
     deblocking: bool = True

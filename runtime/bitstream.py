@@ -32,14 +32,15 @@ from fractions import Fraction
 from jaxcodec.errors import BitstreamError
 
 MAGIC = b"JXCD"
-VERSION = 4  # 4: intra CU quadtree, 4x4 TUs, intra CUs in z-scan order; 3: NN loop filter; 2: CABAC payload
+VERSION = 4  # 4: intra CU quadtree, 4x4 TUs, inter TU split, intra CUs in z-scan order; 3: NN loop filter; 2: CABAC payload
 FRAME_SYNC = b"FR"
 GOP_CODES = {"ai": 0, "ld": 1, "ra": 2}
 TOOL_DEBLOCKING = 1
 TOOL_SUBPEL = 2
 TOOL_NNLF = 4
 TOOL_INTRA_4X4 = 8  # split_transform_flag of intra 8x8 CUs (four 4x4 luma TUs, DST-VII)
-KNOWN_TOOLS = TOOL_DEBLOCKING | TOOL_SUBPEL | TOOL_NNLF | TOOL_INTRA_4X4
+TOOL_INTER_TU_SPLIT = 16  # split_transform_flag of inter CUs up to 32x32 (one level)
+KNOWN_TOOLS = TOOL_DEBLOCKING | TOOL_SUBPEL | TOOL_NNLF | TOOL_INTRA_4X4 | TOOL_INTER_TU_SPLIT
 NNLF_ID_BYTES = 16
 MAX_REFS = 4
 

@@ -52,7 +52,8 @@ def decode(data: bytes, *, progress: bool = False, return_fps: bool = False, nnl
     params = SeqParams(bit_depth=seq.bit_depth, chroma_qp_offset=seq.chroma_qp_offset,
                        deblocking=bool(seq.tool_flags & bs.TOOL_DEBLOCKING), num_refs=seq.num_refs,
                        ctu_size=seq.ctu_size, gop_structure=seq.gop_structure,
-                       intra_4x4=bool(seq.tool_flags & bs.TOOL_INTRA_4X4))
+                       intra_4x4=bool(seq.tool_flags & bs.TOOL_INTRA_4X4),
+                       inter_tu_split=bool(seq.tool_flags & bs.TOOL_INTER_TU_SPLIT))
     ph, pw = -(-seq.height // PAD) * PAD, -(-seq.width // PAD) * PAD
     dpb: dict[int, tuple] = {}
     out: dict[int, tuple] = {}

@@ -37,7 +37,8 @@ def seq_params(config: CodingConfig, bit_depth: int) -> SeqParams:
                      num_refs=config.num_refs, ctu_size=config.ctu_size, gop_structure=config.gop_structure,
                      search_range=config.search_range, subpel=config.subpel_refine,
                      coarse_range=config.coarse_search_range, lambda_scale=config.lambda_scale,
-                     intra_in_inter=config.intra_in_inter, intra_4x4=config.intra_4x4)
+                     intra_in_inter=config.intra_in_inter, intra_4x4=config.intra_4x4,
+                     inter_tu_split=config.inter_tu_split)
 
 
 def _lambda(spec, config: CodingConfig, bit_depth: int) -> float:
@@ -79,6 +80,7 @@ def encode(frames: Frame, config: CodingConfig, *, fps: Fraction = Fraction(25),
     tools = (bs.TOOL_DEBLOCKING if config.deblocking else 0) | (bs.TOOL_SUBPEL if config.subpel_refine else 0)
     tools |= bs.TOOL_NNLF if nn_model is not None else 0
     tools |= bs.TOOL_INTRA_4X4 if config.intra_4x4 else 0
+    tools |= bs.TOOL_INTER_TU_SPLIT if config.inter_tu_split else 0
     header = bs.SequenceHeader(width, height, bd, "420", Fraction(fps), config.gop_structure, config.gop_size,
                                config.intra_period, config.num_refs, config.ctu_size, config.min_cu_size, tools,
                                config.chroma_qp_offset, config.qp, n, nn_model.digest if nn_model else b"")

@@ -130,7 +130,8 @@ def syntax_info(frame_type: str, qp: int, poc: int, refs_l0, refs_l1, seq, shape
     return syntax.FrameSyntaxInfo(width=w, height=h, slice_type="I" if frame_type == "I" else "B", qp=int(qp),
                                   poc=int(poc), refs_l0=tuple(refs_l0), refs_l1=tuple(refs_l1),
                                   ctu_size=seq.ctu_size, min_cu_size=8, chroma_qp_offset=seq.chroma_qp_offset,
-                                  intra_tu_split=seq.intra_4x4, bit_depth=seq.bit_depth)
+                                  intra_tu_split=seq.intra_4x4,
+                                  inter_tu_split=seq.inter_tu_split, bit_depth=seq.bit_depth)
 
 
 def code_picture(orig, spec, dpb: dict, seq):
@@ -169,8 +170,10 @@ def code_picture(orig, spec, dpb: dict, seq):
         ctu_log2 = seq.ctu_size.bit_length() - 1
         cands = []
         for log2 in range(3, ctu_log2 + 1):
+            split = log2 - 1 if seq.inter_tu_split and log2 <= 5 else None
             c = partition.level_candidates(tuple(orig), stacks, jnp.asarray(ref_list), fields[log2 - 3], qp, qpc,
-                                           jnp.float32(lam), log2_luma=min(log2, 5), bit_depth=seq.bit_depth)
+                                           jnp.float32(lam), log2_luma=min(log2, 5), log2_split=split,
+                                           bit_depth=seq.bit_depth)
             cands.append(jax.tree_util.tree_map(np.asarray, c))
         fields = jax.tree_util.tree_map(np.asarray, fields)
         intra_opt = None
@@ -215,7 +218,8 @@ class SeqParams:
 
     def __init__(self, *, bit_depth: int, chroma_qp_offset: int, deblocking: bool, num_refs: int, ctu_size: int,
                  gop_structure: str, search_range: int = 16, subpel: bool = True, coarse_range: int = 0,
-                 lambda_scale: float = 1.0, intra_in_inter: bool = True, intra_4x4: bool = True):
+                 lambda_scale: float = 1.0, intra_in_inter: bool = True, intra_4x4: bool = True,
+                 inter_tu_split: bool = True):
         self.bit_depth = bit_depth
         self.chroma_qp_offset = chroma_qp_offset
         self.deblocking = deblocking
@@ -228,3 +232,4 @@ class SeqParams:
         self.lambda_scale = lambda_scale
         self.intra_in_inter = intra_in_inter
         self.intra_4x4 = intra_4x4
+        self.inter_tu_split = inter_tu_split

@@ -99,3 +99,50 @@ def test_new_content_in_an_inter_picture_is_coded_intra_and_decodes_exactly():
     assert fh.frame_type == "B" and (np.asarray(d.pred_mode) == 0).any()
     data_off, _ = encode(frames, cfg.replace(intra_in_inter=False))
     assert len(data) < len(data_off)
+
+
+def test_residual_planes_equal_per_tu_reference_with_split_inter_tus():
+    from jaxcodec.codec import quant, recon, transform
+    from jaxcodec.codec.blocks import MODE_INTER
+
+    h, w = 64, 96
+    info = syntax.FrameSyntaxInfo(width=w, height=h, slice_type="B", qp=30, poc=2, refs_l0=(0,), refs_l1=(4,),
+                                  ctu_size=32, inter_tu_split=True)
+    d, c = syntax.random_frame(info, 3, big_level_prob=0.0, intra_prob=0.0)
+    tu, cu = np.asarray(d.tu_log2), np.asarray(d.cu_log2)
+    assert ((tu == cu - 1) & (cu <= 5)).any() and (tu == 2).any()  # split inter TUs, down to 4x4
+    qp, qpc = 30, quant.chroma_qp(30)
+    got = recon.residual_planes((c.y, c.u, c.v), tu, jnp.int32(qp), jnp.int32(qpc), bit_depth=8)
+    inter_units = np.asarray(d.pred_mode) == MODE_INTER
+    for comp, (lev, q) in enumerate(((c.y, qp), (c.u, qpc), (c.v, qpc))):
+        f = 4 if comp == 0 else 2
+        want = np.zeros_like(np.asarray(lev))
+        for y4, x4 in zip(*np.nonzero(inter_units)):
+            log2n = int(tu[y4, x4]) if comp == 0 else max(int(tu[y4, x4]) - 1, 2)
+            n = 1 << log2n
+            y0, x0 = (y4 * f) // n * n, (x4 * f) // n * n  # the TU covering this unit
+            blk = jnp.asarray(np.asarray(lev)[y0:y0 + n, x0:x0 + n])
+            want[y0:y0 + n, x0:x0 + n] = np.asarray(transform.inverse_transform(quant.dequantize(blk, q, log2n), log2n))
+        mask = np.repeat(np.repeat(inter_units, f, 0), f, 1)
+        np.testing.assert_array_equal(np.asarray(got[comp])[mask], want[mask])
+
+
+def test_inter_tu_split_is_chosen_flagged_and_decodes_exactly():
+    from jaxcodec.codec.blocks import MODE_INTER
+    from jaxcodec.config import load_coding_config
+    from jaxcodec.io import read_video
+    from runtime import bitstream as bs
+    from runtime.decoder import decode
+    from runtime.encoder import encode
+
+    frames = read_video("carphone", max_frames=2).frames
+    seen = {}
+    data, rec = encode(frames, load_coding_config("ld", qp=22),
+                       on_picture=lambda poc, state, orig: seen.setdefault(poc, state.decisions))
+    d = seen[1]
+    inter_units = np.asarray(d.pred_mode) == MODE_INTER
+    split = (np.asarray(d.tu_log2) == np.asarray(d.cu_log2) - 1) & inter_units
+    assert split.any()
+    assert bs.parse_stream(data)[0].tool_flags & bs.TOOL_INTER_TU_SPLIT
+    out = decode(data)
+    assert all(np.array_equal(np.asarray(getattr(out, p)), np.asarray(getattr(rec, p))) for p in "yuv")

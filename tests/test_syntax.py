@@ -38,6 +38,8 @@ CASES = [
     dict(min_cu_size=16, width=96, height=80),
     dict(width=64, height=8),
     dict(bit_depth=10, cu_qp_delta=True, qp=2),
+    dict(inter_tu_split=True),
+    dict(inter_tu_split=True, intra_tu_split=False, ctu_size=32, cu_qp_delta=True),
 ]
 
 

@@ -125,19 +125,19 @@ def motion_pyramid(cur_y, refs_y, ref_list, inter_dir, mv, ref_idx, sqrt_lambda,
     return fields
 
 
-@functools.partial(jax.jit, static_argnames=("log2_luma", "bit_depth"))
-def level_candidates(orig, refs, ref_list, field, qp, qpc, lambda_, *, log2_luma: int, bit_depth: int):
+@functools.partial(jax.jit, static_argnames=("log2_luma", "log2_split", "bit_depth"))
+def level_candidates(orig, refs, ref_list, field, qp, qpc, lambda_, *, log2_luma: int, log2_split: int | None = None,
+                     bit_depth: int):
     """For one CU size: the motion-compensated prediction of ``field``, RDOQ levels at luma TU
     ``2**log2_luma``, and per-8x8 SSE (Y + U + V) after reconstruction and of the prediction.
+    With ``log2_split``, the same residual is also coded with TUs of that size (the CU's
+    one-level transform split).
 
     Returns ``(levels (y, u, v), sse_rec8, sse_pred8, sse_pred8_luma, rec (y, u, v))`` with
-    float32 ``(H8, W8)`` SSE maps.
+    float32 ``(H8, W8)`` SSE maps, plus ``(levels_split, sse_rec8_split)`` with ``log2_split``.
     """
     d = field_decisions(*field)
     pred = inter.motion_compensate(*refs, d, ref_list=ref_list, bit_depth=bit_depth)
-    levels = recon.residual_levels(pred, orig, log2_luma, qp, qpc, lambda_, bit_depth=bit_depth)
-    tu = jnp.full(d.cu_log2.shape, log2_luma, jnp.int32)
-    rec = recon.inter_reconstruct(pred, levels, tu, qp, qpc, bit_depth=bit_depth)
 
     def sse8(planes, comps=(0, 1, 2)):
         out = 0.0
@@ -147,8 +147,18 @@ def level_candidates(orig, refs, ref_list, field, qp, qpc, lambda_, *, log2_luma
             out = out + e.reshape(e.shape[0] // b, b, e.shape[1] // b, b).sum((1, 3))
         return out
 
+    def coded(log2_tu):
+        levels = recon.residual_levels(pred, orig, log2_tu, qp, qpc, lambda_, bit_depth=bit_depth)
+        tu = jnp.full(d.cu_log2.shape, log2_tu, jnp.int32)
+        return levels, recon.inter_reconstruct(pred, levels, tu, qp, qpc, bit_depth=bit_depth)
+
+    levels, rec = coded(log2_luma)
     pred = tuple(jnp.asarray(p, jnp.int32) for p in pred)
-    return levels, sse8(rec), sse8(pred), sse8(pred, (0,)), rec
+    out = (levels, sse8(rec), sse8(pred), sse8(pred, (0,)), rec)
+    if log2_split is not None:
+        levels_s, rec_s = coded(log2_split)
+        out = out + (levels_s, sse8(rec_s))
+    return out
 
 
 def _luma_block_sse(orig_y, refs_y, ref_list, x0, y0, n, idir, mv, ref, bit_depth):
@@ -197,7 +207,8 @@ def decide_quadtree(fields, cands, info: syntax.FrameSyntaxInfo, lambda_: float,
 
     Args:
       fields: numpy motion fields per size (`motion_pyramid`), 8x8 granularity.
-      cands: per size ``(levels (y, u, v), sse_rec8, sse_pred8)`` numpy (`level_candidates`).
+      cands: per size the `level_candidates` output (numpy); where it carries the split
+        levels (``log2_split``), the CU also tries its residual in four TUs of half its size.
       info: the picture's syntax info (the counter codes exactly what the writer will).
       orig_y, refs_y, ref_list: source luma, reference luma stack and list slots; when given,
         CUs of ``merge_min_log2`` and up also try skip with each merge candidate (HM's
@@ -227,7 +238,7 @@ def decide_quadtree(fields, cands, info: syntax.FrameSyntaxInfo, lambda_: float,
         refs_y, ref_list = np.asarray(refs_y), np.asarray(ref_list)
     sse_luma_pred = [c[3] for c in cands]
 
-    def put_cu(y8, x8, log2, residual: bool, motion=None):
+    def put_cu(y8, x8, log2, residual: bool, motion=None, split: bool = False):
         s8, n4 = 1 << (log2 - 3), 1 << (log2 - 2)
         y4, x4 = 2 * y8, 2 * x8
         ys, xs = slice(y4, y4 + n4), slice(x4, x4 + n4)
@@ -236,23 +247,25 @@ def decide_quadtree(fields, cands, info: syntax.FrameSyntaxInfo, lambda_: float,
             idir, mv, ref = (f[y8, x8] for f in fields[k])
         else:
             idir, mv, ref = motion
+        tu_log2 = log2 - 1 if split else min(log2, 5)
         g.cu_log2[ys, xs] = log2
-        g.tu_log2[ys, xs] = min(log2, 5)
+        g.tu_log2[ys, xs] = tu_log2
         g.pred_mode[ys, xs] = MODE_INTER
         g.intra_mode[ys, xs] = 1
         g.intra_mode_c[ys, xs] = 1
         g.inter_dir[ys, xs] = idir
         g.mv[ys, xs] = mv
         g.ref_idx[ys, xs] = ref
-        tu = 1 << min(log2, 5)
-        for c, (plane, lev) in enumerate(zip(counter.planes, cands[k][0])):
+        for c, (plane, lev) in enumerate(zip(counter.planes, cands[k][5 if split else 0])):
             sh = 0 if c == 0 else 1
             y0, x0, n = (y8 * 8) >> sh, (x8 * 8) >> sh, (s8 * 8) >> sh
             blk = lev[y0:y0 + n, x0:x0 + n] if residual else 0
             plane[y0:y0 + n, x0:x0 + n] = blk
-            t = tu >> sh
+            t = (1 << tu_log2) if c == 0 else max((1 << tu_log2) >> 1, 4)
             nz = (plane[y0:y0 + n, x0:x0 + n].reshape(n // t, t, n // t, t) != 0).any((1, 3))
             g.cbf[ys, xs, c] = np.repeat(np.repeat(nz, n4 // nz.shape[0], 0), n4 // nz.shape[1], 1)
+        if split and not g.cbf[ys, xs].any():
+            g.tu_log2[ys, xs] = min(log2, 5)  # no coded residual: no transform tree, TU canonical
         merge.derive(np.array([y4], np.int64), np.array([x4], np.int64), g.cu_log2, g.pred_mode, g.mv, g.ref_idx,
                       g.inter_dir, g.cbf, zidx, ref_poc, n_l0, n_l1, is_b, info.max_merge_cand, g.skip, g.merge_flag,
                       g.merge_idx)
@@ -288,13 +301,20 @@ def decide_quadtree(fields, cands, info: syntax.FrameSyntaxInfo, lambda_: float,
             k = log2 - 3
             d_res = float(cands[k][1][y8:y8 + s8, x8:x8 + s8].sum())
             best = (d_res, d_res + lambda_ * put_cu(y8, x8, log2, True))
-            best_motion, best_res = None, True
+            best_motion, best_res, best_split = None, True, False
+            if len(cands[k]) > 5 and log2 <= 5:
+                # the same motion with the residual coded in four TUs of half the CU
+                d_s = float(cands[k][6][y8:y8 + s8, x8:x8 + s8].sum())
+                if d_s < best[1]:
+                    j_s = d_s + lambda_ * put_cu(y8, x8, log2, True, split=True)
+                    if j_s < best[1]:
+                        best, best_split = (d_s, j_s), True
             d_pred = float(cands[k][2][y8:y8 + s8, x8:x8 + s8].sum())
             if g.cbf[2 * y8:2 * (y8 + s8), 2 * x8:2 * (x8 + s8)].any():
                 # the same motion without residual (skip when it is a merge candidate)
                 j_pred = d_pred + lambda_ * put_cu(y8, x8, log2, False)
                 if j_pred < best[1]:
-                    best, best_res = (d_pred, j_pred), False
+                    best, best_res, best_split = (d_pred, j_pred), False, False
             if orig_y is not None and log2 >= merge_min_log2:
                 own = (int(fields[k][0][y8, x8]), fields[k][1][y8, x8], fields[k][2][y8, x8])
                 d_chroma = d_pred - float(sse_luma_pred[k][y8:y8 + s8, x8:x8 + s8].sum())
@@ -316,7 +336,7 @@ def decide_quadtree(fields, cands, info: syntax.FrameSyntaxInfo, lambda_: float,
                         continue
                     j_c = d_c + lambda_ * put_cu(y8, x8, log2, False, cand)
                     if j_c < best[1]:
-                        best, best_res, best_motion = (d_c, j_c), False, cand
+                        best, best_res, best_motion, best_split = (d_c, j_c), False, cand, False
             best_intra = False
             if intra is not None and log2 == 3 and float(intra[1][y8, x8]) < best[1]:
                 d_i = float(intra[1][y8, x8])
@@ -324,7 +344,7 @@ def decide_quadtree(fields, cands, info: syntax.FrameSyntaxInfo, lambda_: float,
                 if j_i < best[1]:
                     best, best_intra = (d_i, j_i), True
             if not best_intra:
-                put_cu(y8, x8, log2, best_res, best_motion)
+                put_cu(y8, x8, log2, best_res, best_motion, best_split)
             if log2 == 3:
                 return best
             saved = SavedNode(counter, 2 * y8, 2 * x8, 2 * s8)

@@ -1,7 +1,8 @@
 """Frame reconstruction shared by encoder and decoder (H.265 8.4 / 8.5 / 8.6 decoding process).
 
 Block structure: intra CUs of 8..32 luma samples with TU = CU, or 8x8 CUs with four 4x4 luma
-TUs (DST-VII, 8.6.4.2) and one 4x4 TU per chroma plane; inter CUs of 8..64 with TU = min(CU, 32).
+TUs (DST-VII, 8.6.4.2) and one 4x4 TU per chroma plane; inter CUs of 8..64 with TU = min(CU, 32)
+or (CUs up to 32) four TUs of half the CU.
 
 * `intra_cus`: intra CUs reconstructed sequentially in decoding order (z-scan inside each CTU)
   inside one `lax.fori_loop` (reference samples from the reconstructed neighbours, 8.4.4.2).
@@ -260,13 +261,19 @@ def _residual(lev, q, log2n, bit_depth):
     return _padded(fn, lev, log2n)
 
 
+def _chroma_log2(log2_luma):
+    # 4:2:0: chroma TUs are half the luma size, but never below 4x4 (a 4x4-luma-TU CU has one
+    # 4x4 chroma TU per plane, 7.3.8.8)
+    return max(log2_luma - 1, 2)
+
+
 @functools.partial(jax.jit, static_argnames=("log2_luma", "bit_depth"))
 def residual_levels(pred, orig, log2_luma: int, qp, qpc, lambda_, *, bit_depth: int):
-    """Encoder: RDOQ levels of ``orig - pred`` with every luma TU ``2**log2_luma`` (3..5) and
-    chroma TUs half that (4:2:0), over whole planes. Returns int32 level planes (y, u, v)."""
+    """Encoder: RDOQ levels of ``orig - pred`` with every luma TU ``2**log2_luma`` (2..5) and
+    chroma TUs half that (4x4 at least), over whole planes. Returns int32 level planes (y, u, v)."""
     out = []
     for c in range(3):
-        log2n, q = (log2_luma, qp) if c == 0 else (log2_luma - 1, qpc)
+        log2n, q = (log2_luma, qp) if c == 0 else (_chroma_log2(log2_luma), qpc)
         p = jnp.asarray(pred[c], jnp.int32)
 
         def fn(r, log2n=log2n, q=q):
@@ -279,20 +286,20 @@ def residual_levels(pred, orig, log2_luma: int, qp, qpc, lambda_, *, bit_depth: 
 
 @functools.partial(jax.jit, static_argnames=("bit_depth",))
 def residual_planes(lev, tu_log2, qp, qpc, *, bit_depth: int):
-    """Decoded residual (y, u, v) int32 of CUs whose luma TU size is ``tu_log2`` (4x4 grid,
-    3..5; chroma TUs one size smaller, H.265 8.6.2 with 4:2:0). Each TU's levels lie in its
-    own footprint, so inverse-transforming the whole level plane on the tile grid of each size
-    and picking, per sample, the size its TU has gives every TU's residual."""
+    """Decoded residual (y, u, v) int32 of inter CUs whose luma TU size is ``tu_log2`` (4x4
+    grid, 2..5, DCT-II; chroma TUs one size smaller, 4x4 at least, H.265 8.6.2 with 4:2:0).
+    Each TU's levels lie in its own footprint, so inverse-transforming the whole level plane
+    on the tile grid of each size and picking, per sample, the size its TU has gives every
+    TU's residual."""
     tu = jnp.asarray(tu_log2, jnp.int32)
     out = []
     for c in range(3):
         lv = jnp.asarray(lev[c], jnp.int32)
         q = qp if c == 0 else qpc
         f = 4 if c == 0 else 2
-        sel = jnp.repeat(jnp.repeat(tu, f, 0), f, 1) - (0 if c == 0 else 1)
+        sel = jnp.repeat(jnp.repeat(tu if c == 0 else jnp.maximum(tu - 1, 2), f, 0), f, 1)
         res = jnp.zeros(lv.shape, jnp.int32)
-        for log2_luma in (3, 4, 5):
-            log2n = log2_luma - (0 if c == 0 else 1)
+        for log2n in ((2, 3, 4, 5) if c == 0 else (2, 3, 4)):
             res = jnp.where(sel == log2n, _residual(lv, q, log2n, bit_depth), res)
         out.append(res)
     return tuple(out)
@@ -347,8 +354,8 @@ def intra_decisions(qp: int, cu_log2, tu_log2, modes4, modes_c4, levels: CoeffPl
 def check_layout(decisions: BlockDecisions, intra_picture_: bool) -> None:
     """Refuse parsed decisions this reconstruction cannot follow with a `BitstreamError` (the
     syntax can express more than the reconstruction implements): intra CUs of 8..32 with TU =
-    CU or, in 8x8 CUs, four 4x4 TUs; inter CUs of 8..64 with TU = min(CU, 32); no inter CU in an
-    intra picture."""
+    CU or, in 8x8 CUs, four 4x4 TUs; inter CUs of 8..64 with TU = min(CU, 32) or, up to 32, four
+    TUs of half the CU; no inter CU in an intra picture."""
     cu, tu = np.asarray(decisions.cu_log2), np.asarray(decisions.tu_log2)
     is_intra = np.asarray(decisions.pred_mode) == MODE_INTRA
     if intra_picture_ and not is_intra.all():
@@ -359,5 +366,7 @@ def check_layout(decisions: BlockDecisions, intra_picture_: bool) -> None:
     if not ok_intra[is_intra].all():
         raise BitstreamError("intra CU with a transform split other than 4x4 TUs in an 8x8 CU, which this decoder "
                              "does not implement")
-    if (tu != np.minimum(cu, 5))[~is_intra].any():
-        raise BitstreamError("inter picture uses a TU split, which this decoder does not implement")
+    ok_inter = (tu == np.minimum(cu, 5)) | ((cu <= 5) & (tu == cu - 1))
+    if not ok_inter[~is_intra].all():
+        raise BitstreamError("inter CU with a transform split deeper than one level, which this decoder does not "
+                             "implement")

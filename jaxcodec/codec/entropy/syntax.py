@@ -74,7 +74,7 @@ _CTX_TABLE = [
     ("PRED_MODE", (CNU,), (149,), (134,)),
     ("PREV_INTRA", (184,), (154,), (183,)),
     ("CHROMA_MODE", (63,), (152,), (152,)),
-    ("TU_SPLIT", (138,), (94,), (122,)),  # split_transform_flag, ctxInc 5 - log2TrafoSize = 2
+    ("TU_SPLIT", (153, 138, 138), (124, 138, 94), (224, 167, 122)),  # split_transform_flag, ctxInc 5 - log2TrafoSize
     ("INTER_DIR", (CNU,) * 5, (95, 79, 63, 31, 31), (95, 79, 63, 31, 31)),
     ("MVD_G0", (CNU,), (140,), (169,)),
     ("MVD_G1", (CNU,), (198,), (198,)),
@@ -175,6 +175,8 @@ class FrameSyntaxInfo(NamedTuple):
       chroma_qp_offset: carried for the reconstruction; the syntax does not use it.
       cu_qp_delta: code ``cu_qp_delta`` per CU (per-CU QP in ``BlockDecisions.qp``).
       intra_tu_split: allow the 4x4-TU split of intra 8x8 CUs (``split_transform_flag``).
+      inter_tu_split: allow one transform split of inter CUs of 8..32 (``split_transform_flag``
+        at depth 0, max_transform_hierarchy_depth_inter = 1): four TUs of half the CU size.
       max_merge_cand: MaxNumMergeCand, 1..5.
       bit_depth: luma bit depth (QP range ``-6 * (bit_depth - 8) .. 51``).
     """
@@ -192,6 +194,7 @@ class FrameSyntaxInfo(NamedTuple):
     chroma_qp_offset: int = 0
     cu_qp_delta: bool = False
     intra_tu_split: bool = True
+    inter_tu_split: bool = False
     max_merge_cand: int = 5
     bit_depth: int = 8
 
@@ -206,8 +209,8 @@ class FrameSyntaxInfo(NamedTuple):
 
 # params vector indices
 P_W, P_H, P_CTU_LOG2, P_MIN_CU_LOG2, P_SLICE, P_NREF0, P_NREF1, P_QP, P_MAX_MERGE, P_DQP, P_QP_MIN, P_POC, \
-    P_TU_SPLIT = range(13)
-P_SIZE = 13
+    P_TU_SPLIT, P_INTER_TU_SPLIT = range(14)
+P_SIZE = 14
 MAX_REFS = 16
 
 
@@ -252,6 +255,7 @@ def _params(info: FrameSyntaxInfo):
     p[P_QP_MIN] = -6 * (info.bit_depth - 8)
     p[P_POC] = info.poc
     p[P_TU_SPLIT] = int(bool(info.intra_tu_split))
+    p[P_INTER_TU_SPLIT] = int(bool(info.inter_tu_split))
     ref_poc = np.zeros((2, MAX_REFS), np.int64)
     ref_poc[0, : len(info.refs_l0)] = info.refs_l0
     ref_poc[1, : len(info.refs_l1)] = info.refs_l1
@@ -710,15 +714,28 @@ def _w_dqp(w, ctx, buf, g, s, x4, y4, qp_pred):
 
 
 @numba.njit(**_J)
+def _split_coded(s, log2, intra):
+    """Whether split_transform_flag is coded at depth 0 of a CU (7.3.8.8): intra 8x8 CUs (4x4
+    TUs) and inter CUs of 8..32 (one level, max_transform_hierarchy_depth_inter = 1), each
+    when its tool is on; a 64x64 CU's split into 32x32 TUs is inferred."""
+    if intra:
+        return log2 == 3 and s.params[P_TU_SPLIT] != 0
+    return log2 <= 5 and s.params[P_INTER_TU_SPLIT] != 0
+
+
+@numba.njit(**_J)
 def _w_transform_tree(w, ctx, buf, g, py_, pu, pv, s, x4, y4, log2, intra, qp_pred):
     """transform_tree / transform_unit (7.3.8.8 / 7.3.8.10) of a CU, see module doc."""
     n = 1 << log2
     x0, y0 = 4 * x4, 4 * y4
     split = log2 > 5
-    if intra and log2 == 3 and s.params[P_TU_SPLIT]:
-        split = g.tu_log2[y4, x4] == 2
-        E.put_bin(w, ctx, buf, C_TU_SPLIT, 1 if split else 0)
-    elif g.tu_log2[y4, x4] != min(log2, 5):
+    tu = g.tu_log2[y4, x4]
+    if _split_coded(s, log2, intra):
+        split = tu == log2 - 1
+        if not split and tu != log2:
+            return ERR_CU_SHAPE
+        E.put_bin(w, ctx, buf, C_TU_SPLIT + 5 - log2, 1 if split else 0)
+    elif tu != min(log2, 5):
         return ERR_CU_SHAPE
     cb0 = _any_nonzero(pu, x0 >> 1, y0 >> 1, n >> 1)
     cr0 = _any_nonzero(pv, x0 >> 1, y0 >> 1, n >> 1)
@@ -1223,8 +1240,8 @@ def _p_transform_tree(r, ctx, data, g, py_, pu, pv, s, x4, y4, log2, intra, qp_p
     n4 = n >> 2
     x0, y0 = 4 * x4, 4 * y4
     split = log2 > 5
-    if intra and log2 == 3 and s.params[P_TU_SPLIT]:
-        split = E.get_bin(r, ctx, data, C_TU_SPLIT) == 1
+    if _split_coded(s, log2, intra):
+        split = E.get_bin(r, ctx, data, C_TU_SPLIT + 5 - log2) == 1
     cb0 = E.get_bin(r, ctx, data, C_CBF_CHROMA + 0)
     cr0 = E.get_bin(r, ctx, data, C_CBF_CHROMA + 0)
     if not split:
@@ -1673,14 +1690,13 @@ def random_frame(info: FrameSyntaxInfo, seed: int, *, split_prob: float = 0.6, i
         n = blk.shape[0]
         plane[y:y + n, x:x + n] = blk
 
-    def residual(x, y, log2, tu_split):
-        if tu_split:
+    def residual(x, y, log2, t):
+        if t == 2:
             for k in range(4):
                 put(planes[0], x + (k & 1) * 4, y + (k >> 1) * 4, levels(4))
             put(planes[1], x // 2, y // 2, levels(4))
             put(planes[2], x // 2, y // 2, levels(4))
             return
-        t = min(log2, 5)
         for ty in range(y, y + (1 << log2), 1 << t):
             for tx in range(x, x + (1 << log2), 1 << t):
                 put(planes[0], tx, ty, levels(1 << t, dc_bias=rng.random() < 0.8))
@@ -1712,6 +1728,8 @@ def random_frame(info: FrameSyntaxInfo, seed: int, *, split_prob: float = 0.6, i
         g.cu_log2[sl] = log2
         g.tu_log2[sl] = min(log2, 5)
         g.pred_mode[sl] = MODE_INTRA if intra else MODE_INTER
+        # inter TU: one split level when the tool is on (canonical only with a coded residual)
+        t_inter = log2 - 1 if info.inter_tu_split and log2 <= 5 and rng.random() < 0.4 else min(log2, 5)
         if intra:
             mode = int(rng.integers(0, 35))
             code = int(rng.integers(0, 5))
@@ -1720,7 +1738,7 @@ def random_frame(info: FrameSyntaxInfo, seed: int, *, split_prob: float = 0.6, i
             split = bool(info.intra_tu_split and log2 == 3 and rng.random() < 0.5)
             if split:
                 g.tu_log2[sl] = 2
-            residual(x, y, log2, split)
+            residual(x, y, log2, int(g.tu_log2[y4, x4]))
         else:
             skip = rng.random() < skip_prob
             merge = skip or rng.random() < merge_prob
@@ -1734,7 +1752,7 @@ def random_frame(info: FrameSyntaxInfo, seed: int, *, split_prob: float = 0.6, i
                 g.ref_idx[sl] = s.cref[k]
                 g.mv[sl] = s.cmv[k]
                 if not skip:
-                    residual(x, y, log2, False)
+                    residual(x, y, log2, t_inter)
                     if not has_residual(x, y, n):
                         planes[0][y + int(rng.integers(0, n)), x + int(rng.integers(0, n))] = int(rng.choice([-1, 1]))
             else:
@@ -1755,7 +1773,9 @@ def random_frame(info: FrameSyntaxInfo, seed: int, *, split_prob: float = 0.6, i
                     else:
                         mv = rng.integers(-32768, 32768, 2)
                     g.mv[sl + (lst,)] = mv
-                residual(x, y, log2, False)
+                residual(x, y, log2, t_inter)
+        if not intra:
+            g.tu_log2[sl] = t_inter if has_residual(x, y, n) else min(log2, 5)
         qp = qp_pred
         if info.cu_qp_delta and has_residual(x, y, n):
             qp_min = -6 * (info.bit_depth - 8)
