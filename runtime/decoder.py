@@ -1,4 +1,4 @@
-"""`decode(bytes) -> frames`: the jaxcodec v1 decoder.
+"""`decode(bytes) -> frames`: the jaxcodec decoder.
 
 Parses the container (`runtime.bitstream`), parses each CABAC payload
 (`jaxcodec.codec.entropy.syntax.parse_frame`),

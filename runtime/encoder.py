@@ -1,4 +1,4 @@
-"""`encode(frames, config) -> (bytes, recon)`: the jaxcodec v1 encoder driver.
+"""`encode(frames, config) -> (bytes, recon)`: the jaxcodec encoder driver.
 
 Pictures are coded in the GOP's coding order (`jaxcodec.codec.gop.plan_gop`). With
 ``config.frame_threads > 1`` pictures whose references are already reconstructed are coded
@@ -23,7 +23,7 @@ from jaxcodec.frame import Frame, crop_frame, pad_frame
 from runtime import bitstream as bs
 from runtime.framecoder import SeqParams, code_picture, frame_md5
 
-PAD = 8  # v1 codes 8x8 CUs: padding to the CU (not the CTU) keeps the coded area small
+PAD = 8  # padding to the smallest CU (not the CTU) keeps the coded area small
 
 
 @dataclasses.dataclass

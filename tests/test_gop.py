@@ -40,7 +40,11 @@ def test_ld_references_past_only():
     assert [s.poc for s in plan] == list(range(12))
     for s in plan[1:]:
         assert s.frame_type == "B" and max(s.refs_l0 + s.refs_l1) < s.poc
-        assert s.refs_l0 == s.refs_l1 == tuple(range(s.poc - 1, max(s.poc - 1 - cfg.num_refs, -1), -1))
+        # the previous picture, then the most recent GOP anchors (HM's LD structure)
+        anchors = [p for p in range(s.poc - 2, -1, -1) if p % cfg.gop_size == 0]
+        assert s.refs_l0 == s.refs_l1 == tuple([s.poc - 1] + anchors)[: cfg.num_refs]
+    by_poc = {s.poc: s for s in plan}
+    assert by_poc[7].refs_l0 == (6, 4) and by_poc[9].refs_l0 == (8, 4) and by_poc[2].refs_l0 == (1, 0)
 
 
 def test_ra_hierarchy_gop8():

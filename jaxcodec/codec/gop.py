@@ -4,8 +4,9 @@ JVET common test conditions (JVET-J1010 section 2.1) shapes, simplified:
 
 * AI: every picture intra.
 * LD (low-delay B): picture 0 intra, then B pictures in display order whose two lists both hold
-  the ``num_refs`` closest *past* pictures. Temporal layer: 1 for POC % gop_size == 0
-  (the "anchor" of each group of 4), else 2/3 by position (HM LD QP pattern).
+  ``num_refs`` *past* pictures: the previous one, then the most recent GOP anchors (HM's LD
+  reference structure, JVET-J1010). Temporal layer: 1 for POC % gop_size == 0 (the "anchor"
+  of each group of 4, lowest QP offset), else 2/3 by position (HM LD QP pattern).
 * RA: hierarchical dyadic B (gop_size 2..16). Each GOP codes its anchor (the last picture of
   the GOP, layer 0, intra at random-access points) and then the mid-points recursively (layer =
   depth). List 0 holds the closest past decoded pictures, list 1 the closest future ones
@@ -103,7 +104,14 @@ def plan_gop(num_frames: int, cfg: CodingConfig) -> list[FrameSpec]:
             l0, l1, ftype, qp = (), (), "I", min(max(cfg.qp + cfg.intra_qp_offset, 0), 51)
             layer = 0
         else:
-            past = sorted((d for d in decoded if d < poc), reverse=True)[: cfg.num_refs]
+            past = sorted((d for d in decoded if d < poc), reverse=True)
+            if cfg.gop_structure == "ld":
+                # JVET CTC LD (HM encoder_lowdelay_*.cfg): the previous picture, then the
+                # previous GOP anchors (layer 1, coded at the lowest QP offset) rather than
+                # the other high-QP pictures of the group
+                anchors = [d for d in past[1:] if d % cfg.gop_size == 0 or _is_intra_point(d, cfg)]
+                past = past[:1] + anchors
+            past = past[: cfg.num_refs]
             future = sorted(d for d in decoded if d > poc)[: cfg.num_refs]
             l0 = tuple(past) if past else tuple(future)
             l1 = tuple(future) if (future and cfg.gop_structure == "ra") else l0

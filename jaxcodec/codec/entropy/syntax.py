@@ -23,10 +23,12 @@ skip, no sign hiding, no temporal MV prediction):
   (DM + planar/ver/hor/DC with mode-34 substitution, 8.4.3); inter: ``merge_flag``,
   ``merge_idx``, ``inter_pred_idc`` (B), ``ref_idx_lX``, ``mvd_coding`` (7.3.8.9: greater0,
   greater1, EG1 remainder, sign), ``mvp_lX_flag``, ``rqt_root_cbf``.
-* transform_tree (7.3.8.8) restricted to what BlockDecisions can express: TU = min(CU, 32);
-  a 64x64 CU is four 32x32 TUs (inferred split); an intra 8x8 CU codes one
-  ``split_transform_flag`` (ctx of log2 size 3) choosing four 4x4 luma TUs that share the CU's
-  luma mode, with one 4x4 chroma TU per plane coded after the fourth luma TU. ``cbf_cb``/
+* transform_tree (7.3.8.8) restricted to what BlockDecisions can express: one level of split.
+  A 64x64 CU is four 32x32 TUs (inferred split); an intra 8x8 CU codes one
+  ``split_transform_flag`` choosing four 4x4 luma TUs that share the CU's luma mode, with one
+  4x4 chroma TU per plane coded after the fourth luma TU; an inter CU of 8..32 with a residual
+  codes one ``split_transform_flag`` (when ``inter_tu_split``) choosing four TUs of half its
+  size (ctxInc 5 - log2TrafoSize). ``cbf_cb``/
   ``cbf_cr`` per depth, ``cbf_luma`` (inferred 1 for an inter leaf at depth 0 without chroma),
   ``cu_qp_delta_abs``/sign (9.3.3.10) in the first TU with a coded block flag when enabled.
 * residual_coding (7.3.8.11): 4x4 sub-blocks in up-right diagonal order, last position
@@ -40,8 +42,9 @@ group = CU); a CU without coded residual (or with ``cu_qp_delta`` off) has ``QpY
 
 Canonical decisions (what `parse_frame` produces, so what an encoder must hold for
 ``decisions == parsed``): every 4x4 unit of a CU repeats its values; ``tu_log2`` is 2 for a
-split intra 8x8 CU, else ``min(cu_log2, 5)``; ``cbf`` is "any non-zero level" of the TU
-covering the unit (for 4x4 luma TUs the chroma cbf is that of the CU's 4x4 chroma TU);
+split intra 8x8 CU, ``cu_log2 - 1`` for a split inter CU (which must code a residual), else
+``min(cu_log2, 5)``; ``cbf`` is "any non-zero level" of the TU covering the unit (for 4x4 luma
+TUs the chroma cbf is that of the CU's 4x4 chroma TU);
 intra CUs: ``skip = merge_flag = merge_idx = inter_dir = 0``, ``mv = 0``, ``ref_idx = -1``;
 inter CUs: ``intra_mode = intra_mode_c = 1`` (DC), a skipped CU has ``merge_flag = 1``, a
 non-merge CU ``merge_idx = 0``, an unused list ``mv = 0, ref_idx = -1``. A merge (non-skip) CU
