@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from codec_clips import generated_clip
+from jaxcodec.codec.blocks import MODE_INTER
 from jaxcodec.config import load_coding_config
 from runtime.decoder import decode
 from runtime.encoder import encode
@@ -33,13 +34,33 @@ def clip():
 def test_generated_roundtrip_and_determinism(clip, name):
     cfg = load_coding_config(name, qp=27, gop_size=4 if name.startswith("ra") else load_coding_config(name).gop_size,
                              intra_period=4 if name == "ra" else load_coding_config(name).intra_period)
-    data, recon = encode(clip, cfg)
+    seen = {}
+    data, recon = encode(clip, cfg, on_picture=lambda poc, state, orig: seen.setdefault(poc, state.decisions))
     dec = decode(data)
     assert _same(recon, dec)
     assert dec.y.shape == clip.y.shape and dec.u.shape == clip.u.shape
     assert _psnr(dec.y, clip.y) > 30  # it really codes the content
     data2, _ = encode(clip, cfg)
     assert data2 == data
+    # the round trip covers the block structures, not only 8x8 CUs
+    cu = np.stack([np.asarray(d.cu_log2) for d in seen.values()])
+    tu = np.stack([np.asarray(d.tu_log2) for d in seen.values()])
+    inter = np.stack([np.asarray(d.pred_mode) == MODE_INTER for d in seen.values()])
+    assert (cu[~inter] == 4).any() and (tu[~inter] == 2).any()  # intra quadtree, 4x4 DST TUs
+    if name != "ai":
+        assert ((tu == cu - 1) & inter).any() and inter.any()  # split inter TUs
+
+
+def test_intra_4x4_off_is_flagged_and_never_splits():
+    from runtime import bitstream as bs
+
+    seen = {}
+    clip = generated_clip(n=2)  # the module clip's size: compiled already
+    data, recon = encode(clip, load_coding_config("ai", qp=27, intra_4x4=False),
+                         on_picture=lambda poc, state, orig: seen.setdefault(poc, state.decisions))
+    assert not any((np.asarray(d.tu_log2) == 2).any() for d in seen.values())
+    assert not bs.parse_stream(data)[0].tool_flags & bs.TOOL_INTRA_4X4
+    assert _same(recon, decode(data))
 
 
 def test_qp_range_and_rate_order(clip):

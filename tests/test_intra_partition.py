@@ -1,19 +1,15 @@
-"""Intra CU quadtree: the looped reconstruction against a plain per-CU reference, the helpers
-it relies on (decoding order, availability, SATD), and the encoder's use of it."""
+"""Intra CU quadtree: the looped reconstruction against a plain per-CU reference and the
+helpers it relies on (decoding order, availability, SATD). The encoder's use of it is checked
+in test_codec_roundtrip (block structures of the round-trip clip, the intra_4x4 switch)."""
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from codec_clips import generated_clip
 from jaxcodec.codec import intra, quant, recon, transform
 from jaxcodec.codec.blocks import MODE_INTRA
 from jaxcodec.codec.entropy import syntax
-from jaxcodec.config import load_coding_config
 from jaxcodec.errors import BitstreamError
-from runtime import bitstream as bs
-from runtime.decoder import decode
-from runtime.encoder import encode
 
 
 def test_satd_matches_explicit_hadamard():
@@ -116,30 +112,6 @@ def test_looped_intra_reconstruction_equals_per_cu_reference(seed):
     want = _reference_intra(decisions, [np.asarray(x) for x in levels], qp, qpc, ctu, h, w)
     for a, b in zip(rec, want):
         np.testing.assert_array_equal(np.asarray(a), b)
-
-
-def test_intra_picture_uses_the_quadtree_and_4x4_tus():
-    from jaxcodec.io import read_video
-
-    frames = read_video("carphone", max_frames=1).frames
-    seen = {}
-    data, rec = encode(frames, load_coding_config("ai", qp=27),
-                       on_picture=lambda poc, state, orig: seen.setdefault(poc, state.decisions))
-    cu, tu = np.asarray(seen[0].cu_log2), np.asarray(seen[0].tu_log2)
-    assert {3, 4}.issubset(set(np.unique(cu).tolist())) and (tu == 2).any()
-    dec = decode(data)
-    assert all(np.array_equal(np.asarray(getattr(rec, c)), np.asarray(getattr(dec, c))) for c in "yuv")
-
-
-def test_intra_4x4_off_is_flagged_and_never_splits():
-    clip = generated_clip(n=1, height=32, width=32, seed=5)
-    seen = {}
-    data, rec = encode(clip, load_coding_config("ai", qp=27, intra_4x4=False),
-                       on_picture=lambda poc, state, orig: seen.setdefault(poc, state.decisions))
-    assert not (np.asarray(seen[0].tu_log2) == 2).any()
-    seq, _ = bs.parse_stream(data)
-    assert not seq.tool_flags & bs.TOOL_INTRA_4X4
-    assert np.array_equal(np.asarray(decode(data).y), np.asarray(rec.y))
 
 
 def test_layout_check_refuses_a_64x64_intra_cu():

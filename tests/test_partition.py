@@ -125,24 +125,3 @@ def test_residual_planes_equal_per_tu_reference_with_split_inter_tus():
             want[y0:y0 + n, x0:x0 + n] = np.asarray(transform.inverse_transform(quant.dequantize(blk, q, log2n), log2n))
         mask = np.repeat(np.repeat(inter_units, f, 0), f, 1)
         np.testing.assert_array_equal(np.asarray(got[comp])[mask], want[mask])
-
-
-def test_inter_tu_split_is_chosen_flagged_and_decodes_exactly():
-    from jaxcodec.codec.blocks import MODE_INTER
-    from jaxcodec.config import load_coding_config
-    from jaxcodec.io import read_video
-    from runtime import bitstream as bs
-    from runtime.decoder import decode
-    from runtime.encoder import encode
-
-    frames = read_video("carphone", max_frames=2).frames
-    seen = {}
-    data, rec = encode(frames, load_coding_config("ld", qp=22),
-                       on_picture=lambda poc, state, orig: seen.setdefault(poc, state.decisions))
-    d = seen[1]
-    inter_units = np.asarray(d.pred_mode) == MODE_INTER
-    split = (np.asarray(d.tu_log2) == np.asarray(d.cu_log2) - 1) & inter_units
-    assert split.any()
-    assert bs.parse_stream(data)[0].tool_flags & bs.TOOL_INTER_TU_SPLIT
-    out = decode(data)
-    assert all(np.array_equal(np.asarray(getattr(out, p)), np.asarray(getattr(rec, p))) for p in "yuv")
