@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 # then segfaults while compiling the next one (seen in the codec tests once the intra quadtree
 # added its compile variants). Between test modules, drop the compiled executables when the
 # process holds many mappings; later modules recompile what they need.
-_MAX_MAPS = 30000
+_MAX_MAPS = 45000
 
 
 def _map_count() -> int:
