@@ -2,6 +2,7 @@
 compensation, static content coded as the biggest skip CUs, hierarchical motion search."""
 
 import numpy as np
+import pytest
 
 import jax.numpy as jnp
 from jaxcodec.codec import inter, motion, partition
@@ -74,6 +75,7 @@ def test_hierarchical_search_finds_motion_beyond_the_window():
     assert not (np.asarray(mv0)[inner] == [-96, 80]).all()
 
 
+@pytest.mark.slow  # ~40 s; the round-trip tests already decode intra CUs of inter pictures
 def test_new_content_in_an_inter_picture_is_coded_intra_and_decodes_exactly():
     from jaxcodec.config import load_coding_config
     from jaxcodec.frame import make_frame
