@@ -19,10 +19,10 @@ demo: $(STAMP)
 	$(PY) -m runtime.demo
 
 test: $(STAMP)
-	JAX_PLATFORMS=cpu $(PY) -m pytest -q -x --durations=15
+	JAX_PLATFORMS=cpu $(PY) -m pytest -q -x --durations=15 -n auto --dist loadfile
 
 test-slow: $(STAMP)
-	JAX_PLATFORMS=cpu $(PY) -m pytest -q -m slow
+	JAX_PLATFORMS=cpu $(PY) -m pytest -q -m slow -n auto --dist loadfile
 
 clean:
 	rm -rf $(VENV) build *.egg-info

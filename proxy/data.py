@@ -1,7 +1,7 @@
 """Training data for the proxy: GOP-long patch sequences and the target codec's output on them.
 
 Clips: the shipped ``carphone`` and ``bikes``, plus ``generated`` (synthetic moving
-textures, reproducible from a seed). ``bigbuckbunny`` is held out for evaluation and is
+textures) and ``cartoon`` (rendered animation-like scenes) from `jaxcodec.io.synthetic`. ``bigbuckbunny`` is held out for evaluation and is
 refused here. Every batch is a pure function of ``(seed, step)``, so a resumed run sees
 exactly the batches the killed run would have seen.
 
@@ -21,43 +21,9 @@ import numpy as np
 
 from jaxcodec.errors import ConfigError, InputError
 from jaxcodec.frame import Frame, make_frame
+from jaxcodec.io.synthetic import synthetic_clips
 
 HELD_OUT = ("bigbuckbunny",)
-GENERATED = "generated"
-
-
-def generated_clips(*, count: int = 6, frames: int = 24, size: int = 128, seed: int = 1234) -> list[Frame]:
-    """Synthetic clips: multi-scale smooth textures with sharp rectangles, panning at integer speeds."""
-    from scipy.ndimage import gaussian_filter
-
-    rng = np.random.default_rng(seed)
-    clips = []
-    for _ in range(count):
-        canvas = size * 2
-        planes = []
-        for sub in (1, 2, 2):
-            n = canvas // sub
-            tex = sum(gaussian_filter(rng.normal(size=(n, n)), s) * s for s in (0.7, 2.0, 6.0))
-            tex = (tex - tex.mean()) / (tex.std() + 1e-6)
-            planes.append(tex)
-        for _ in range(12):  # sharp-edged objects in luma and chroma
-            y0, x0 = rng.integers(0, canvas - 16, 2)
-            hh, ww = rng.integers(6, 40, 2)
-            val = rng.normal() * 1.5
-            planes[0][y0:y0 + hh, x0:x0 + ww] += val
-            planes[1][y0 // 2:(y0 + hh) // 2, x0 // 2:(x0 + ww) // 2] += val * 0.3
-        contrast = rng.uniform(20, 50)
-        planes = [np.clip(128 + contrast * p * (1.0 if i == 0 else 0.4), 0, 255) for i, p in enumerate(planes)]
-        vx, vy = rng.integers(-3, 4, 2)
-        ys, us, vs = [], [], []
-        for t in range(frames):
-            oy = int(np.clip(size // 2 + vy * t, 0, canvas - size)) // 2 * 2
-            ox = int(np.clip(size // 2 + vx * t, 0, canvas - size)) // 2 * 2
-            ys.append(planes[0][oy:oy + size, ox:ox + size])
-            us.append(planes[1][oy // 2:(oy + size) // 2, ox // 2:(ox + size) // 2])
-            vs.append(planes[2][oy // 2:(oy + size) // 2, ox // 2:(ox + size) // 2])
-        clips.append(make_frame(*(np.stack(p).round().astype(np.uint8) for p in (ys, us, vs))))
-    return clips
 
 
 def load_pool(clips: tuple[str, ...], *, max_frames: int = 120) -> list[Frame]:
@@ -68,8 +34,9 @@ def load_pool(clips: tuple[str, ...], *, max_frames: int = 120) -> list[Frame]:
     for name in clips:
         if name in HELD_OUT:
             raise ConfigError(f"clip {name!r} is held out for evaluation and must not be used for training")
-        if name == GENERATED:
-            pool += generated_clips()
+        generated = synthetic_clips(name, frames=24)
+        if generated is not None:
+            pool += generated
         else:
             video = read_video(name, max_frames=max_frames)
             if video.frames.bit_depth != 8:

@@ -9,7 +9,7 @@ from flax import nnx
 from jaxcodec.errors import CodecUnavailableError, InputError, ModelError
 from jaxcodec.frame import make_frame
 from jaxcodec.io import read_video
-from proxy.data import generated_clips
+from jaxcodec.io.synthetic import moving_textures
 from wrappers.deploy import decode_file, encode_file, get_codec, postprocess, preprocess, wrap_encode
 from wrappers.nets import NetConfig, Wrapper
 from wrappers.train import load_wrapper, save_wrapper
@@ -17,7 +17,7 @@ from wrappers.train import load_wrapper, save_wrapper
 
 @pytest.fixture(scope="module")
 def clip():
-    return generated_clips(count=1, frames=6, size=64)[0]
+    return moving_textures(count=1, frames=6, size=64)[0]
 
 
 @pytest.fixture(scope="module")

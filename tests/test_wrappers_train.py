@@ -9,7 +9,7 @@ import pytest
 from flax import nnx
 
 from proxy.coders import ForwardCoder
-from proxy.data import generated_clips
+from jaxcodec.io.synthetic import moving_textures
 from proxy.ssf import Calibration, ModelConfig, SSFModel, code_gop, save_model
 from proxy.targets import resolve_target
 from wrappers.train import load_train_config, stop_gradient_input, train
@@ -36,7 +36,7 @@ def _config(**kw):
 
 @pytest.fixture(scope="module")
 def pool():
-    return generated_clips(count=1, frames=4, size=32)
+    return moving_textures(count=1, frames=4, size=32)
 
 
 @pytest.fixture(scope="module")
