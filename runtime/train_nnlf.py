@@ -28,7 +28,8 @@ class NNLFTrainConfig:
     """Training settings (``configs/nnlf_*.toml``).
 
     Attributes:
-      clips: training clip names (bigbuckbunny is refused: it is held out).
+      clips: training clip names (bigbuckbunny is refused: it is held out); ``generated`` and
+        ``cartoon`` expand to the synthetic clips of `jaxcodec.io.synthetic`.
       frames: frames per clip encoded for data.
       qps: base QPs of the data encodes.
       codec_config: coding config of the data encodes (``ra``: intra and inter pictures).
@@ -38,6 +39,10 @@ class NNLFTrainConfig:
       patch: luma patch size (multiple of 8); batch: patches per step.
       luma_steps, chroma_steps: Adam steps per model; lr: peak learning rate (cosine decay).
       seed: data sampling and init seed.
+      augment: random rotations and flips of the patches (the 8 symmetries of the square).
+      stage2_steps, stage2_lr: stage 2 of paper 001 Fig. 7 (0: off): re-encode the clips with the
+        stage-1 models in the loop and fine-tune on the new inter pictures plus the stage-1 data,
+        ``stage2_steps`` luma steps (half for chroma) from ``stage2_lr``.
     """
 
     clips: tuple[str, ...] = ("carphone", "bikes")
@@ -55,6 +60,9 @@ class NNLFTrainConfig:
     chroma_steps: int = 1000
     lr: float = 2e-3
     seed: int = 0
+    augment: bool = True
+    stage2_steps: int = 0
+    stage2_lr: float = 5e-4
 
 
 def register_train(subparsers) -> None:
@@ -78,15 +86,22 @@ def _train(args) -> int:
 
 # ---------------------------------------------------------------------------------------------
 
-def make_data(cfg: NNLFTrainConfig, out_dir, *, log=print):
-    """Encode the clips and return a list of pictures: dict of integer planes (numpy)."""
+def make_data(cfg: NNLFTrainConfig, out_dir, *, log=print, nnlf_model: str = "", tag: str = ""):
+    """Encode the clips and return a list of pictures: dict of integer planes (numpy).
+
+    With ``nnlf_model`` the encodes run that NN filter in the loop (stage 2 of paper 001
+    Fig. 7: the references the inter pictures predict from are NN-filtered); ``tag`` names
+    the cache files of such data apart."""
+    import hashlib
+    from fractions import Fraction
     from pathlib import Path
 
     import numpy as np
 
     from jaxcodec.config import load_coding_config
     from jaxcodec.errors import ConfigError
-    from jaxcodec.io import read_video
+    from jaxcodec.io import CLIP_NAMES, read_video
+    from jaxcodec.io.synthetic import synthetic_clips
     from runtime import nnlf
     from runtime.encoder import encode, seq_params
 
@@ -95,29 +110,38 @@ def make_data(cfg: NNLFTrainConfig, out_dir, *, log=print):
     for clip in cfg.clips:
         if "bigbuckbunny" in clip:
             raise ConfigError("bigbuckbunny is the held-out evaluation clip: never train on it")
-        video = None
-        for qp in cfg.qps:
-            # One cache file per encode, so an interrupted run keeps what it encoded.
-            path = Path(out_dir) / f"data_{clip}_{cfg.frames}_{cfg.codec_config}_qp{qp}.npz"
-            if path.is_file():
-                z = np.load(path)
-                pics += [{k: z[f"{i}_{k}"] for k in keys} for i in range(int(z["n"]))]
-                continue
-            video = video or read_video(clip, max_frames=cfg.frames)
-            ccfg = load_coding_config(cfg.codec_config, qp=qp, nnlf=False)
-            seq = seq_params(ccfg, video.frames.bit_depth)
-            new = []
+        generated = synthetic_clips(clip, frames=cfg.frames)
+        if generated:
+            sources = [(f"{clip}{i}", g, Fraction(25)) for i, g in enumerate(generated)]
+        else:  # a shipped clip name or a file path: cache files named by the stem and a path hash
+            tag_ = clip if clip in CLIP_NAMES else f"{Path(clip).stem}-{hashlib.sha1(clip.encode()).hexdigest()[:8]}"
+            sources = [(tag_, None, None)]
+        for name, frames, fps in sources:
+            for qp in cfg.qps:
+                # One cache file per encode, so an interrupted run keeps what it encoded.
+                path = Path(out_dir) / f"data_{name}_{cfg.frames}_{cfg.codec_config}_qp{qp}{tag}.npz"
+                if path.is_file():
+                    z = np.load(path)
+                    pics += [{k: z[f"{i}_{k}"] for k in keys} for i in range(int(z["n"]))]
+                    continue
+                if frames is None:
+                    video = read_video(clip, max_frames=cfg.frames)
+                    frames, fps = video.frames, video.fps
+                ccfg = load_coding_config(cfg.codec_config, qp=qp, nnlf=bool(nnlf_model), nnlf_model=nnlf_model)
+                seq = seq_params(ccfg, frames.bit_depth)
+                new = []
 
-            def grab(poc, state, orig):
-                x = nnlf.filter_inputs(state, seq)
-                new.append({"y": x.rec[0], "u": x.rec[1], "v": x.rec[2], "py": x.pred[0], "pu": x.pred[1],
-                            "pv": x.pred[2], "bs": x.bs, "qp": x.qp, "ipb": x.ipb, "oy": orig[0], "ou": orig[1],
-                            "ov": orig[2], "dy": state.deblocked[0], "du": state.deblocked[1], "dv": state.deblocked[2]})
-            encode(video.frames, ccfg, fps=video.fps, on_picture=grab)
-            new = [{k: np.asarray(v).astype(np.uint16) for k, v in p.items()} for p in new]
-            np.savez(path, n=len(new), **{f"{i}_{k}": v for i, p in enumerate(new) for k, v in p.items()})
-            pics += new
-            log(f"data: {clip} qp {qp}: {len(new)} pictures")
+                def grab(poc, state, orig, new=new, seq=seq):
+                    x = nnlf.filter_inputs(state, seq)
+                    new.append({"y": x.rec[0], "u": x.rec[1], "v": x.rec[2], "py": x.pred[0], "pu": x.pred[1],
+                                "pv": x.pred[2], "bs": x.bs, "qp": x.qp, "ipb": x.ipb, "oy": orig[0], "ou": orig[1],
+                                "ov": orig[2], "dy": state.deblocked[0], "du": state.deblocked[1],
+                                "dv": state.deblocked[2]})
+                encode(frames, ccfg, fps=fps, on_picture=grab)
+                new = [{k: np.asarray(v).astype(np.uint16) for k, v in p.items()} for p in new]
+                np.savez(path, n=len(new), **{f"{i}_{k}": v for i, p in enumerate(new) for k, v in p.items()})
+                pics += new
+                log(f"data{tag}: {name} qp {qp}: {len(new)} pictures")
     return pics
 
 
@@ -140,6 +164,13 @@ def _chroma_inputs(pic, sl, bd):
     return (uv, puv, bs, qp, luma), np.stack([f("ou", bd), f("ov", bd)], -1)
 
 
+def _dihedral(a, k: int):
+    """Symmetry ``k`` (0..7) of the square on the two leading (H, W) axes."""
+    import numpy as np
+    a = np.rot90(a, k % 4, axes=(0, 1))
+    return np.ascontiguousarray(a[:, ::-1] if k >= 4 else a)
+
+
 def _batch(pics, rng, cfg, kind, bd):
     import numpy as np
     xs, ts = [], []
@@ -151,8 +182,11 @@ def _batch(pics, rng, cfg, kind, bd):
         x0 = 8 * rng.integers(0, (w - p) // 8 + 1)
         sl = (slice(y0, y0 + p), slice(x0, x0 + p))
         x, t = (_luma_inputs if kind == "luma" else _chroma_inputs)(pic, sl, bd)
-        if rng.integers(2):  # horizontal flip augmentation
-            x, t = tuple(a[:, ::-1] for a in x), t[:, ::-1]
+        if cfg.augment:
+            # The 8 symmetries of the square. The block grid stays aligned (patches start and end
+            # on multiples of 8) and the bS plane is symmetric (max of both edge directions).
+            k = int(rng.integers(8))
+            x, t = tuple(_dihedral(a, k) for a in x), _dihedral(t, k)
         xs.append(x)
         ts.append(t)
     return tuple(np.stack([x[i] for x in xs]) for i in range(5)), np.stack(ts)
@@ -194,28 +228,27 @@ def train(cfg: NNLFTrainConfig, *, out_dir, export_to=None, progress: bool = Tru
     bd = 8
     log("data ready", pictures=len(pics), seconds=time.perf_counter() - t0)
     mcfg = lf.LoopFilterConfig(width=cfg.width, features=cfg.features, blocks=cfg.blocks)
-    models, timing = {}, {"data_s": time.perf_counter() - t0}
-    for kind, make, steps in (("luma", lf.LumaFilter, cfg.luma_steps), ("chroma", lf.ChromaFilter, cfg.chroma_steps)):
-        ckpt = out / f"ckpt_{kind}"
-        model = make(mcfg, rngs=nnx.Rngs(cfg.seed))
+    timing = {"data_s": time.perf_counter() - t0}
+
+    def fit(kind, model, data, steps, lr, ckpt, seed):
+        """Adam with warm-up + cosine decay on random patches of ``data``; resumes from ``ckpt``."""
         if ckpt.exists():
-            models[kind] = lf.restore_checkpoint(ckpt, model)
             log(f"{kind}: restored {ckpt}")
-            continue
+            return lf.restore_checkpoint(ckpt, model)
         t1 = time.perf_counter()
-        sched = optax.warmup_cosine_decay_schedule(0.0, cfg.lr, min(100, steps // 10 + 1), steps, cfg.lr * 0.05)
+        sched = optax.warmup_cosine_decay_schedule(0.0, lr, min(100, steps // 10 + 1), steps, lr * 0.05)
         tx = optax.adam(sched)
         graphdef, params, rest = nnx.split(model, nnx.Param, ...)
         opt_state = tx.init(params)
         step = lf.make_train_step(tx, graphdef)
-        rng = np.random.default_rng(cfg.seed + (kind == "chroma"))
+        rng = np.random.default_rng(seed)
         bar = None
         if progress:
             from tqdm import tqdm
-            bar = tqdm(total=steps, desc=f"train {kind}", leave=False)
+            bar = tqdm(total=steps, desc=f"train {ckpt.name}", leave=False)
         run = 0.0
         for i in range(steps):
-            x, t = _batch(pics, rng, cfg, kind, bd)
+            x, t = _batch(data, rng, cfg, kind, bd)
             params, opt_state, loss = step(params, rest, opt_state, tuple(jnp.asarray(a) for a in x), jnp.asarray(t))
             run = 0.98 * run + 0.02 * float(loss) if i else float(loss)
             if bar:
@@ -224,26 +257,49 @@ def train(cfg: NNLFTrainConfig, *, out_dir, export_to=None, progress: bool = Tru
             if i % 100 == 0 or i == steps - 1:
                 # baseline: the unfiltered rec itself
                 base = float(np.mean((x[0] - t) ** 2))
-                log(f"{kind} step {i}", step=i, loss=float(loss), loss_avg=run, base=base,
+                log(f"{ckpt.name} step {i}", step=i, loss=float(loss), loss_avg=run, base=base,
                     psnr_gain=_psnr(run * 255**2) - _psnr(base * 255**2))
         if bar:
             bar.close()
         model = nnx.merge(graphdef, params, rest)
         lf.save_checkpoint(ckpt, model)
-        timing[f"{kind}_train_s"] = time.perf_counter() - t1
-        models[kind] = model
+        timing[f"{ckpt.name}_s"] = time.perf_counter() - t1
+        return model
 
-    # Integer conversion, calibrated on training patches.
-    rng = np.random.default_rng(cfg.seed + 7)
-    graphs = {}
-    for kind in ("luma", "chroma"):
-        samples = [_batch(pics, rng, cfg, kind, bd)[0] for _ in range(8)]
-        graphs[kind] = convert.convert(models[kind], samples, [lf.INPUT_BOUND] * 5, act_bits=cfg.act_bits,
-                                       min_weight_bits=cfg.min_weight_bits)
-    meta = {"name": Path(export_to).name if export_to else out.name, "config": dataclasses.asdict(cfg)}
+    def export(models, path):
+        """Integer conversion (static calibration on training patches) and the model file."""
+        rng = np.random.default_rng(cfg.seed + 7)
+        graphs = {}
+        for kind in ("luma", "chroma"):
+            samples = [_batch(pics, rng, cfg, kind, bd)[0] for _ in range(8)]
+            graphs[kind] = convert.convert(models[kind], samples, [lf.INPUT_BOUND] * 5, act_bits=cfg.act_bits,
+                                           min_weight_bits=cfg.min_weight_bits)
+        meta = {"name": Path(export_to).name if export_to else out.name, "config": dataclasses.asdict(cfg)}
+        digest = nnlf.save_model(path, graphs["luma"], graphs["chroma"], meta)
+        log("converted", path=str(path), digest=digest.hex(), bytes=path.stat().st_size)
+        return digest
+
+    models = {}
+    for kind, make, steps in (("luma", lf.LumaFilter, cfg.luma_steps), ("chroma", lf.ChromaFilter, cfg.chroma_steps)):
+        models[kind] = fit(kind, make(mcfg, rngs=nnx.Rngs(cfg.seed)), pics, steps, cfg.lr, out / f"ckpt_{kind}",
+                           cfg.seed + (kind == "chroma"))
+    final = {k: f"ckpt_{k}" for k in models}
+    if cfg.stage2_steps > 0:
+        stage1 = out / "stage1.jxnnlf"
+        digest1 = export(models, stage1)
+        t2 = time.perf_counter()
+        new = make_data(cfg, out, log=log, nnlf_model=str(stage1), tag=f"_s2_{digest1.hex()[:8]}")
+        inter = [p for p in new if p["ipb"].max() > 0]
+        timing["stage2_data_s"] = time.perf_counter() - t2
+        log("stage 2 data", inter_pictures=len(inter))
+        for kind, steps in (("luma", cfg.stage2_steps), ("chroma", max(1, cfg.stage2_steps // 2))):
+            models[kind] = fit(kind, models[kind], pics + inter, steps, cfg.stage2_lr, out / f"ckpt2_{kind}",
+                               cfg.seed + 11 + (kind == "chroma"))
+        final = {k: f"ckpt2_{k}" for k in models}
+        pics = pics + inter
+
     model_path = out / nnlf.MODEL_FILE
-    digest = nnlf.save_model(model_path, graphs["luma"], graphs["chroma"], meta)
-    log("converted", digest=digest.hex(), bytes=model_path.stat().st_size)
+    digest = export(models, model_path)
 
     # Evaluation on whole pictures (every 4th): deblocked vs float NN vs integer NN.
     imodel = nnlf.load_model(model_path)
@@ -279,7 +335,7 @@ def train(cfg: NNLFTrainConfig, *, out_dir, export_to=None, progress: bool = Tru
         shutil.copy(model_path, dst / nnlf.MODEL_FILE)
         for kind in ("luma", "chroma"):
             shutil.rmtree(dst / f"ckpt_{kind}", ignore_errors=True)
-            shutil.copytree(out / f"ckpt_{kind}", dst / f"ckpt_{kind}")
+            shutil.copytree(out / final[kind], dst / f"ckpt_{kind}")
         (dst / "train_result.json").write_text(json.dumps(result, indent=1))
     log("done", **result)
     return result
