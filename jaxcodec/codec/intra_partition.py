@@ -28,7 +28,7 @@ import numpy as np
 from jaxcodec.codec import intra, quant, recon, transform
 from jaxcodec.codec.blocks import MODE_INTRA, CoeffPlanes
 from jaxcodec.codec.entropy import syntax
-from jaxcodec.codec.partition import SavedNode
+from jaxcodec.codec.partition import rdo_quadtree
 
 # CU kinds, as `recon.intra_cus` numbers them: 0 = 8x8 CU with 4x4 TUs, k = CU of 2**(k+2).
 KINDS = (0, 1, 2, 3)
@@ -192,37 +192,22 @@ def decide_quadtree(cands: dict, info: syntax.FrameSyntaxInfo, lambda_: float, q
         d = float(sse8[y8:y8 + s8, x8:x8 + s8].sum())
         return d, d + lambda_ * counter.count(x8 * 8, y8 * 8, log2, ctx0)[0]
 
-    def node(y8, x8, log2):
+    def leaf(y8, x8, log2):
         s8 = 1 << (log2 - 3)
+        if y8 + s8 > h8 or x8 + s8 > w8 or log2 > max_log2:
+            return None
         best = None
-        if y8 + s8 <= h8 and x8 + s8 <= w8 and log2 <= max_log2:
-            for kind in [k for k in kinds if _kind_log2(k)[0] == log2]:
-                d, j = put(y8, x8, kind)
-                if best is None or j < best[1]:
-                    best = (d, j, kind)
-            if best is not None and best[2] != kind:
-                put(y8, x8, best[2])
-            if log2 == 3:
-                return best[:2]
-            saved = SavedNode(counter, 2 * y8, 2 * x8, 2 * s8)
-        d_split = 0.0
-        half = s8 // 2
-        for cy, cx in ((y8, x8), (y8, x8 + half), (y8 + half, x8), (y8 + half, x8 + half)):
-            if cy < h8 and cx < w8:
-                d_split += node(cy, cx, log2 - 1)[0]
-        if best is None:  # forced split (picture edge or above max_log2): nothing to compare
-            return d_split, 0.0
-        j_split = d_split + lambda_ * counter.count(x8 * 8, y8 * 8, log2, ctx0)[0]
-        if best[1] <= j_split:
-            saved.restore(counter, 2 * y8, 2 * x8, 2 * s8)
-            return best[:2]
-        return d_split, j_split
+        for kind in [k for k in kinds if _kind_log2(k)[0] == log2]:
+            d, j = put(y8, x8, kind)
+            if best is None or j < best[1]:
+                best = (d, j, kind)
+        if best is None:
+            return None
+        if best[2] != kind:
+            put(y8, x8, best[2])
+        return best[:2]
 
-    ctu8 = info.ctu_size // 8
-    ctu_log2 = info.ctu_size.bit_length() - 1
-    for y8 in range(0, h8, ctu8):
-        for x8 in range(0, w8, ctu8):
-            node(y8, x8, ctu_log2)
+    rdo_quadtree(counter, info, lambda_, leaf)
     planes = CoeffPlanes(*(np.array(p) for p in counter.planes))
     decisions = recon.intra_decisions(qp, g.cu_log2, g.tu_log2, g.intra_mode, g.intra_mode_c, planes)
     return decisions, planes

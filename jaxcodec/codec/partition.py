@@ -200,6 +200,45 @@ class SavedNode:
             p[(y4 * 4 >> s):((y4 + n4) * 4 >> s), (x4 * 4 >> s):((x4 + n4) * 4 >> s)] = saved
 
 
+def rdo_quadtree(counter, info: syntax.FrameSyntaxInfo, lambda_: float, leaf) -> None:
+    """Depth-first split decision over every CTU, J = D + lambda * R (HM's xCompressCU order).
+
+    ``leaf(y8, x8, log2)`` codes the node unsplit into ``counter`` (its best candidate) and
+    returns ``(D, J)``, or None where the node must split (picture edge, size not allowed).
+    A node's J with split is the children's D plus lambda times the bits of the node as a
+    whole (split flag and children, counted by the stream writer's own counter); where the
+    unsplit coding wins, the counter's footprint is put back as the leaf left it.
+    """
+    h8, w8 = info.height // 8, info.width // 8
+    ctx0 = syntax.init_contexts(info.slice_type, info.qp)
+
+    def node(y8, x8, log2):
+        best = leaf(y8, x8, log2)
+        if log2 == 3:
+            return best
+        s8 = 1 << (log2 - 3)
+        if best is not None:
+            saved = SavedNode(counter, 2 * y8, 2 * x8, 2 * s8)
+        d_split = 0.0
+        half = s8 // 2
+        for cy, cx in ((y8, x8), (y8, x8 + half), (y8 + half, x8), (y8 + half, x8 + half)):
+            if cy < h8 and cx < w8:
+                d_split += node(cy, cx, log2 - 1)[0]
+        if best is None:  # forced split: nothing to compare
+            return d_split, 0.0
+        j_split = d_split + lambda_ * counter.count(x8 * 8, y8 * 8, log2, ctx0)[0]
+        if best[1] <= j_split:
+            saved.restore(counter, 2 * y8, 2 * x8, 2 * s8)
+            return best
+        return d_split, j_split
+
+    ctu8 = info.ctu_size // 8
+    ctu_log2 = info.ctu_size.bit_length() - 1
+    for y8 in range(0, h8, ctu8):
+        for x8 in range(0, w8, ctu8):
+            node(y8, x8, ctu_log2)
+
+
 def decide_quadtree(fields, cands, info: syntax.FrameSyntaxInfo, lambda_: float, qp: int, *, orig_y=None,
                     refs_y=None, ref_list=None, merge_min_log2: int = 4, bit_depth: int = 8, intra=None
                     ) -> tuple[BlockDecisions, CoeffPlanes]:
@@ -293,11 +332,10 @@ def decide_quadtree(fields, cands, info: syntax.FrameSyntaxInfo, lambda_: float,
             g.cbf[ys, xs, c] = int(blk.any())
         return counter.count(x8 * 8, y8 * 8, 3, ctx0)[0]
 
-    def node(y8, x8, log2):
-        """Decide the node; returns (D, J) of its best coding (grid and planes then hold it)."""
+    def leaf(y8, x8, log2):
+        """Code the node unsplit with its best candidate; returns its (D, J) (None: must split)."""
         s8 = 1 << (log2 - 3)
-        inside = y8 + s8 <= h8 and x8 + s8 <= w8
-        if inside:
+        if y8 + s8 <= h8 and x8 + s8 <= w8:
             k = log2 - 3
             d_res = float(cands[k][1][y8:y8 + s8, x8:x8 + s8].sum())
             best = (d_res, d_res + lambda_ * put_cu(y8, x8, log2, True))
@@ -345,27 +383,10 @@ def decide_quadtree(fields, cands, info: syntax.FrameSyntaxInfo, lambda_: float,
                     best, best_intra = (d_i, j_i), True
             if not best_intra:
                 put_cu(y8, x8, log2, best_res, best_motion, best_split)
-            if log2 == 3:
-                return best
-            saved = SavedNode(counter, 2 * y8, 2 * x8, 2 * s8)
-        d_split = 0.0
-        half = s8 // 2
-        for cy, cx in ((y8, x8), (y8, x8 + half), (y8 + half, x8), (y8 + half, x8 + half)):
-            if cy < h8 and cx < w8:
-                d_split += node(cy, cx, log2 - 1)[0]
-        if not inside:  # forced split at the picture edge: nothing to compare
-            return d_split, 0.0
-        j_split = d_split + lambda_ * counter.count(x8 * 8, y8 * 8, log2, ctx0)[0]
-        if best[1] <= j_split:
-            saved.restore(counter, 2 * y8, 2 * x8, 2 * s8)
             return best
-        return d_split, j_split
+        return None
 
-    ctu8 = info.ctu_size // 8
-    ctu_log2 = info.ctu_size.bit_length() - 1
-    for y8 in range(0, h8, ctu8):
-        for x8 in range(0, w8, ctu8):
-            node(y8, x8, ctu_log2)
+    rdo_quadtree(counter, info, lambda_, leaf)
     decisions = BlockDecisions(**{name: np.array(a) for name, a in g._asdict().items()})
     planes = CoeffPlanes(*(np.array(p) for p in counter.planes))
     return decisions, planes
