@@ -75,7 +75,7 @@ def _speed(planes_npz: str, model_name: str, reps: int) -> dict:
     c = model.meta.get("config", {})
     mcfg = lf.LoopFilterConfig(width=c["width"], features=c["features"], blocks=c["blocks"])
     ckpt_dir = os.path.dirname(os.path.abspath(model.path))
-    runs, macs, diff = [], 0, 0
+    runs, macs, diff, psnr_gap = [], 0, 0, {}
     for which, make, arrays in (("luma", lf.LumaFilter, nnlf.luma_arrays(x, bd)),
                                 ("chroma", lf.ChromaFilter, nnlf.chroma_arrays(x, bd))):
         fmodel = lf.restore_checkpoint(os.path.join(ckpt_dir, f"ckpt_{which}"), make(mcfg, rngs=nnx.Rngs(0)))
@@ -90,6 +90,13 @@ def _speed(planes_npz: str, model_name: str, reps: int) -> dict:
         fo = np.clip(np.floor(np.asarray(float_fn(*xf), np.float64) * 2.0**bd + 0.5), 0, 2**bd - 1)
         io = nnplanes.to_samples(np.asarray(int_fn(*xi)[0]), q, bd).astype(np.float64)
         diff = max(diff, float(np.abs(fo - io).max()))
+        # Float vs integer model quality on this picture (against its source), per plane.
+        srcs = [z["oy"][..., None]] if which == "luma" else [np.stack([z["ou"], z["ov"]], -1)]
+        for c, (a, b, o) in enumerate(zip(np.moveaxis(fo[0], -1, 0), np.moveaxis(io[0], -1, 0),
+                                          np.moveaxis(srcs[0], -1, 0))):
+            name = "y" if which == "luma" else "uv"[c]
+            mse = lambda r, o=o: float(np.mean((r - o.astype(np.float64)) ** 2))  # noqa: E731
+            psnr_gap[name] = round(10 * np.log10(mse(b) / mse(a)), 4)
 
     def timed(k):
         t = time.perf_counter()
@@ -110,7 +117,7 @@ def _speed(planes_npz: str, model_name: str, reps: int) -> dict:
             "int_vs_float_time": round(int_ms / float_ms, 3), "kmac_per_pixel": round(macs / (h * w) / 1e3, 2),
             "int_gmacs": round(macs / int_ms / 1e6, 2), "float_gmacs": round(macs / float_ms / 1e6, 2),
             "int_paths": sorted(set(model.executor("luma").paths.values()) | set(model.executor("chroma").paths.values())),
-            "float_vs_int_max_sample_diff": diff}
+            "float_vs_int_max_sample_diff": diff, "float_minus_int_psnr_db": psnr_gap}
 
 
 def _speed_in_child(planes: dict, model_path: str, reps: int) -> dict:
@@ -172,7 +179,8 @@ def main(argv=None) -> int:
                 # The last picture (inter in RA): the planes the speed comparison filters.
                 x = nnlf.filter_inputs(state, seq)
                 speed_planes.update(y=x.rec[0], u=x.rec[1], v=x.rec[2], py=x.pred[0], pu=x.pred[1],
-                                    pv=x.pred[2], bs=x.bs, qp=x.qp, ipb=x.ipb, bit_depth=seq.bit_depth)
+                                    pv=x.pred[2], bs=x.bs, qp=x.qp, ipb=x.ipb, bit_depth=seq.bit_depth,
+                                    oy=orig[0], ou=orig[1], ov=orig[2])
 
             capture = mode == "on" and clip == args.clips[0]
             d, _ = encode(small, cfg, on_picture=grab if capture else None)
@@ -227,13 +235,15 @@ def main(argv=None) -> int:
             + f"; EncT {times['on'][0] / times['off'][0]:.2f}x DecT {times['on'][1] / times['off'][1]:.2f}x", flush=True)
     speed = _speed_in_child(speed_planes, model.path, args.speed_reps)
     result.update(int_vs_float_time=speed.get("int_vs_float_time"), int_ms=speed.get("int_ms"),
+                  float_minus_int_psnr_db=speed.get("float_minus_int_psnr_db"),
                   float_ms=speed.get("float_ms"), nn_speed=speed)
     if "error" in speed:
         print(f"NN speed comparison failed: {speed['error']}", flush=True)
     else:
         print(f"NN filter on {speed['picture']}, one thread: integer {speed['int_ms']:.1f} ms, float "
               f"{speed['float_ms']:.1f} ms (int/float time {speed['int_vs_float_time']:.2f}x; "
-              f"{speed['int_gmacs']:.1f} vs {speed['float_gmacs']:.1f} GMAC/s)", flush=True)
+              f"{speed['int_gmacs']:.1f} vs {speed['float_gmacs']:.1f} GMAC/s); PSNR float - integer "
+              f"{speed['float_minus_int_psnr_db']} dB", flush=True)
     print(json.dumps(result))
     return 0
 

@@ -246,18 +246,19 @@ def train(cfg: NNLFTrainConfig, *, out_dir, export_to=None, progress: bool = Tru
         if progress:
             from tqdm import tqdm
             bar = tqdm(total=steps, desc=f"train {ckpt.name}", leave=False)
-        run = 0.0
+        run = base = 0.0
         for i in range(steps):
             x, t = _batch(data, rng, cfg, kind, bd)
             params, opt_state, loss = step(params, rest, opt_state, tuple(jnp.asarray(a) for a in x), jnp.asarray(t))
+            # running means of the loss and of the unfiltered reconstruction's MSE on the same batches
+            unfiltered = float(np.mean((x[0] - t) ** 2))
             run = 0.98 * run + 0.02 * float(loss) if i else float(loss)
+            base = 0.98 * base + 0.02 * unfiltered if i else unfiltered
             if bar:
                 bar.update(1)
                 bar.set_postfix(loss=f"{run:.3g}")
             if i % 100 == 0 or i == steps - 1:
-                # baseline: the unfiltered rec itself
-                base = float(np.mean((x[0] - t) ** 2))
-                log(f"{ckpt.name} step {i}", step=i, loss=float(loss), loss_avg=run, base=base,
+                log(f"{ckpt.name} step {i}", step=i, loss=float(loss), loss_avg=run, unfiltered_avg=base,
                     psnr_gain=_psnr(run * 255**2) - _psnr(base * 255**2))
         if bar:
             bar.close()
