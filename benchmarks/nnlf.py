@@ -91,12 +91,10 @@ def _speed(planes_npz: str, model_name: str, reps: int) -> dict:
         io = nnplanes.to_samples(np.asarray(int_fn(*xi)[0]), q, bd).astype(np.float64)
         diff = max(diff, float(np.abs(fo - io).max()))
         # Float vs integer model quality on this picture (against its source), per plane.
-        srcs = [z["oy"][..., None]] if which == "luma" else [np.stack([z["ou"], z["ov"]], -1)]
-        for c, (a, b, o) in enumerate(zip(np.moveaxis(fo[0], -1, 0), np.moveaxis(io[0], -1, 0),
-                                          np.moveaxis(srcs[0], -1, 0))):
-            name = "y" if which == "luma" else "uv"[c]
-            mse = lambda r, o=o: float(np.mean((r - o.astype(np.float64)) ** 2))  # noqa: E731
-            psnr_gap[name] = round(10 * np.log10(mse(b) / mse(a)), 4)
+        for c, name in enumerate("y" if which == "luma" else "uv"):
+            o = z["o" + name].astype(np.float64)
+            mse_float, mse_int = (float(np.mean((r[0, ..., c] - o) ** 2)) for r in (fo, io))
+            psnr_gap[name] = round(10 * np.log10(mse_int / mse_float), 4)
 
     def timed(k):
         t = time.perf_counter()

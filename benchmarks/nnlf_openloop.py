@@ -24,37 +24,21 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-KEYS = ("y", "u", "v", "py", "pu", "pv", "bs", "qp", "ipb", "oy", "ou", "ov", "dy", "du", "dv")
-
-
 def capture(clip: str, qp: int, frames: int, cache: str, config: str) -> list[dict]:
     """The pictures of one encode (filter off), cached as npz under ``cache``."""
-    import numpy as np
-
     from jaxcodec.config import load_coding_config
+    from jaxcodec.errors import InputError
     from jaxcodec.io import read_video
-    from runtime import nnlf
-    from runtime.encoder import encode, seq_params
+    from runtime.train_nnlf import capture_pictures, load_pictures, save_pictures
 
     safe = "".join(ch if ch.isalnum() else "_" for ch in clip)
     path = os.path.join(cache, f"{safe}_{frames}_{config}_qp{qp}.npz")
     if not os.path.isfile(path):
         video = read_video(clip, max_frames=frames)
-        ccfg = load_coding_config(config, qp=qp, nnlf=False)
-        seq = seq_params(ccfg, video.frames.bit_depth)
-        pics = []
-
-        def grab(poc, state, orig):
-            x = nnlf.filter_inputs(state, seq)
-            planes = (*x.rec, *x.pred, x.bs, x.qp, x.ipb, *orig, *state.deblocked)
-            pics.append({k: np.asarray(v).astype(np.uint16) for k, v in zip(KEYS, planes)})
-
-        encode(video.frames, ccfg, fps=video.fps, on_picture=grab)
-        tmp = path + ".tmp.npz"
-        np.savez(tmp, n=len(pics), **{f"{i}_{k}": v for i, p in enumerate(pics) for k, v in p.items()})
-        os.replace(tmp, path)
-    z = np.load(path)
-    return [{k: z[f"{i}_{k}"] for k in KEYS} for i in range(int(z["n"]))]
+        if video.frames.bit_depth != 8:
+            raise InputError(f"{clip}: the NN loop-filter models are 8-bit, this clip is {video.frames.bit_depth}-bit")
+        save_pictures(path, capture_pictures(video.frames, load_coding_config(config, qp=qp, nnlf=False), fps=video.fps))
+    return load_pictures(path)
 
 
 def gains(model, pics, ctu_size: int) -> dict:
@@ -62,16 +46,14 @@ def gains(model, pics, ctu_size: int) -> dict:
     import numpy as np
 
     from runtime import nnlf
+    from runtime.train_nnlf import inputs_from_picture
 
     out = {"frame": [[], [], []], "ctu_oracle": [[], [], []]}
     for pic in pics:
-        i32 = {k: np.asarray(pic[k], np.int32) for k in KEYS}
-        x = nnlf.FilterInputs((i32["y"], i32["u"], i32["v"]), (i32["py"], i32["pu"], i32["pv"]), i32["bs"],
-                              i32["qp"], i32["ipb"])
-        nn = nnlf.filter_planes(model, x, bit_depth=8)
+        nn = nnlf.filter_planes(model, inputs_from_picture(pic), bit_depth=8)
         for c, k in enumerate("yuv"):
-            o = i32["o" + k].astype(np.float64)
-            e_d, e_n = (i32["d" + k] - o) ** 2, (nn[c] - o) ** 2
+            o = pic["o" + k].astype(np.float64)
+            e_d, e_n = (pic["d" + k] - o) ** 2, (nn[c] - o) ** 2
             cs = ctu_size >> (c > 0)
             h, w = o.shape
             hh, ww = -(-h // cs) * cs, -(-w // cs) * cs

@@ -86,6 +86,61 @@ def _train(args) -> int:
 
 # ---------------------------------------------------------------------------------------------
 
+PICTURE_KEYS = ("y", "u", "v", "py", "pu", "pv", "bs", "qp", "ipb", "oy", "ou", "ov", "dy", "du", "dv")
+"""One captured picture: the filter inputs (rec, pred, bS, QP, type), its source and its deblocked planes."""
+
+
+def capture_pictures(frames, config, *, fps) -> list[dict]:
+    """Encode ``frames`` with ``config`` and capture every picture as a dict of uint16 planes
+    (`PICTURE_KEYS`), through ``runtime.encoder.encode(on_picture=)`` and the codec's own
+    `runtime.nnlf.filter_inputs`, so the planes are exactly what the in-loop filter sees."""
+    import numpy as np
+
+    from runtime import nnlf
+    from runtime.encoder import encode, seq_params
+
+    seq = seq_params(config, frames.bit_depth)
+    pics = []
+
+    def grab(poc, state, orig):
+        x = nnlf.filter_inputs(state, seq)
+        planes = (*x.rec, *x.pred, x.bs, x.qp, x.ipb, *orig, *state.deblocked)
+        pics.append({k: np.asarray(v).astype(np.uint16) for k, v in zip(PICTURE_KEYS, planes)})
+
+    encode(frames, config, fps=fps, on_picture=grab)
+    return pics
+
+
+def save_pictures(path, pics: list[dict]) -> None:
+    """Write captured pictures to ``path`` (.npz) under a temporary name, then rename, so an
+    interrupted run never leaves a half-written cache file behind."""
+    import os
+
+    import numpy as np
+
+    tmp = f"{path}.tmp.npz"
+    np.savez(tmp, n=len(pics), **{f"{i}_{k}": v for i, p in enumerate(pics) for k, v in p.items()})
+    os.replace(tmp, path)
+
+
+def load_pictures(path) -> list[dict]:
+    """Pictures written by `save_pictures`."""
+    import numpy as np
+
+    z = np.load(path)
+    return [{k: z[f"{i}_{k}"] for k in PICTURE_KEYS} for i in range(int(z["n"]))]
+
+
+def inputs_from_picture(pic: dict):
+    """`runtime.nnlf.FilterInputs` (int32) of a captured picture."""
+    import numpy as np
+
+    from runtime import nnlf
+    i32 = lambda a: np.asarray(a, np.int32)  # noqa: E731
+    return nnlf.FilterInputs((i32(pic["y"]), i32(pic["u"]), i32(pic["v"])), (i32(pic["py"]), i32(pic["pu"]), i32(pic["pv"])),
+                             i32(pic["bs"]), i32(pic["qp"]), i32(pic["ipb"]))
+
+
 def make_data(cfg: NNLFTrainConfig, out_dir, *, log=print, nnlf_model: str = "", tag: str = ""):
     """Encode the clips and return a list of pictures: dict of integer planes (numpy).
 
@@ -96,16 +151,11 @@ def make_data(cfg: NNLFTrainConfig, out_dir, *, log=print, nnlf_model: str = "",
     from fractions import Fraction
     from pathlib import Path
 
-    import numpy as np
-
     from jaxcodec.config import load_coding_config
-    from jaxcodec.errors import ConfigError
+    from jaxcodec.errors import ConfigError, InputError
     from jaxcodec.io import CLIP_NAMES, read_video
     from jaxcodec.io.synthetic import synthetic_clips
-    from runtime import nnlf
-    from runtime.encoder import encode, seq_params
 
-    keys = ("y", "u", "v", "py", "pu", "pv", "bs", "qp", "ipb", "oy", "ou", "ov", "dy", "du", "dv")
     pics = []
     for clip in cfg.clips:
         if "bigbuckbunny" in clip:
@@ -121,25 +171,17 @@ def make_data(cfg: NNLFTrainConfig, out_dir, *, log=print, nnlf_model: str = "",
                 # One cache file per encode, so an interrupted run keeps what it encoded.
                 path = Path(out_dir) / f"data_{name}_{cfg.frames}_{cfg.codec_config}_qp{qp}{tag}.npz"
                 if path.is_file():
-                    z = np.load(path)
-                    pics += [{k: z[f"{i}_{k}"] for k in keys} for i in range(int(z["n"]))]
+                    pics += load_pictures(path)
                     continue
                 if frames is None:
                     video = read_video(clip, max_frames=cfg.frames)
                     frames, fps = video.frames, video.fps
+                    if frames.bit_depth != 8:
+                        raise InputError(f"{clip}: the NN loop filter trains on 8-bit clips, this one is "
+                                         f"{frames.bit_depth}-bit")
                 ccfg = load_coding_config(cfg.codec_config, qp=qp, nnlf=bool(nnlf_model), nnlf_model=nnlf_model)
-                seq = seq_params(ccfg, frames.bit_depth)
-                new = []
-
-                def grab(poc, state, orig, new=new, seq=seq):
-                    x = nnlf.filter_inputs(state, seq)
-                    new.append({"y": x.rec[0], "u": x.rec[1], "v": x.rec[2], "py": x.pred[0], "pu": x.pred[1],
-                                "pv": x.pred[2], "bs": x.bs, "qp": x.qp, "ipb": x.ipb, "oy": orig[0], "ou": orig[1],
-                                "ov": orig[2], "dy": state.deblocked[0], "du": state.deblocked[1],
-                                "dv": state.deblocked[2]})
-                encode(frames, ccfg, fps=fps, on_picture=grab)
-                new = [{k: np.asarray(v).astype(np.uint16) for k, v in p.items()} for p in new]
-                np.savez(path, n=len(new), **{f"{i}_{k}": v for i, p in enumerate(new) for k, v in p.items()})
+                new = capture_pictures(frames, ccfg, fps=fps)
+                save_pictures(path, new)
                 pics += new
                 log(f"data{tag}: {name} qp {qp}: {len(new)} pictures")
     return pics
@@ -316,7 +358,7 @@ def train(cfg: NNLFTrainConfig, *, out_dir, export_to=None, progress: bool = Tru
         fl = np.asarray(fwd_l(*(a[None] for a in xl)))[0, ..., 0]
         fc = np.asarray(fwd_c(*(a[None] for a in xc)))[0]
         float_planes = [np.clip(np.floor(p * 256 + 0.5), 0, 255) for p in (fl, fc[..., 0], fc[..., 1])]
-        int_planes = nnlf.filter_planes(imodel, _inputs_from_pic(pic), bit_depth=bd)
+        int_planes = nnlf.filter_planes(imodel, inputs_from_picture(pic), bit_depth=bd)
         for c, key in enumerate("yuv"):
             o = pic["o" + key].astype(np.float64)
             sse["deblocked"][c] += np.sum((pic["d" + key] - o) ** 2)
@@ -340,12 +382,3 @@ def train(cfg: NNLFTrainConfig, *, out_dir, export_to=None, progress: bool = Tru
         (dst / "train_result.json").write_text(json.dumps(result, indent=1))
     log("done", **result)
     return result
-
-
-def _inputs_from_pic(pic):
-    import numpy as np
-
-    from runtime import nnlf
-    i32 = lambda a: np.asarray(a, np.int32)  # noqa: E731
-    return nnlf.FilterInputs((i32(pic["y"]), i32(pic["u"]), i32(pic["v"])), (i32(pic["py"]), i32(pic["pu"]), i32(pic["pv"])),
-                             i32(pic["bs"]), i32(pic["qp"]), i32(pic["ipb"]))

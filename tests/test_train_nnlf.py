@@ -30,6 +30,30 @@ def test_bigbuckbunny_is_refused(tmp_path):
         train_nnlf.make_data(NNLFTrainConfig(clips=("bigbuckbunny",)), tmp_path)
 
 
+def test_picture_cache_round_trip_leaves_no_temporary(tmp_path):
+    rng = np.random.default_rng(0)
+    pics = [{k: rng.integers(0, 1024, (8, 8)).astype(np.uint16) for k in train_nnlf.PICTURE_KEYS} for _ in range(2)]
+    path = tmp_path / "cache.npz"
+    train_nnlf.save_pictures(path, pics)
+    assert [p.name for p in tmp_path.iterdir()] == ["cache.npz"]
+    back = train_nnlf.load_pictures(path)
+    assert len(back) == 2
+    for a, b in zip(pics, back):
+        for k in train_nnlf.PICTURE_KEYS:
+            np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_ten_bit_training_clip_is_refused(tmp_path):
+    from jaxcodec.errors import InputError
+    from jaxcodec.frame import make_frame
+    f = make_frame(np.full((2, 16, 16), 512, np.uint16), np.full((2, 8, 8), 512, np.uint16),
+                   np.full((2, 8, 8), 512, np.uint16), bit_depth=10)
+    path = tmp_path / "ten.y4m"
+    write_y4m(path, f)
+    with pytest.raises(InputError, match="8-bit"):
+        train_nnlf.make_data(NNLFTrainConfig(clips=(str(path),), frames=2, qps=(37,)), tmp_path / "run")
+
+
 def test_two_stage_training_exports_a_model_the_codec_runs(tmp_path):
     from jaxcodec.config import load_coding_config
     from runtime.decoder import decode
