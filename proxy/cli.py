@@ -20,6 +20,8 @@ def register_train(subparsers) -> None:
     p.add_argument("--out", default=None, help="run directory (checkpoints, metrics.jsonl, alignment.png, model/)")
     p.add_argument("--export", default=None, help="also save the final model to this directory")
     p.add_argument("--stop-at", type=int, default=None, help="stop after this step (resume later with the same command)")
+    p.add_argument("--data-workers", type=int, default=None,
+                   help="threads running the target codec ahead of the JAX step, 0 = inline (default: cores - 1, at most 8)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
 
@@ -33,7 +35,8 @@ def _train(args: argparse.Namespace) -> int:
     target = resolve_target(args.target, gop=config.gop)
     out = args.out or f"runs/proxy_{args.target}"
     result = train(config, target=target, target_name=args.target, out_dir=out, stop_at=args.stop_at,
-                   progress=not args.no_progress, export_to=args.export)
+                   progress=not args.no_progress, export_to=args.export,
+                   data_workers=args.data_workers)
     print(json.dumps({"step": result.step, "model": str(result.model_dir) if result.model_dir else None,
                       "timing": result.timing,
                       "calibration": result.calibration._asdict() if result.calibration else None}))

@@ -28,11 +28,14 @@ the same parameters as an uninterrupted one.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 
@@ -52,6 +55,10 @@ class ProxyTrainConfig:
         used for the eq. 3 least-squares fit and the scatter plot.
       learning_rate: peak Adam step size, cosine-decayed to 10% in each phase (paper 004: 1e-4
         constant over 500k steps; short CPU runs need more).
+      grad_clip_norm: clip each step's gradient to this global norm before Adam (0 = off, as
+        the small model was trained). The wider proxy at 1e-3 blew up after ~700 steps without
+        it (phase-1 MSE 0.0019 -> 0.26 within 6 steps, never recovered); CompressAI's training
+        example clips at 1.0 too.
       seed: data and initialisation seed.
       clips: training clips (``carphone``, ``bikes``, ``generated`` or Y4M paths).
       max_clip_frames: frames read per clip.
@@ -77,6 +84,7 @@ class ProxyTrainConfig:
     phase2_steps: int = 1000
     calibration_frames: int = 16
     learning_rate: float = 1e-3
+    grad_clip_norm: float = 0.0
     seed: int = 0
     clips: tuple[str, ...] = ("carphone", "bikes", "generated")
     max_clip_frames: int = 120
@@ -89,6 +97,8 @@ class ProxyTrainConfig:
             raise ConfigError("gop and batch_size must be >= 1, phase steps >= 0")
         if self.learning_rate <= 0:
             raise ConfigError("learning_rate must be positive")
+        if self.grad_clip_norm < 0:
+            raise ConfigError("grad_clip_norm must be >= 0 (0 = no clipping)")
 
     def model_config(self):
         from proxy.ssf import ModelConfig
@@ -132,11 +142,13 @@ class TrainState(NamedTuple):
 
 
 def make_optimizers(config: ProxyTrainConfig):
-    """Adam per phase with a cosine decay to 10% of ``learning_rate`` over the phase."""
+    """Adam per phase with a cosine decay to 10% of ``learning_rate`` over the phase, after
+    global-norm gradient clipping when ``grad_clip_norm`` > 0."""
     import optax
 
     def adam(steps):
-        return optax.adam(optax.cosine_decay_schedule(config.learning_rate, max(steps, 1), alpha=0.1))
+        opt = optax.adam(optax.cosine_decay_schedule(config.learning_rate, max(steps, 1), alpha=0.1))
+        return optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), opt) if config.grad_clip_norm else opt
 
     return adam(config.phase1_steps), adam(config.phase2_steps)
 
@@ -219,7 +231,7 @@ def open_checkpoints(out_dir: Path, state):
 
 
 def train(config: ProxyTrainConfig, *, target, target_name: str, out_dir: str | Path, stop_at: int | None = None,
-          progress: bool = True, export_to: str | Path | None = None) -> TrainResult:
+          progress: bool = True, export_to: str | Path | None = None, data_workers: int | None = None) -> TrainResult:
     """Run (or resume) two-phase pretraining; returns the final step and where the model went.
 
     Args:
@@ -230,6 +242,8 @@ def train(config: ProxyTrainConfig, *, target, target_name: str, out_dir: str | 
       stop_at: stop after this global step (simulates a kill; a later call resumes).
       progress: show a tqdm bar.
       export_to: also save the final model there (e.g. ``models/proxy_x264_small``).
+      data_workers: threads coding target batches ahead of the JAX step, 0 for none (default:
+        `default_data_workers`); the result does not depend on it.
     """
     import jax
     import jax.numpy as jnp
@@ -239,7 +253,7 @@ def train(config: ProxyTrainConfig, *, target, target_name: str, out_dir: str | 
     from jax.sharding import NamedSharding, PartitionSpec as P
     from tqdm import tqdm
 
-    from proxy.data import load_pool, run_target, sample_batch
+    from proxy.data import load_pool
     from proxy.ssf import SSFModel, fit_calibration, is_hyper_param, is_transform_param, save_model
 
     out_dir = Path(out_dir).resolve()
@@ -278,6 +292,7 @@ def train(config: ProxyTrainConfig, *, target, target_name: str, out_dir: str | 
     metrics_path.write_text("".join(ln + "\n" for ln in kept))
 
     pool = load_pool(config.clips, max_frames=config.max_clip_frames)
+    data_workers = default_data_workers() if data_workers is None else max(0, int(data_workers))
     base_key = jax.random.key(config.seed)
     end = config.total_steps if stop_at is None else min(stop_at, config.total_steps)
     qp_range = (config.qp_min, config.qp_max)
@@ -288,35 +303,39 @@ def train(config: ProxyTrainConfig, *, target, target_name: str, out_dir: str | 
                      jax.device_put(jnp.asarray(tb.qp - config.qp_min, jnp.int32), qp_sharding),
                      jax.random.fold_in(base_key, step))
 
-    codec_times, jax_times = [], []
+    codec_times, wait_times, jax_times = [], [], []
     bar = tqdm(total=end, initial=start, disable=not progress, desc="proxy", unit="step")
+    batches = target_batches(pool, target, seed=config.seed, start=start, end=end, batch=config.batch_size,
+                             patch=config.patch, gop=config.gop, qp_range=qp_range, workers=data_workers)
     with open(metrics_path, "a") as log:
-        for step in range(start, end):
-            t0 = time.perf_counter()
-            pb = sample_batch(pool, seed=config.seed, step=step, batch=config.batch_size, patch=config.patch,
-                              gop=config.gop, qp_range=qp_range)
-            t_data = time.perf_counter() - t0
-            tb = run_target(target, pb, gop=config.gop)
-            batch = device_batch(step, tb)
-            t1 = time.perf_counter()
-            phase = 1 if step < config.phase1_steps else 2
-            state, loss = (phase1_step if phase == 1 else phase2_step)(state, batch)
-            loss = float(loss)  # blocks until the step is done
-            t2 = time.perf_counter()
-            codec_times.append(tb.codec_seconds)
-            jax_times.append(t2 - t1)
-            row = {"step": step + 1, "phase": phase, "loss": loss, "codec_s": tb.codec_seconds,
-                   "data_s": t_data, "jax_s": t2 - t1}
-            log.write(json.dumps(row) + "\n")
-            log.flush()
-            bar.update(1)
-            bar.set_postfix(phase=phase, loss=f"{loss:.4g}")
-            if (step + 1) % config.checkpoint_every == 0 or step + 1 == end:
-                manager.save(step + 1, args=ocp.args.StandardSave(state))
-                manager.wait_until_finished()
+        try:
+            for step in range(start, end):
+                t0 = time.perf_counter()
+                t_data, tb = next(batches)
+                t_wait = time.perf_counter() - t0
+                batch = device_batch(step, tb)
+                t1 = time.perf_counter()
+                phase = 1 if step < config.phase1_steps else 2
+                state, loss = (phase1_step if phase == 1 else phase2_step)(state, batch)
+                loss = float(loss)  # blocks until the step is done
+                t2 = time.perf_counter()
+                codec_times.append(tb.codec_seconds)
+                wait_times.append(t_wait)
+                jax_times.append(t2 - t1)
+                row = {"step": step + 1, "phase": phase, "loss": loss, "codec_s": tb.codec_seconds,
+                       "data_s": t_data, "wait_s": t_wait, "jax_s": t2 - t1}
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+                bar.update(1)
+                bar.set_postfix(phase=phase, loss=f"{loss:.4g}")
+                if (step + 1) % config.checkpoint_every == 0 or step + 1 == end:
+                    manager.save(step + 1, args=ocp.args.StandardSave(state))
+                    manager.wait_until_finished()
+        finally:
+            batches.close()
     bar.close()
     manager.close()
-    timing = _timing_summary(codec_times, jax_times)
+    timing = _timing_summary(codec_times, jax_times, wait_times, data_workers)
 
     if end < config.total_steps:
         return TrainResult(end, None, timing, None)
@@ -336,13 +355,57 @@ def train(config: ProxyTrainConfig, *, target, target_name: str, out_dir: str | 
     return TrainResult(end, out_dir / "model", timing, calibration)
 
 
-def _timing_summary(codec_times, jax_times) -> dict:
+def _timing_summary(codec_times, jax_times, wait_times, workers) -> dict:
+    """Median per-step seconds: target codec per batch, JAX step, and the wait for data.
+
+    ``codec_fraction`` is the codec's share of a serial step (codec + JAX); with prefetching
+    workers the codec runs beside the JAX step and the step only pays ``median_wait_s``.
+    """
     if not jax_times:
         return {}
     skip = 1 if len(jax_times) > 3 else 0  # first step compiles
-    c, j = np.median(codec_times[skip:]), np.median(jax_times[skip:])
-    return {"median_codec_s": float(c), "median_jax_s": float(j), "codec_fraction": float(c / (c + j)),
-            "steps_timed": len(jax_times) - skip}
+    c, j, w = (float(np.median(v[skip:])) for v in (codec_times, jax_times, wait_times))
+    return {"median_codec_s": c, "median_jax_s": j, "median_wait_s": w, "codec_fraction": c / (c + j),
+            "data_workers": workers, "steps_timed": len(jax_times) - skip}
+
+
+def default_data_workers() -> int:
+    """Threads that run the target codec ahead of the JAX step (0 = inline): one core is left to XLA's dispatch."""
+    return max(1, min(8, (os.cpu_count() or 2) - 1))
+
+
+def target_batches(pool, target, *, seed: int, start: int, end: int, batch: int, patch: int, gop: int,
+                   qp_range: tuple[int, int], workers: int) -> Iterator[tuple[float, Any]]:
+    """``(sampling seconds, TargetBatch)`` for steps ``start..end-1``, in step order.
+
+    Every batch is a pure function of ``(seed, step)`` (`proxy.data.sample_batch`) and the
+    target codec runs with one thread, so the stream of batches is the same for any
+    ``workers``; ``workers`` threads only code up to ``2 * workers`` steps ahead (FFmpeg
+    releases the GIL while it encodes), 0 codes each batch inline when it is needed. Close the
+    generator to stop the workers.
+    """
+    from proxy.data import run_target, sample_batch
+
+    def make(step):
+        t0 = time.perf_counter()
+        pb = sample_batch(pool, seed=seed, step=step, batch=batch, patch=patch, gop=gop, qp_range=qp_range)
+        return time.perf_counter() - t0, run_target(target, pb, gop=gop)
+
+    if workers <= 0:
+        for step in range(start, end):
+            yield make(step)
+        return
+    pool_ex = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="target")
+    pending: collections.deque = collections.deque()
+    nxt = start
+    try:
+        for _ in range(start, end):
+            while nxt < end and len(pending) < 2 * workers:
+                pending.append(pool_ex.submit(make, nxt))
+                nxt += 1
+            yield pending.popleft().result()
+    finally:
+        pool_ex.shutdown(wait=True, cancel_futures=True)
 
 
 def alignment_table(model, target, clips, *, gop: int, frames: int, qps: tuple[int, ...]) -> dict:
