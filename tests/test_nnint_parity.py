@@ -16,9 +16,9 @@ OPS = ["conv2d", "dense", "add", "mul", "concat", "relu", "leaky_relu", "prelu",
        "pixel_shuffle", "pixel_unshuffle", "upsample", "reshape", "transpose", "slice"]
 
 
-def _check(graph: Graph, inputs, *, jit=True, paths=None):
+def _check(graph: Graph, inputs, *, jit=True, paths=None, int_impl=None):
     want = reference.run(graph, *inputs)
-    got = execute.make_executor(graph, jit=jit, paths=paths)(*inputs)
+    got = execute.make_executor(graph, jit=jit, paths=paths, int_impl=int_impl)(*inputs)
     for g, w in zip(got, want):
         assert np.asarray(g).dtype == np.int32
         np.testing.assert_array_equal(np.asarray(g, np.int64), w)
@@ -46,8 +46,9 @@ def test_conv_paths_match_reference(regime):
         ex = execute.make_executor(g)
         seen |= set(ex.paths.values())
         _check(g, random_inputs(rng, g, 2))
-        # The integer path is always allowed and must agree too.
-        _check(g, random_inputs(rng, g, 1), paths={i: "int" for i in ex.paths})
+        # The integer path is always allowed and must agree too, in both implementations.
+        for impl in execute.INT_IMPLS:
+            _check(g, random_inputs(rng, g, 1), paths={i: "int" for i in ex.paths}, int_impl=impl)
     assert regime in seen
 
 
@@ -69,15 +70,22 @@ def test_f64_path_matches_reference():
         _check(g, random_inputs(rng, g, 2))
 
 
-@pytest.mark.parametrize("regime", ["f32split", "int"])
+@pytest.mark.parametrize("regime", ["f32split", "int", "int-taps"])
 @pytest.mark.parametrize("jit", [True, False])
 def test_random_networks_match_reference(regime, jit):
     rng = np.random.default_rng(11 + jit)
     for _ in range(2):
-        g = chain_graph(rng, regime=regime)
-        paths = {i: "int" for i in execute.plan(g)} if regime == "int" else None
+        g = chain_graph(rng, regime=regime.removesuffix("-taps"))
+        paths = {i: "int" for i in execute.plan(g)} if regime.startswith("int") else None
+        impl = "taps" if regime.endswith("taps") else None
         for batch in (1, 4):
-            _check(g, random_inputs(rng, g, batch), jit=jit, paths=paths)
+            _check(g, random_inputs(rng, g, batch), jit=jit, paths=paths, int_impl=impl)
+
+
+def test_int_impl_default_and_unknown():
+    assert execute.default_int_impl() == ("native" if jax.default_backend() == "cpu" else "taps")
+    with pytest.raises(ValueError, match="int_impl"):
+        execute.make_executor(chain_graph(np.random.default_rng(0)), int_impl="cuda")
 
 
 def test_batch_items_are_independent():
