@@ -149,6 +149,21 @@ def test_dlm_orders_distortions(clip):
     assert float(dlm(y / 255, blur1 / 255, peak=1.0)) == pytest.approx(s1, abs=1e-4)
 
 
+def test_dlm_enhancement_gain_limit(clip):
+    """Sharpening scores above 1 as evaluated; a gain limit of 1 (VMAF NEG style) gives it no credit,
+    never raises a score, and barely moves one of a blurred picture (a few coefficients still grow)."""
+    y = np.asarray(clip.y[0], np.float32)
+    sharp = np.clip(y + 1.5 * (y - gaussian_filter(y, 1.0)), 0, 255)
+    blur = gaussian_filter(y, 0.7)
+    assert float(dlm(y, sharp)) > 1.0
+    assert float(dlm(y, sharp, enhancement_gain_limit=1.0)) <= 1.0
+    assert float(dlm(y, sharp, enhancement_gain_limit=100.0)) == pytest.approx(float(dlm(y, sharp)), abs=1e-3)
+    limited, plain = float(dlm(y, blur, enhancement_gain_limit=1.0)), float(dlm(y, blur))
+    assert plain - 0.005 < limited <= plain
+    with pytest.raises(InputError, match="gain limit"):
+        dlm(y, blur, enhancement_gain_limit=0.5)
+
+
 # ------------------------------------------------------------------------------------ gradients
 
 

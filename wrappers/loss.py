@@ -28,18 +28,26 @@ PLANE_WEIGHTS = (4.0, 1.0, 1.0)  # Y, Cb, Cr
 
 @dataclasses.dataclass(frozen=True)
 class LossWeights:
-    """Weights of eq. 4; defaults are paper 004 section 4.1."""
+    """Weights of eq. 4; defaults are paper 004 section 4.1.
+
+    ``dlm_gain_limit``: the DLM term's enhancement gain limit (`jaxcodec.metrics.dlm.dlm`);
+    0 = none (DLM as evaluated), 1 = VMAF NEG style, no credit for detail beyond the source's.
+    A post filter trained on the unlimited DLM learned to sharpen (models/wrapper_x264_small.md).
+    """
 
     lambda_: float = 0.1
     l1: float = 0.1
     ssim: float = 0.25
     ms_ssim: float = 0.25
     dlm: float = 0.2
+    dlm_gain_limit: float = 0.0
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
             if getattr(self, f.name) < 0:
                 raise ConfigError(f"loss weight {f.name} must be >= 0, got {getattr(self, f.name)}")
+        if 0 < self.dlm_gain_limit < 1:
+            raise ConfigError(f"dlm_gain_limit must be 0 (none) or >= 1, got {self.dlm_gain_limit}")
 
 
 class LossTerms(NamedTuple):
@@ -77,7 +85,8 @@ def wrapper_loss(source: jax.Array, output: jax.Array, rate_bpp: jax.Array, weig
         l1 = l1 + w * jnp.mean(jnp.abs(a - b))
         ssim = ssim + w * jnp.mean(ssim_fn(a, b)) if weights.ssim else ssim
         ms_ssim = ms_ssim + w * jnp.mean(ms_ssim_fn(a, b)) if weights.ms_ssim else ms_ssim
-        dlm = dlm + w * jnp.mean(dlm_fn(a, b)) if weights.dlm else dlm
+        limit = weights.dlm_gain_limit or None
+        dlm = dlm + w * jnp.mean(dlm_fn(a, b, enhancement_gain_limit=limit)) if weights.dlm else dlm
     d = weights.l1 * l1
     d = d + (weights.ssim * (1 - ssim) if weights.ssim else 0.0)
     d = d + (weights.ms_ssim * (1 - ms_ssim) if weights.ms_ssim else 0.0)

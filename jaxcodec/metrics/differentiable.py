@@ -22,7 +22,7 @@ def ms_ssim(a, b):
     return _ssim.ms_ssim(a, b, peak=1.0, scales=scales)
 
 
-def dlm(a, b):
+def dlm(a, b, *, enhancement_gain_limit: float | None = None):
     side = min(a.shape[-2:])
     scales = max(1, min(_dlm.SCALES, side.bit_length() - 2))  # 2**(scales+1) <= side
-    return _dlm.dlm(a, b, peak=1.0, scales=scales)
+    return _dlm.dlm(a, b, peak=1.0, scales=scales, enhancement_gain_limit=enhancement_gain_limit)

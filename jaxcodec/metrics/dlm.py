@@ -2,7 +2,9 @@
 
     ref, dist ─db2 DWT, 4 scales─> O, T (H, V, D bands per scale)
     decoupling (Li 2011 sec. II-A): k = clip(T / O, 0, 1), restored R = k * O, except where the
-        (H, V) orientation of T is within 1 degree of O's (R = T: contrast enhancement is kept);
+        (H, V) orientation of T is within 1 degree of O's (R = T: contrast enhancement is kept;
+        with an enhancement gain limit g, libvmaf's "NEG" option, R = min(g * k * O, T) in
+        magnitude, so g = 1 gives no credit for detail beyond the reference's);
         additive impairment A = T - R
     CSF (sec. II-B): every band scaled by 1 / Q(scale, orientation), Watson et al. 1997 wavelet
         quantisation thresholds (a = 0.495, k = 0.466, f0 = 0.401, g = 1.501/1/0.534; 3 picture
@@ -90,9 +92,17 @@ def _safe_div(a, b, eps=1e-6):
     return a / jnp.where(jnp.abs(b) < eps, jnp.where(b < 0, -eps, eps), b)
 
 
-@functools.partial(jax.jit, static_argnames=("peak", "scales"))
-def dlm(ref, dist, *, peak: float = 255.0, scales: int = SCALES):
-    """DLM score over the last two axes (leading axes kept); planes at least ``2**(scales+1)`` per side."""
+@functools.partial(jax.jit, static_argnames=("peak", "scales", "enhancement_gain_limit"))
+def dlm(ref, dist, *, peak: float = 255.0, scales: int = SCALES, enhancement_gain_limit: float | None = None):
+    """DLM score over the last two axes (leading axes kept); planes at least ``2**(scales+1)`` per side.
+
+    ``enhancement_gain_limit``: None keeps enhanced detail as restored detail (R = T, the
+    score can pass 1 for a sharpened picture); a number g >= 1 caps it at g times the
+    reference's detail (libvmaf ``adm_enhn_gain_limit``; its default 100 is near None, 1 is
+    VMAF NEG). A training loss that should not reward sharpening uses 1.
+    """
+    if enhancement_gain_limit is not None and enhancement_gain_limit < 1.0:
+        raise InputError(f"DLM enhancement gain limit must be >= 1, got {enhancement_gain_limit}")
     check_same_shape(ref, dist)
     if not 1 <= scales <= SCALES:
         raise InputError(f"DLM has 1..{SCALES} scales, got {scales}")
@@ -107,7 +117,14 @@ def dlm(ref, dist, *, peak: float = 255.0, scales: int = SCALES):
         rh, rv, rd = (jnp.clip(_safe_div(tb, ob), 0.0, 1.0) * ob for ob, tb in ((oh, th), (ov, tv), (od, td)))
         dot = oh * th + ov * tv
         same_angle = (dot >= 0) & (dot * dot >= _COS_1DEG_SQ * (oh * oh + ov * ov) * (th * th + tv * tv))
-        rh, rv, rd = (jnp.where(same_angle, tb, rb) for rb, tb in ((rh, th), (rv, tv), (rd, td)))
+        if enhancement_gain_limit is None:
+            enhanced = ((rh, th), (rv, tv), (rd, td))
+            rh, rv, rd = (jnp.where(same_angle, tb, rb) for rb, tb in enhanced)
+        else:  # same sign as T where the angle matches, so the cap is a magnitude minimum
+            g = float(enhancement_gain_limit)
+            capped = ((rh, th), (rv, tv), (rd, td))
+            rh, rv, rd = (jnp.where(same_angle, jnp.where(tb >= 0, jnp.minimum(g * rb, tb), jnp.maximum(g * rb, tb)), rb)
+                          for rb, tb in capped)
         rf = (1.0 / quant_step(scale, 1), 1.0 / quant_step(scale, 1), 1.0 / quant_step(scale, 2))
         masker = _box3(sum(jnp.abs((tb - rb) * f) for tb, rb, f in ((th, rh, rf[0]), (tv, rv, rf[1]), (td, rd, rf[2])))) / 30.0
         for rb, ob, f in ((rh, oh, rf[0]), (rv, ov, rf[1]), (rd, od, rf[2])):
