@@ -1,0 +1,42 @@
+"""benchmarks/cross_device.py: stream and output fingerprints, re-decoding carried streams, --compare."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+from jaxcodec.io import write_y4m
+from jaxcodec.io.synthetic import moving_textures
+
+_SPEC = importlib.util.spec_from_file_location("cross_device", Path(__file__).parents[1] / "benchmarks" / "cross_device.py")
+cross_device = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(cross_device)
+
+
+def _last_json(text: str) -> dict:
+    return json.loads(text.strip().splitlines()[-1])
+
+
+def test_fingerprints_redecode_and_compare(tmp_path, capsys):
+    clip = tmp_path / "tex.y4m"
+    write_y4m(clip, moving_textures(count=1, frames=2, size=64, seed=3)[0])
+    argv = ["--clips", str(clip), "--configs", "ai", "--frames", "2", "--streams", str(tmp_path / "s")]
+    assert cross_device.main(argv) == 0
+    first = capsys.readouterr().out
+    row, result = json.loads(first.splitlines()[0]), _last_json(first)
+    assert row["encoded_here"] and row["recon_md5"] == row["output_md5"]  # filter forced on, decoder agrees
+    (tmp_path / "first.json").write_text(first)
+
+    # the carried stream is decoded, not re-encoded, and matches the first run
+    assert cross_device.main(argv + ["--compare", str(tmp_path / "first.json")]) == 0
+    again = capsys.readouterr().out
+    assert not json.loads(again.splitlines()[0])["encoded_here"]
+    assert _last_json(again)["match"] and _last_json(again)["compared"] == 1
+
+    # a different fingerprint is a mismatch and a non-zero exit
+    key = next(iter(result["streams"]))
+    result["streams"][key]["output_md5"] = "0" * 32
+    (tmp_path / "other.json").write_text(json.dumps(result) + "\n")
+    assert cross_device.main(argv + ["--compare", str(tmp_path / "other.json")]) == 1
+    assert _last_json(capsys.readouterr().out)["match"] is False
