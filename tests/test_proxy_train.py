@@ -89,3 +89,34 @@ def test_gradient_clipping_bounds_a_spike():
             update, state = step(g, state, params)
         moved[clip] = float(jnp.abs(update["w"]).max())
     assert moved[1.0] < 0.5 * moved[0.0]
+
+
+def test_intra_weight_weights_the_first_frame_of_each_gop():
+    """Phase-1 loss with intra_weight w = (w * mse_intra + sum mse_inter) / (w + gop - 1)."""
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from proxy.coders import ForwardCoder
+    from proxy.entropy_models import noise_quantize, ste_round
+    from proxy.ssf import SSFModel, code_gop, is_hyper_param, is_transform_param
+    from proxy.train import Batch, TrainState, make_optimizers, make_steps
+
+    with pytest.raises(ConfigError, match="intra_weight"):
+        ProxyTrainConfig(intra_weight=0.0)
+    config = ProxyTrainConfig(**TINY)
+    model = SSFModel(config.model_config(), rngs=nnx.Rngs(0))
+    graphdef, hyper, transform = nnx.split(model, is_hyper_param, is_transform_param)
+    rng = np.random.default_rng(0)
+    shape = (config.gop, 2, 16, 16, 6)
+    batch = Batch(jnp.asarray(rng.random(shape), jnp.float32), jnp.asarray(rng.random(shape), jnp.float32),
+                  jnp.asarray([0, 5], jnp.int32), jax.random.key(1))
+    coder = ForwardCoder(rate_surrogate=noise_quantize, synthesis_surrogate=ste_round, key=batch.key)
+    recon, _ = code_gop(nnx.merge(graphdef, transform, hyper), batch.source, batch.qp_index, coder)
+    mse = np.asarray(jnp.mean((recon - batch.target) ** 2, axis=(1, 2, 3, 4)))
+    opt_t, opt_h = make_optimizers(config)
+    state = TrainState(transform, hyper, opt_t.init(transform), opt_h.init(hyper), jnp.asarray(0, jnp.int32))
+    for w in (1.0, 3.0):
+        step1, _ = make_steps(graphdef, opt_t, opt_h, intra_weight=w)
+        _, loss = step1(state, batch)
+        want = (w * mse[0] + mse[1:].sum()) / (w + len(mse) - 1)
+        assert float(loss) == pytest.approx(want, rel=1e-5)
