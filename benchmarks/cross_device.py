@@ -86,19 +86,30 @@ def main(argv=None) -> int:
 
     import jax
 
-    streams = Path(args.streams) if args.streams else None
-    if streams is not None:
-        streams.mkdir(parents=True, exist_ok=True)
-    rows = [run_one(c, cfg, qp=args.qp, frames=args.frames, nnlf=args.nnlf, streams=streams)
-            for c in args.clips for cfg in args.configs]
+    from jaxcodec.errors import InputError, JaxcodecError
+
+    other = None
+    try:
+        if args.compare:
+            try:
+                lines = [ln for ln in Path(args.compare).read_text().splitlines() if ln.strip()]
+                other = json.loads(lines[-1])["streams"]
+            except (OSError, IndexError, KeyError, TypeError, ValueError) as e:
+                raise InputError(f"--compare {args.compare}: not the output of this script ({type(e).__name__})") from None
+        streams = Path(args.streams) if args.streams else None
+        if streams is not None:
+            streams.mkdir(parents=True, exist_ok=True)
+        rows = [run_one(c, cfg, qp=args.qp, frames=args.frames, nnlf=args.nnlf, streams=streams)
+                for c in args.clips for cfg in args.configs]
+    except JaxcodecError as e:
+        print(f"cross_device: error: {e}", file=sys.stderr)
+        return 2
     for r in rows:
         print(json.dumps(r))
     result = {"backend": jax.default_backend(), "device": str(jax.devices()[0]), "jax": jax.__version__,
               "streams": {f"{r['clip']}_{r['config']}_qp{r['qp']}": {"stream_md5": r["stream_md5"],
                                                                     "output_md5": r["output_md5"]} for r in rows}}
-    if args.compare:
-        lines = [ln for ln in Path(args.compare).read_text().splitlines() if ln.strip()]
-        other = json.loads(lines[-1])["streams"]
+    if other is not None:
         common = sorted(set(other) & set(result["streams"]))
         result["compared"] = len(common)
         result["match"] = bool(common) and all(other[k] == result["streams"][k] for k in common)

@@ -58,8 +58,9 @@ def main(argv=None) -> int:
     from proxy.coders import ForwardCoder
     from proxy.data import PatchBatch, run_target, sample_batch
     from proxy.entropy_models import ste_round
-    from proxy.ssf import apply_calibration, code_gop, load_model, tensor_to_planes
+    from proxy.ssf import apply_calibration, code_gop, load_model
     from proxy.train import _to_tensor, resolve_target
+    from wrappers.nets import tensor_to_frames  # the rounding a pre-processor's output gets
 
     try:
         model, _, cal, meta = load_model(args.model)
@@ -88,17 +89,12 @@ def main(argv=None) -> int:
     grad_mse = jax.jit(jax.grad(lambda x, q: rate_and_mse(x, q)[1]))
     evaluate = jax.jit(rate_and_mse)
 
-    def to_frames(x):
-        y, u, v = (np.asarray(jnp.round(jnp.clip(p, 0, 1) * 255)).astype(np.uint8) for p in tensor_to_planes(x))
-        return y, u, v
-
     def target_on(pb, kept_tensor):
         """Target bits and reconstruction MSE for ``pb`` with its kept GOP replaced (rounded)."""
-        y, u, v = to_frames(jnp.moveaxis(kept_tensor, 0, 1))  # (B, T, ...)
+        kept = tensor_to_frames(jnp.moveaxis(kept_tensor, 0, 1))  # (B, T, ...), rounded to uint8
         fr = pb.frames
-        frames = make_frame(np.concatenate([np.asarray(fr.y[:, :gop]), y], 1),
-                            np.concatenate([np.asarray(fr.u[:, :gop]), u], 1),
-                            np.concatenate([np.asarray(fr.v[:, :gop]), v], 1))
+        frames = make_frame(*(np.concatenate([np.asarray(a[:, :gop]), np.asarray(b)], 1)
+                              for a, b in zip(fr.planes, kept.planes)))
         tb = run_target(target, PatchBatch(frames, pb.qp), gop=gop)
         src, rec = _to_tensor(tb.source), _to_tensor(tb.recon)
         return float(tb.bits.sum()), float(jnp.mean((rec - src) ** 2)), src

@@ -60,9 +60,9 @@ class ProxyTrainConfig:
         QP, while x264's are level: the residual coder makes up for a weak intra coder, and the
         pooled per-frame PSNR correlation suffers.
       grad_clip_norm: clip each step's gradient to this global norm before Adam (0 = off, as
-        the small model was trained). The wider proxy at 1e-3 blew up after ~700 steps without
-        it (phase-1 MSE 0.0019 -> 0.26 within 6 steps, never recovered); CompressAI's training
-        example clips at 1.0 too.
+        the small model was trained; CompressAI's training example clips at 1.0). It does not
+        prevent the medium proxy's divergence at lr 1e-3 (phase-1 MSE 0.002 -> 0.07-0.26 within
+        6 steps after ~660-730 steps, with or without it): that needs a lower learning rate.
       seed: data and initialisation seed.
       clips: training clips (``carphone``, ``bikes``, ``generated`` or Y4M paths).
       max_clip_frames: frames read per clip.

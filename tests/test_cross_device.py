@@ -40,3 +40,17 @@ def test_fingerprints_redecode_and_compare(tmp_path, capsys):
     (tmp_path / "other.json").write_text(json.dumps(result) + "\n")
     assert cross_device.main(argv + ["--compare", str(tmp_path / "other.json")]) == 1
     assert _last_json(capsys.readouterr().out)["match"] is False
+
+
+def test_user_errors_are_one_line(tmp_path, capsys):
+    """A missing clip, a file that is no earlier run's output, a corrupt carried stream."""
+    assert cross_device.main(["--clips", str(tmp_path / "none.y4m")]) == 2
+    assert "cross_device: error:" in capsys.readouterr().err
+    (tmp_path / "junk.json").write_text("not json\n")
+    assert cross_device.main(["--clips", "carphone", "--compare", str(tmp_path / "junk.json")]) == 2
+    assert "not the output of this script" in capsys.readouterr().err
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "x_ai_qp32.jxc").write_bytes(b"JXC0 truncated")
+    (tmp_path / "x.y4m").write_bytes(b"")
+    assert cross_device.main(["--clips", str(tmp_path / "x.y4m"), "--configs", "ai", "--streams", str(tmp_path / "s")]) == 2
+    assert "cross_device: error:" in capsys.readouterr().err
