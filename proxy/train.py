@@ -63,6 +63,17 @@ class ProxyTrainConfig:
         the small model was trained; CompressAI's training example clips at 1.0). It does not
         prevent the medium proxy's divergence at lr 1e-3 (phase-1 MSE 0.002 -> 0.07-0.26 within
         6 steps after ~660-730 steps, with or without it): that needs a lower learning rate.
+      distortion_match: weight of a phase-1 term that matches the proxy's per-frame luma
+        distortion to the target's, (ln MSE(I_M, I) - ln MSE(I_C, I))^2 averaged over frames
+        (0 = eq. 1 alone). Eq. 1 alone drives I_M to E[I_C | I], the target's output without its
+        unpredictable coding noise, so the proxy is *better* than the target where that noise is
+        large (medium proxy, bigbuckbunny QP 42: inter frames 36 dB against x264's 32.5 dB) and
+        worse where its capacity runs out (intra, QP 22: 38 dB against 47.8 dB); the term asks
+        for the target's distortion level, which is what the per-frame PSNR alignment measures.
+        In nats^2: 1e-3 weighs a 1 dB mismatch about like a 5e-5 MSE (8-bit QP 32 scale).
+      init_from: a saved proxy model directory (``save_model``) whose parameters start the run
+        instead of a random initialisation (fine-tuning); its parameters must have this config's
+        shapes (``intra_refine`` may differ: it adds none).
       seed: data and initialisation seed.
       clips: training clips (``carphone``, ``bikes``, ``generated`` or Y4M paths).
       max_clip_frames: frames read per clip.
@@ -79,6 +90,7 @@ class ProxyTrainConfig:
     hyper_latent: int = 24
     scale_levels: int = 4
     scale_sigma0: float = 1.0
+    intra_refine: bool = False
     qp_min: int = 22
     qp_max: int = 42
     gop: int = 4
@@ -90,6 +102,8 @@ class ProxyTrainConfig:
     learning_rate: float = 1e-3
     intra_weight: float = 1.0
     grad_clip_norm: float = 0.0
+    distortion_match: float = 0.0
+    init_from: str = ""
     seed: int = 0
     clips: tuple[str, ...] = ("carphone", "bikes", "generated")
     max_clip_frames: int = 120
@@ -106,6 +120,8 @@ class ProxyTrainConfig:
             raise ConfigError("intra_weight must be positive")
         if self.grad_clip_norm < 0:
             raise ConfigError("grad_clip_norm must be >= 0 (0 = no clipping)")
+        if self.distortion_match < 0:
+            raise ConfigError("distortion_match must be >= 0 (0 = eq. 1 alone)")
 
     def model_config(self):
         from proxy.ssf import ModelConfig
@@ -160,10 +176,12 @@ def make_optimizers(config: ProxyTrainConfig):
     return adam(config.phase1_steps), adam(config.phase2_steps)
 
 
-def make_steps(graphdef, optimizer_transform, optimizer_hyper, *, intra_weight: float = 1.0):
+def make_steps(graphdef, optimizer_transform, optimizer_hyper, *, intra_weight: float = 1.0,
+               distortion_match: float = 0.0):
     """The two pure, jitted steps (eq. 1 and eq. 2) over `TrainState` and `Batch`.
 
-    ``intra_weight`` weights each GOP's first (intra) frame in eq. 1's MSE.
+    ``intra_weight`` weights each GOP's first (intra) frame in eq. 1's MSE;
+    ``distortion_match`` adds `distortion_match_loss` (see `ProxyTrainConfig`).
     """
     import jax
     import jax.numpy as jnp
@@ -182,10 +200,14 @@ def make_steps(graphdef, optimizer_transform, optimizer_hyper, *, intra_weight: 
     def loss1(transform, hyper, batch):
         recon, _ = run(transform, hyper, batch)
         if intra_weight == 1.0:
-            return jnp.mean((recon - batch.target) ** 2)  # eq. 1: distortion to the target codec's output
-        per_frame = jnp.mean((recon - batch.target) ** 2, axis=tuple(range(1, recon.ndim)))
-        w = jnp.ones(per_frame.shape[0]).at[0].set(intra_weight)
-        return jnp.sum(w * per_frame) / jnp.sum(w)
+            loss = jnp.mean((recon - batch.target) ** 2)  # eq. 1: distortion to the target codec's output
+        else:
+            per_frame = jnp.mean((recon - batch.target) ** 2, axis=tuple(range(1, recon.ndim)))
+            w = jnp.ones(per_frame.shape[0]).at[0].set(intra_weight)
+            loss = jnp.sum(w * per_frame) / jnp.sum(w)
+        if distortion_match:
+            loss = loss + distortion_match * distortion_match_loss(recon, batch.target, batch.source)
+        return loss
 
     def loss2(hyper, transform, batch):
         _, bits = run(jax.lax.stop_gradient(transform), hyper, batch)
@@ -206,6 +228,46 @@ def make_steps(graphdef, optimizer_transform, optimizer_hyper, *, intra_weight: 
         return state._replace(hyper=optax.apply_updates(state.hyper, updates), opt_hyper=opt, step=state.step + 1), loss
 
     return phase1_step, phase2_step
+
+
+def _init_model(config: ProxyTrainConfig):
+    """The saved model ``config.init_from``'s parameters in a model of ``config``'s architecture.
+
+    Configs may differ only where the parameters do not (``intra_refine`` reuses the residual
+    autoencoder), so a plain SSF proxy can be fine-tuned into a refined one.
+    """
+    import jax
+    from flax import nnx
+
+    from proxy.ssf import SSFModel, load_model
+
+    saved = load_model(config.init_from)[0]
+    model = SSFModel(config.model_config(), rngs=nnx.Rngs(config.seed))
+    got, want = nnx.state(saved, nnx.Param), nnx.state(model, nnx.Param)
+    shapes = lambda t: jax.tree.map(lambda a: a.shape, nnx.to_pure_dict(t))  # noqa: E731
+    if shapes(got) != shapes(want):
+        ours, theirs = dataclasses.asdict(config.model_config()), dataclasses.asdict(saved.config)
+        diff = [f"{k}: checkpoint {theirs[k]} vs config {ours[k]}" for k in ours if ours[k] != theirs.get(k)]
+        raise ModelError(f"{config.init_from} was trained with another model config ({'; '.join(diff)})")
+    nnx.update(model, got)
+    return model
+
+
+def distortion_match_loss(recon, target, source, eps: float = 1e-6):
+    """Mean over frames and sequences of (ln MSE_Y(I_M, I) - ln MSE_Y(I_C, I))^2.
+
+    Tensors are the proxy layout (T, B, H/2, W/2, 6) in [0, 1], luma in channels 0-3. The log
+    makes a dB of mismatch cost the same at every QP; ``eps`` (60 dB) keeps a lossless target
+    finite. The target's MSE is data (no gradient).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    def mse_y(a):
+        return jnp.mean((a[..., :4] - source[..., :4]) ** 2, axis=(2, 3, 4))
+
+    want = jax.lax.stop_gradient(jnp.log(mse_y(target) + eps))
+    return jnp.mean((jnp.log(mse_y(recon) + eps) - want) ** 2)
 
 
 def _to_tensor(frames):
@@ -289,12 +351,18 @@ def train(config: ProxyTrainConfig, *, target, target_name: str, out_dir: str | 
     batch_sharding = NamedSharding(mesh, P(None, "data"))
     qp_sharding = NamedSharding(mesh, P("data"))
 
-    model = SSFModel(config.model_config(), rngs=nnx.Rngs(config.seed))
+    if config.init_from:
+        from proxy.ssf import load_model
+
+        model = _init_model(config)
+    else:
+        model = SSFModel(config.model_config(), rngs=nnx.Rngs(config.seed))
     graphdef, hyper, transform = nnx.split(model, is_hyper_param, is_transform_param)
     opt_t, opt_h = make_optimizers(config)
     state = TrainState(transform, hyper, opt_t.init(transform), opt_h.init(hyper), jnp.asarray(0, jnp.int32))
     state = jax.device_put(state, replicated)
-    phase1_step, phase2_step = make_steps(graphdef, opt_t, opt_h, intra_weight=config.intra_weight)
+    phase1_step, phase2_step = make_steps(graphdef, opt_t, opt_h, intra_weight=config.intra_weight,
+                                          distortion_match=config.distortion_match)
 
     manager, start, state = open_checkpoints(out_dir, state)
     state = jax.device_put(state, replicated)

@@ -1,5 +1,6 @@
 """The scale-space-flow proxy (proxy/ssf.py): pipeline, gradients, codec round trip, errors."""
 
+import dataclasses
 from pathlib import Path
 
 import jax
@@ -84,9 +85,17 @@ def test_gradients_of_recon_and_rate_wrt_input(tiny):
         assert np.abs(g[1:]).sum() > 0  # inter frames receive gradient too
 
 
-def test_compress_decompress_round_trip(tiny, carphone):
+@pytest.mark.parametrize("refine", [False, True])
+def test_compress_decompress_round_trip(tiny, carphone, refine):
+    plain = tiny
+    if refine:  # the same parameters, intra frames refined by the residual autoencoder
+        tiny = SSFModel(dataclasses.replace(TINY, intra_refine=True), rngs=nnx.Rngs(0))
+        nnx.update(tiny, nnx.state(plain))
     tables = build_tables(tiny)
     c1 = compress(tiny, tables, carphone, qp=27, gop=4)
+    if refine:  # the refinement's latents are in the stream: the intra frame costs more
+        c0 = compress(plain, tables, carphone, qp=27, gop=4)
+        assert c1.bits_per_frame[0] > c0.bits_per_frame[0]
     c2 = compress(tiny, tables, carphone, qp=27, gop=4)
     assert c1.bitstream == c2.bitstream  # identical bytes across runs
     symbols = []

@@ -120,3 +120,69 @@ def test_intra_weight_weights_the_first_frame_of_each_gop():
         _, loss = step1(state, batch)
         want = (w * mse[0] + mse[1:].sum()) / (w + len(mse) - 1)
         assert float(loss) == pytest.approx(want, rel=1e-5)
+
+
+def test_distortion_match_adds_the_log_mse_gap_to_eq1():
+    """Phase-1 loss with distortion_match d = eq. 1 + d * mean_(t,b) (ln mse_Y(I_M, I) - ln mse_Y(I_C, I))^2."""
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from proxy.coders import ForwardCoder
+    from proxy.entropy_models import noise_quantize, ste_round
+    from proxy.ssf import SSFModel, code_gop, is_hyper_param, is_transform_param
+    from proxy.train import Batch, TrainState, distortion_match_loss, make_optimizers, make_steps
+
+    with pytest.raises(ConfigError, match="distortion_match"):
+        ProxyTrainConfig(distortion_match=-1.0)
+    config = ProxyTrainConfig(**TINY)
+    model = SSFModel(config.model_config(), rngs=nnx.Rngs(0))
+    graphdef, hyper, transform = nnx.split(model, is_hyper_param, is_transform_param)
+    rng = np.random.default_rng(1)
+    shape = (config.gop, 2, 16, 16, 6)
+    source = rng.random(shape).astype(np.float32)
+    target = np.clip(source + rng.normal(0, 0.02, shape), 0, 1).astype(np.float32)
+    batch = Batch(jnp.asarray(source), jnp.asarray(target), jnp.asarray([0, 5], jnp.int32), jax.random.key(1))
+    coder = ForwardCoder(rate_surrogate=noise_quantize, synthesis_surrogate=ste_round, key=batch.key)
+    recon = np.asarray(code_gop(nnx.merge(graphdef, transform, hyper), batch.source, batch.qp_index, coder)[0])
+
+    def ln_mse_y(a):
+        return np.log(((a[..., :4].astype(np.float64) - source[..., :4]) ** 2).mean(axis=(2, 3, 4)) + 1e-6)
+
+    gap = float(((ln_mse_y(recon) - ln_mse_y(target)) ** 2).mean())
+    assert gap > 0.1  # an untrained proxy is far from the target's distortion
+    assert float(distortion_match_loss(jnp.asarray(recon), batch.target, batch.source)) == pytest.approx(gap, rel=1e-4)
+    assert float(distortion_match_loss(batch.target, batch.target, batch.source)) == 0.0
+    opt_t, opt_h = make_optimizers(config)
+    state = TrainState(transform, hyper, opt_t.init(transform), opt_h.init(hyper), jnp.asarray(0, jnp.int32))
+    eq1 = float(((recon - target) ** 2).mean())
+    step1, _ = make_steps(graphdef, opt_t, opt_h, distortion_match=0.01)
+    _, loss = step1(state, batch)
+    assert float(loss) == pytest.approx(eq1 + 0.01 * gap, rel=1e-4)
+
+
+def test_init_from_starts_at_a_saved_model_and_refuses_another_config(tmp_path):
+    from flax import nnx
+
+    from jaxcodec.errors import ModelError
+    from proxy.ssf import is_transform_param, load_model
+
+    target = resolve_target("x264", gop=2)
+    base = train(ProxyTrainConfig(**TINY), target=target, target_name="x264", out_dir=tmp_path / "base",
+                 progress=False, data_workers=0)
+    # phase 2 only: the transforms (phase 1's parameters) must stay the saved model's; intra
+    # refinement adds no parameters, so a plain proxy may start a refined one
+    tuned = train(ProxyTrainConfig(**{**TINY, "phase1_steps": 0, "phase2_steps": 1}, intra_refine=True,
+                                   init_from=str(base.model_dir)),
+                  target=target, target_name="x264", out_dir=tmp_path / "tuned", progress=False, data_workers=0)
+
+    def transform(path):
+        _, tr, _ = nnx.split(load_model(path)[0], is_transform_param, ...)
+        return jax.tree.leaves(tr)
+
+    a, b = transform(base.model_dir), transform(tuned.model_dir)
+    assert load_model(tuned.model_dir)[0].config.intra_refine
+    assert a and all(np.array_equal(x, y) for x, y in zip(a, b))
+    other = {**TINY, "residual_latent": 12}
+    with pytest.raises(ModelError, match="another model config"):
+        train(ProxyTrainConfig(**other, init_from=str(base.model_dir)), target=target, target_name="x264",
+              out_dir=tmp_path / "other", progress=False, data_workers=0)
