@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", nargs="+", required=True, help="clip names (carphone, bikes, bigbuckbunny) or Y4M paths")
     ap.add_argument("--target", default="x264")
-    ap.add_argument("--model", default=str(ROOT / "models" / "proxy_x264_small"))
+    ap.add_argument("--model", default=str(ROOT / "models" / "proxy_x264_refined"))
     ap.add_argument("--qps", default="22,27,32,37,42")
     ap.add_argument("--frames", type=int, default=16, help="frames per clip (a multiple of the GOP)")
     ap.add_argument("--gop", type=int, default=4)

@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", nargs="+", required=True, help="clip names or Y4M paths")
     ap.add_argument("--target", default="x264")
-    ap.add_argument("--model", default=str(ROOT / "models" / "proxy_x264_small"))
+    ap.add_argument("--model", default=str(ROOT / "models" / "proxy_x264_refined"))
     ap.add_argument("--sequences", type=int, default=32, help="patch sequences (batch 1 each)")
     ap.add_argument("--patch", type=int, default=64)
     ap.add_argument("--eps", type=float, default=2.0, help="step in 8-bit code values")

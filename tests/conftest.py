@@ -2,6 +2,14 @@ import os
 
 # Tests run on the CPU with deterministic XLA; set before JAX is imported anywhere.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# The suite is bound by XLA compiles, and many test files (and the CLIs they start in
+# subprocesses) compile the same codec functions at the same shapes. JAX's persistent cache lets
+# the xdist workers share them; its key covers the JAX/XLA versions, flags and the computation,
+# so a stale entry is never used. Executables are deterministic, so a cached one computes what a
+# fresh compile would (test_decode_in_fresh_process_same_output still compiles from scratch).
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".jax_cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
 import gc  # noqa: E402
 

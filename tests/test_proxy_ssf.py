@@ -28,7 +28,7 @@ from proxy.ssf import (
     Calibration,
 )
 
-SHIPPED = Path(__file__).resolve().parent.parent / "models" / "proxy_x264_small"
+MODELS = Path(__file__).resolve().parent.parent / "models"
 TINY = ModelConfig(intra_channels=8, intra_latent=8, flow_channels=8, flow_latent=8, residual_channels=8,
                    residual_latent=8, hyper_channels=8, hyper_latent=4)
 
@@ -109,10 +109,10 @@ def test_compress_decompress_round_trip(tiny, carphone, refine):
         decompress(tiny, tables, c1.bitstream[:-3])
 
 
-@pytest.mark.skipif(not SHIPPED.is_dir(), reason="shipped proxy model not present")
-def test_rate_estimate_matches_coded_size_on_real_clip(carphone):
+@pytest.mark.parametrize("name", ["proxy_x264_small", "proxy_x264_refined"])
+def test_rate_estimate_matches_coded_size_on_real_clip(carphone, name):
     """The proxy's own rate (float likelihoods) is within 2% of the real coded size."""
-    model, tables, _, _ = load_model(SHIPPED)
+    model, tables, _, _ = load_model(MODELS / name)
     for qp in (22, 42):
         c = compress(model, tables, carphone, qp=qp, gop=4)
         coded, estimated = c.bits_per_frame.sum(), c.model_bits.sum()
