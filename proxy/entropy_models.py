@@ -125,8 +125,13 @@ class FactorizedPrior(nnx.Module):
 
 
 def gaussian_likelihood(y: jax.Array, scale: jax.Array) -> jax.Array:
-    """Likelihood of ``y`` under N(0, scale^2) convolved with U(-1/2, 1/2) (Ballé 2018 eq. 10)."""
-    s = jnp.maximum(scale, SCALE_MIN)
+    """Likelihood of ``y`` under N(0, scale^2) convolved with U(-1/2, 1/2) (Ballé 2018 eq. 10).
+
+    Scales are clipped to the table range [SCALE_MIN, SCALE_MAX], as the coder clips them: the
+    small proxy predicts scales up to 600 for 95 % of its flow latents on bigbuckbunny, which the
+    coder codes with the scale-64 table, and the unclipped estimate overshot their coded size by 6 %.
+    """
+    s = jnp.clip(scale, SCALE_MIN, SCALE_MAX)
     v = jnp.abs(y)
     upper = jax.scipy.special.ndtr((0.5 - v) / s)
     lower = jax.scipy.special.ndtr((-0.5 - v) / s)

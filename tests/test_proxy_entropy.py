@@ -116,6 +116,15 @@ def test_gaussian_likelihood_is_a_distribution():
         assert abs(float(np.where(lik <= RATE_LIKELIHOOD_BOUND, 0.0, lik).sum()) - 1.0) < 1e-3
 
 
+def test_gaussian_likelihood_clips_scales_to_the_table_range():
+    """The rate model uses the scale the coder's table has: below SCALE_MIN and above SCALE_MAX
+    (64) it is clipped, as `scale_indexes` clips it."""
+    v = jnp.asarray([0.0, 3.0, 100.0])
+    np.testing.assert_array_equal(gaussian_likelihood(v, jnp.float32(600.0)), gaussian_likelihood(v, jnp.float32(64.0)))
+    np.testing.assert_array_equal(gaussian_likelihood(v, jnp.float32(0.01)), gaussian_likelihood(v, jnp.float32(0.11)))
+    assert float(gaussian_likelihood(v, jnp.float32(30.0))[1]) != float(gaussian_likelihood(v, jnp.float32(64.0))[1])
+
+
 def test_surrogates():
     y = jnp.linspace(-3, 3, 101)
     n = noise_quantize(y, jax.random.key(0))
