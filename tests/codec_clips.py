@@ -23,8 +23,3 @@ def generated_clip(n: int = 4, height: int = 20, width: int = 36, seed: int = 0,
         vs.append(np.clip(np.round(peak - 0.5 * c - peak / 4), 0, peak))
     dt = np.uint8 if bit_depth == 8 else np.uint16
     return Frame(y=np.stack(ys).astype(dt), u=np.stack(us).astype(dt), v=np.stack(vs).astype(dt), bit_depth=bit_depth)
-
-
-def same_frames(a: Frame, b: Frame) -> bool:
-    """Bit-equal Y, U and V planes."""
-    return all(np.array_equal(np.asarray(getattr(a, c)), np.asarray(getattr(b, c))) for c in "yuv")

@@ -6,14 +6,19 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
-from codec_clips import generated_clip, same_frames as _same
+from codec_clips import generated_clip
 from jaxcodec.codec.blocks import MODE_INTER
 from jaxcodec.config import load_coding_config
 from runtime.decoder import decode
 from runtime.encoder import encode
+
+
+def _same(a, b):
+    return all(np.array_equal(np.asarray(getattr(a, c)), np.asarray(getattr(b, c))) for c in "yuv")
 
 
 def _psnr(a, b):
@@ -76,6 +81,14 @@ def test_two_frame_threads_same_bytes(clip):
     assert _same(recon2, decode(two))
 
 
+def test_decode_without_jit_equals_jit():
+    clip = generated_clip(n=2, height=16, width=16, seed=3)
+    data, recon = encode(clip, load_coding_config("ld", qp=30))
+    with jax.disable_jit():
+        dec = decode(data)
+    assert _same(dec, recon)
+
+
 def test_decode_in_fresh_process_same_output(clip, tmp_path):
     data, recon = encode(clip, load_coding_config("ld", qp=32))
     (tmp_path / "s.jxc").write_bytes(data)
@@ -87,6 +100,33 @@ def test_decode_in_fresh_process_same_output(clip, tmp_path):
                          check=True, env=env)
     want = hashlib.md5(b"".join(np.ascontiguousarray(p).tobytes() for p in (recon.y, recon.u, recon.v))).hexdigest()
     assert out.stdout.strip() == want
+
+
+def test_ten_bit_roundtrip():
+    clip = generated_clip(n=2, height=16, width=24, bit_depth=10)
+    data, recon = encode(clip, load_coding_config("ld", qp=32))
+    dec = decode(data)
+    assert dec.y.dtype == np.uint16 and _same(dec, recon)
+
+
+@pytest.mark.parametrize("name", ["ai", "ld", "ra"])
+def test_carphone_roundtrip_short(name):
+    from jaxcodec.io import read_video
+
+    frames = read_video("carphone", max_frames=3).frames
+    data, recon = encode(frames, load_coding_config(name, qp=32))
+    assert _same(recon, decode(data))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["ai", "ld", "ra"])
+@pytest.mark.parametrize("qp", [22, 27, 32, 37])
+def test_carphone_roundtrip_all_qps(name, qp):
+    from jaxcodec.io import read_video
+
+    frames = read_video("carphone", max_frames=17).frames
+    data, recon = encode(frames, load_coding_config(name, qp=qp))
+    assert _same(recon, decode(data))
 
 
 def test_compiles_once_per_shape_not_per_frame_or_qp():
