@@ -352,8 +352,6 @@ def train(config: ProxyTrainConfig, *, target, target_name: str, out_dir: str | 
     qp_sharding = NamedSharding(mesh, P("data"))
 
     if config.init_from:
-        from proxy.ssf import load_model
-
         model = _init_model(config)
     else:
         model = SSFModel(config.model_config(), rngs=nnx.Rngs(config.seed))
