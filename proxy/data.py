@@ -1,7 +1,8 @@
 """Training data for the proxy: GOP-long patch sequences and the target codec's output on them.
 
 Clips: the shipped ``carphone`` and ``bikes``, plus ``generated`` (synthetic moving
-textures) and ``cartoon`` (rendered animation-like scenes) from `jaxcodec.io.synthetic`. ``bigbuckbunny`` is held out for evaluation and is
+textures), ``cartoon`` (rendered animation-like scenes) and ``stills`` (panned natural
+photographs) from `jaxcodec.io.synthetic`. ``bigbuckbunny`` is held out for evaluation and is
 refused here. Every batch is a pure function of ``(seed, step)``, so a resumed run sees
 exactly the batches the killed run would have seen.
 

@@ -28,8 +28,8 @@ class NNLFTrainConfig:
     """Training settings (``configs/nnlf_*.toml``).
 
     Attributes:
-      clips: training clip names (bigbuckbunny is refused: it is held out); ``generated`` and
-        ``cartoon`` expand to the synthetic clips of `jaxcodec.io.synthetic`.
+      clips: training clip names (bigbuckbunny is refused: it is held out); ``generated``,
+        ``cartoon`` and ``stills`` expand to the clips of `jaxcodec.io.synthetic`.
       frames: frames per clip encoded for data.
       qps: base QPs of the data encodes.
       codec_config: coding config of the data encodes (``ra``: intra and inter pictures).

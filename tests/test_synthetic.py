@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from jaxcodec.io.synthetic import CARTOON, GENERATED, cartoon_clips, moving_textures, synthetic_clips
+from jaxcodec.io.synthetic import CARTOON, GENERATED, STILLS, cartoon_clips, moving_textures, still_pans, synthetic_clips
 
 
 def test_cartoon_clips_shape_and_seed():
@@ -23,7 +23,7 @@ def test_cartoon_clips_shape_and_seed():
     assert any(not np.array_equal(x.y, y.y) for x, y in zip(a, c))
 
 
-@pytest.mark.parametrize("name", [GENERATED, CARTOON])
+@pytest.mark.parametrize("name", [GENERATED, CARTOON, STILLS])
 def test_synthetic_names(name):
     clips = synthetic_clips(name, frames=2)
     assert clips and all(c.y.shape[0] == 2 for c in clips)
@@ -36,3 +36,27 @@ def test_unknown_name_is_not_synthetic():
 def test_moving_textures_pan():
     (f,) = moving_textures(count=1, frames=3, size=32, seed=0)
     assert f.y.shape == (3, 32, 32)
+
+
+def test_still_pans_are_natural_moving_and_reproducible():
+    a = still_pans(frames=3, size=(32, 48), images=("grass", "chelsea"), seed=3)
+    b = still_pans(frames=3, size=(32, 48), images=("grass", "chelsea"), seed=3)
+    assert len(a) == 2
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x.y, y.y)
+        np.testing.assert_array_equal(x.u, y.u)
+    grass, cat = a
+    assert grass.y.shape == (3, 32, 48) and grass.u.shape == (3, 16, 24) and grass.y.dtype == np.uint8
+    # a grey photograph has neutral chroma; a colour one does not
+    assert np.abs(grass.u.astype(int) - 128).max() <= 1 and np.abs(cat.u.astype(int) - 128).max() > 4
+    # the camera pans: every frame differs from the last, and the next frame is (nearly) the
+    # last one moved by the clip's velocity, so motion search has something real to find
+    for f in a:
+        y = f.y.astype(int)
+        assert all(np.abs(y[t + 1] - y[t]).mean() > 1 for t in range(2))
+    assert grass.y.std() > 20  # texture survives the zoom-out prefilter
+
+
+def test_still_pans_refuse_a_window_larger_than_the_photo():
+    with pytest.raises(ValueError, match="too small"):
+        still_pans(frames=2, size=(600, 800), images=("coffee",))

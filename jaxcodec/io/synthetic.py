@@ -10,8 +10,12 @@ content, so every trainer can add generated clips of two kinds:
   background, flat- and gradient-shaded ellipses and polygons with anti-aliased edges, some
   carrying fine texture, each moving at its own sub-pixel velocity (occlusions, non-rigid
   layouts, fractional motion).
+* `still_pans`: natural photographs that the scikit-image wheel ships (grass, gravel, brick,
+  a cat, coffee, an astronaut, a rocket, a motorcycle, a camera man), each filmed by a virtual
+  camera panning at a sub-pixel speed over a zoomed-out view: real texture statistics (the
+  fur and grass that the held-out clip is made of), synthetic motion.
 
-Both return stacked uint8 4:2:0 `Frame` s, ``(T, H, W)``.
+All return stacked uint8 4:2:0 `Frame` s, ``(T, H, W)``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,12 @@ GENERATED = "generated"
 """Clip name that trainers expand to `moving_textures` (6 clips, 128x128)."""
 CARTOON = "cartoon"
 """Clip name that trainers expand to `cartoon_clips` (4 clips, 256x144)."""
+STILLS = "stills"
+"""Clip name that trainers expand to `still_pans` (9 clips, 256x144)."""
+
+# scikit-image's bundled photographs (skimage.data names; loaded from the installed wheel, never
+# downloaded). Microscopy, astronomy and document images are left out: not camera content.
+STILL_IMAGES = ("grass", "gravel", "brick", "chelsea", "coffee", "astronaut", "rocket", "stereo_motorcycle", "camera")
 
 
 def moving_textures(*, count: int = 6, frames: int = 24, size: int = 128, seed: int = 1234) -> list[Frame]:
@@ -64,6 +74,15 @@ def _rgb_to_yuv(rgb: np.ndarray) -> np.ndarray:
     """BT.601 limited-range conversion of float RGB in [0, 255], channels last."""
     m = np.array([[0.257, 0.504, 0.098], [-0.148, -0.291, 0.439], [0.439, -0.368, -0.071]])
     return rgb @ m.T + np.array([16.0, 128.0, 128.0])
+
+
+def _rgb_to_420(rgb: np.ndarray) -> Frame:
+    """Float RGB ``(T, H, W, 3)`` in [0, 255] -> uint8 4:2:0 `Frame` (chroma: 2x2 box average)."""
+    t, h, w, _ = rgb.shape
+    yuv = _rgb_to_yuv(np.clip(rgb, 0, 255))
+    uv = yuv[..., 1:].reshape(t, h // 2, 2, w // 2, 2, 2).mean(axis=(2, 4))
+    planes = [np.clip(np.round(p), 0, 255).astype(np.uint8) for p in (yuv[..., 0], uv[..., 0], uv[..., 1])]
+    return make_frame(*planes)
 
 
 def _render_cartoon_frame(shapes, background, t: float, h: int, w: int, ss: int) -> np.ndarray:
@@ -122,18 +141,78 @@ def cartoon_clips(*, count: int = 4, frames: int = 9, size: tuple[int, int] = (1
                 "freq": rng.uniform(0.3, 2.5, 3),
             })
         rgb = np.stack([_render_cartoon_frame(shapes, background, float(t), h, w, 3) for t in range(frames)])
-        yuv = _rgb_to_yuv(np.clip(rgb, 0, 255))
-        y = yuv[..., 0]
-        uv = yuv[..., 1:].reshape(frames, h // 2, 2, w // 2, 2, 2).mean(axis=(2, 4))
-        planes = [np.clip(np.round(p), 0, 255).astype(np.uint8) for p in (y, uv[..., 0], uv[..., 1])]
-        clips.append(make_frame(*planes))
+        clips.append(_rgb_to_420(rgb))
+    return clips
+
+
+def _load_still(name: str) -> np.ndarray:
+    """Float RGB ``(H, W, 3)`` of a scikit-image sample photograph (grey images on all channels)."""
+    from jaxcodec.errors import ConfigError
+
+    try:
+        import skimage.data
+    except ImportError as exc:  # a dependency; say so instead of a traceback
+        raise ConfigError("the 'stills' training clips need scikit-image (pip install scikit-image)") from exc
+    img = getattr(skimage.data, name)()
+    if isinstance(img, tuple):  # stereo pairs: the left view
+        img = img[0]
+    img = np.asarray(img, np.float64)
+    return np.repeat(img[..., None], 3, axis=-1) if img.ndim == 2 else img[..., :3]
+
+
+def still_pans(*, frames: int = 9, size: tuple[int, int] = (144, 256), images: tuple[str, ...] = STILL_IMAGES,
+               seed: int = 2468) -> list[Frame]:
+    """One panning clip per photograph in ``images``.
+
+    Each clip samples the photograph on a grid zoomed out by a random factor in [1, 2] (so the
+    detail per pixel resembles a high-resolution camera's), moving by a random sub-pixel velocity
+    of up to 2.5 pixels per frame in the output grid. Sampling is cubic spline after a Gaussian
+    anti-alias prefilter matched to the zoom.
+
+    Args:
+      frames: frames per clip.
+      size: ``(height, width)``, both even.
+      images: `skimage.data` names.
+      seed: generator seed (same seed, same clips).
+    """
+    from scipy.ndimage import gaussian_filter, map_coordinates
+
+    h, w = size
+    rng = np.random.default_rng(seed)
+    clips = []
+    for name in images:
+        img = _load_still(name)
+        ih, iw, _ = img.shape
+        vel = rng.uniform(-2.5, 2.5, 2)
+        travel = np.abs(vel) * (frames - 1)
+        zmax = min(2.0, (ih - 4 - travel[0] * 2) / h, (iw - 4 - travel[1] * 2) / w)
+        if zmax < 1.0:
+            raise ValueError(f"image {name!r} ({ih}x{iw}) is too small for {h}x{w} clips of {frames} frames")
+        zoom = rng.uniform(1.0, zmax)
+        sigma = 0.5 * np.sqrt(max(zoom**2 - 1.0, 0.0))  # anti-alias: fill up to the new Nyquist
+        img = np.stack([gaussian_filter(img[..., c], sigma) for c in range(3)], -1) if sigma > 0 else img
+        span = np.array([h, w]) * zoom + travel * zoom
+        y0 = rng.uniform(1, ih - 2 - span[0])
+        x0 = rng.uniform(1, iw - 2 - span[1])
+        if vel[0] < 0:
+            y0 += travel[0] * zoom
+        if vel[1] < 0:
+            x0 += travel[1] * zoom
+        yy, xx = np.meshgrid(np.arange(h) * zoom, np.arange(w) * zoom, indexing="ij")
+        rgb = []
+        for t in range(frames):
+            coords = [y0 + yy + vel[0] * zoom * t, x0 + xx + vel[1] * zoom * t]
+            rgb.append(np.stack([map_coordinates(img[..., c], coords, order=3, mode="nearest") for c in range(3)], -1))
+        clips.append(_rgb_to_420(np.stack(rgb)))
     return clips
 
 
 def synthetic_clips(name: str, *, frames: int) -> list[Frame] | None:
-    """The clips behind a generated-content name (`GENERATED`, `CARTOON`), or None for other names."""
+    """The clips behind a generated-content name (`GENERATED`, `CARTOON`, `STILLS`), or None for other names."""
     if name == GENERATED:
         return moving_textures(frames=frames)
     if name == CARTOON:
         return cartoon_clips(frames=frames)
+    if name == STILLS:
+        return still_pans(frames=frames)
     return None
