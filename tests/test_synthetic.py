@@ -60,3 +60,12 @@ def test_still_pans_are_natural_moving_and_reproducible():
 def test_still_pans_refuse_a_window_larger_than_the_photo():
     with pytest.raises(ValueError, match="too small"):
         still_pans(frames=2, size=(600, 800), images=("coffee",))
+
+
+def test_still_pans_per_image_gives_distinct_views():
+    one = still_pans(frames=2, size=(32, 48), images=("gravel", "coffee"), seed=7)
+    two = still_pans(frames=2, size=(32, 48), images=("gravel", "coffee"), per_image=2, seed=7)
+    assert len(two) == 4
+    # image-major: the first view of the first photograph is the same draw as with one per image
+    np.testing.assert_array_equal(two[0].y, one[0].y)
+    assert not np.array_equal(two[0].y, two[1].y) and not np.array_equal(two[2].y, two[3].y)

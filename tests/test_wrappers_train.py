@@ -128,6 +128,39 @@ def test_config_refuses_held_out_clip_and_empty_wrapper():
         _config(clips=("carphone", "bigbuckbunny"))
     with pytest.raises(ConfigError, match="pre / post"):
         _config(pre=False, post=False)
+    # whole-frame targets are coded once: only possible when P does not change the codec input
+    with pytest.raises(ConfigError, match="codec_on_full_frames"):
+        _config(pre=True, codec_on_full_frames=True)
+    with pytest.raises(ConfigError, match="codec_on_full_frames"):
+        _config(pre=False, iterative_update=True, codec_on_full_frames=True)
+
+
+def test_full_frame_batches_are_crops_of_whole_frame_decodes(pool):
+    """codec_on_full_frames: the target codes the whole clip once per QP; a batch is a crop of
+    that decode, starting on an IDR frame, with the source GOP before it."""
+    from wrappers.train import full_frame_targets, sample_full_frame_batch
+
+    gop = 2
+    clips = [moving_textures(count=1, frames=8, size=64, seed=4)[0]]
+    targets = full_frame_targets(resolve_target("x264", gop=gop), clips, [30, 31])
+    assert set(targets) == {(0, 30), (0, 31)}
+    assert not np.array_equal(targets[0, 30][0].y, targets[0, 31][0].y)
+    seen = set()
+    for step in range(8):
+        pb, tb = sample_full_frame_batch(clips, targets, seed=0, step=step, batch=2, patch=32, gop=gop,
+                                         qp_range=(30, 31))
+        assert pb.frames.y.shape == (2, 2 * gop, 32, 32) and tb.recon.y.shape == (2, gop, 32, 32)
+        for b in range(2):
+            qp = int(tb.qp[b])
+            decoded = targets[0, qp][0]
+            src = np.asarray(clips[0].y)
+            hits = [(t, y, x) for t in range(gop, 8 - gop + 1, gop) for y in range(0, 33, 2) for x in range(0, 33, 2)
+                    if np.array_equal(src[t:t + gop, y:y + 32, x:x + 32], tb.source.y[b])
+                    and np.array_equal(np.asarray(decoded.y)[t:t + gop, y:y + 32, x:x + 32], tb.recon.y[b])
+                    and np.array_equal(src[t - gop:t, y:y + 32, x:x + 32], pb.frames.y[b, :gop])]
+            assert hits, (step, b)
+            seen.add(qp)
+    assert seen == {30, 31}
 
 
 def test_loss_scores_are_the_library_metrics():

@@ -64,6 +64,12 @@ class WrapperTrainConfig:
       qp_min / qp_max: QP range sampled per sample (the target's range of interest).
       steps, batch_size, patch, gop, clips, max_clip_frames, seed: data and schedule.
       checkpoint_every / image_every: orbax checkpoint and PNG triptych periods in steps.
+      codec_on_full_frames: post-only training without proxy refinement: the target codes every
+        training clip once per QP at its full size before training (`full_frame_targets`), and
+        O learns from crops of those decodes. The default codes each GOP-long patch sequence
+        on its own, as Algorithm 1 must when P changes the codec's input; but a 64x64 stream
+        has another motion search range, rate-control state and block statistics than a
+        640x272 one, and O then learns artifacts the deployed codec does not make.
     """
 
     pre_channels: int = 24
@@ -95,6 +101,7 @@ class WrapperTrainConfig:
     seed: int = 0
     checkpoint_every: int = 50
     image_every: int = 100
+    codec_on_full_frames: bool = False
 
     def __post_init__(self):
         if not (self.pre or self.post):
@@ -105,6 +112,9 @@ class WrapperTrainConfig:
             raise ConfigError(f"bad QP range {self.qp_min}..{self.qp_max}")
         if self.patch % 32 or self.patch <= 0:
             raise ConfigError(f"patch must be a positive multiple of 32 (the proxy's downsampling), got {self.patch}")
+        if self.codec_on_full_frames and (self.pre or self.iterative_update):
+            raise ConfigError("codec_on_full_frames needs pre = false and iterative_update = false: the codec's "
+                              "input must not depend on the step (it is coded once, before training)")
 
     def net_configs(self):
         from wrappers.nets import NetConfig
@@ -333,6 +343,65 @@ def write_triptych(path: Path, source, i_p, i_c, out) -> None:
     tmp.replace(path)
 
 
+def full_frame_targets(target, pool, qps, *, log=None) -> dict:
+    """``{(clip index, qp): (decoded Frame, bits per frame)}``: every clip coded whole, once per QP."""
+    import numpy as np
+
+    out = {}
+    for i, clip in enumerate(pool):
+        for qp in qps:
+            result = target.encode(clip, qp=int(qp))
+            out[i, int(qp)] = (result.recon, np.asarray(result.bits_per_frame, np.float64))
+        if log:
+            log(f"full-frame targets: clip {i + 1}/{len(pool)} ({clip.width}x{clip.height}, {clip.y.shape[0]} frames)")
+    return out
+
+
+def sample_full_frame_batch(pool, targets: dict, *, seed: int, step: int, batch: int, patch: int, gop: int,
+                            qp_range: tuple[int, int]):
+    """Batch of step ``step`` cut from `full_frame_targets`: random clip, QP, GOP and 2-aligned crop.
+
+    The kept GOP starts on one of the stream's IDR frames (a multiple of ``gop``, as the
+    patch-coded GOP does) and the source sequence also holds the GOP before it. Bits are the
+    frames' bits scaled to the crop's share of the frame (logging only: no proxy is refined).
+    """
+    import numpy as np
+
+    from jaxcodec.errors import InputError
+    from jaxcodec.frame import make_frame
+    from proxy.data import PatchBatch, TargetBatch
+
+    rng = np.random.default_rng([seed, step])
+    src, rec, bits, qps = [], [], [], []
+    for _ in range(batch):
+        c = int(rng.integers(len(pool)))
+        clip = pool[c]
+        t_len, h, w = clip.y.shape
+        if t_len < 2 * gop or h < patch or w < patch:
+            raise InputError(f"training clip of {t_len} frames {w}x{h} is too small for {2 * gop} frames of {patch}x{patch}")
+        qp = int(rng.integers(qp_range[0], qp_range[1] + 1))
+        start = gop * int(rng.integers(1, t_len // gop))
+        y0 = int(rng.integers(0, (h - patch) // 2 + 1)) * 2
+        x0 = int(rng.integers(0, (w - patch) // 2 + 1)) * 2
+        decoded, frame_bits = targets[c, qp]
+
+        def crop(f, t0, t1):
+            ys, xs = slice(y0, y0 + patch), slice(x0, x0 + patch)
+            cys, cxs = slice(y0 // 2, (y0 + patch) // 2), slice(x0 // 2, (x0 + patch) // 2)
+            return np.asarray(f.y[t0:t1, ys, xs]), np.asarray(f.u[t0:t1, cys, cxs]), np.asarray(f.v[t0:t1, cys, cxs])
+
+        src.append(crop(clip, start - gop, start + gop))
+        rec.append(crop(decoded, start, start + gop))
+        bits.append(frame_bits[start:start + gop] * (patch * patch / (h * w)))
+        qps.append(qp)
+    stack = lambda xs, k: np.stack([x[k] for x in xs])  # noqa: E731
+    source = make_frame(stack(src, 0), stack(src, 1), stack(src, 2))
+    kept = make_frame(source.y[:, gop:], source.u[:, gop:], source.v[:, gop:])
+    recon = make_frame(stack(rec, 0), stack(rec, 1), stack(rec, 2))
+    qp_arr = np.asarray(qps, np.int32)
+    return PatchBatch(source, qp_arr), TargetBatch(kept, recon, np.stack(bits), qp_arr, 0.0)
+
+
 def _to_tensor(frames):
     """uint8 Frame (B, T, H, W) -> float (T, B, H/2, W/2, 6)."""
     import jax.numpy as jnp
@@ -425,6 +494,13 @@ def train(config: WrapperTrainConfig, *, target, target_name: str, proxy_path: s
     (out_dir / "images").mkdir(exist_ok=True)
 
     pool = load_pool(config.clips, max_frames=config.max_clip_frames) if pool is None else pool
+    full = None
+    if config.codec_on_full_frames:
+        t0 = time.perf_counter()
+        full = full_frame_targets(target, pool, range(config.qp_min, config.qp_max + 1),
+                                  log=None if progress else print)
+        (out_dir / "full_frame_targets.json").write_text(json.dumps(
+            {"clips": len(pool), "qps": [config.qp_min, config.qp_max], "seconds": time.perf_counter() - t0}))
     base_key = jax.random.key(config.seed)
     end = config.steps if stop_at is None else min(stop_at, config.steps)
     gop = config.gop
@@ -433,12 +509,16 @@ def train(config: WrapperTrainConfig, *, target, target_name: str, proxy_path: s
     with open(metrics_path, "a") as log:
         for step in range(start, end):
             t0 = time.perf_counter()
-            pb = sample_batch(pool, seed=config.seed, step=step, batch=config.batch_size, patch=config.patch,
-                              gop=gop, qp_range=(config.qp_min, config.qp_max))
-            source = _to_tensor(pb.frames)  # (2*gop, B, ...)
-            i_p_all = steps.pre(state.wrapper, source)
-            i_p_frames = _from_tensor(i_p_all)
-            tb = run_target(target, PatchBatch(i_p_frames, pb.qp), gop=gop)  # host: the real codec
+            if full is not None:  # P is off: the codec's input is the source, coded before training
+                pb, tb = sample_full_frame_batch(pool, full, seed=config.seed, step=step, batch=config.batch_size,
+                                                 patch=config.patch, gop=gop, qp_range=(config.qp_min, config.qp_max))
+                source = _to_tensor(pb.frames)
+            else:
+                pb = sample_batch(pool, seed=config.seed, step=step, batch=config.batch_size, patch=config.patch,
+                                  gop=gop, qp_range=(config.qp_min, config.qp_max))
+                source = _to_tensor(pb.frames)  # (2*gop, B, ...)
+                i_p_frames = _from_tensor(steps.pre(state.wrapper, source))
+                tb = run_target(target, PatchBatch(i_p_frames, pb.qp), gop=gop)  # host: the real codec
             i_c = _to_tensor(tb.recon)
             i_p = _to_tensor(tb.source)  # the rounded samples the codec really received
             qp_index = jnp.asarray(pb.qp - proxy_config.qp_min, jnp.int32)

@@ -29,7 +29,8 @@ GENERATED = "generated"
 CARTOON = "cartoon"
 """Clip name that trainers expand to `cartoon_clips` (4 clips, 256x144)."""
 STILLS = "stills"
-"""Clip name that trainers expand to `still_pans` (9 clips, 256x144)."""
+"""Clip name that trainers expand to `still_pans` (`STILLS_PER_IMAGE` clips per photograph, 256x144)."""
+STILLS_PER_IMAGE = 3
 
 # scikit-image's bundled photographs (skimage.data names; loaded from the installed wheel, never
 # downloaded). Microscopy, astronomy and document images are left out: not camera content.
@@ -161,8 +162,8 @@ def _load_still(name: str) -> np.ndarray:
 
 
 def still_pans(*, frames: int = 9, size: tuple[int, int] = (144, 256), images: tuple[str, ...] = STILL_IMAGES,
-               seed: int = 2468) -> list[Frame]:
-    """One panning clip per photograph in ``images``.
+               per_image: int = 1, seed: int = 2468) -> list[Frame]:
+    """``per_image`` panning clips per photograph in ``images`` (image-major order).
 
     Each clip samples the photograph on a grid zoomed out by a random factor in [1, 2] (so the
     detail per pixel resembles a high-resolution camera's), moving by a random sub-pixel velocity
@@ -173,38 +174,46 @@ def still_pans(*, frames: int = 9, size: tuple[int, int] = (144, 256), images: t
       frames: frames per clip.
       size: ``(height, width)``, both even.
       images: `skimage.data` names.
+      per_image: clips per photograph, each with its own zoom, window and velocity.
       seed: generator seed (same seed, same clips).
     """
-    from scipy.ndimage import gaussian_filter, map_coordinates
 
     h, w = size
     rng = np.random.default_rng(seed)
     clips = []
     for name in images:
         img = _load_still(name)
-        ih, iw, _ = img.shape
-        vel = rng.uniform(-2.5, 2.5, 2)
-        travel = np.abs(vel) * (frames - 1)
-        zmax = min(2.0, (ih - 4 - travel[0] * 2) / h, (iw - 4 - travel[1] * 2) / w)
-        if zmax < 1.0:
-            raise ValueError(f"image {name!r} ({ih}x{iw}) is too small for {h}x{w} clips of {frames} frames")
-        zoom = rng.uniform(1.0, zmax)
-        sigma = 0.5 * np.sqrt(max(zoom**2 - 1.0, 0.0))  # anti-alias: fill up to the new Nyquist
-        img = np.stack([gaussian_filter(img[..., c], sigma) for c in range(3)], -1) if sigma > 0 else img
-        span = np.array([h, w]) * zoom + travel * zoom
-        y0 = rng.uniform(1, ih - 2 - span[0])
-        x0 = rng.uniform(1, iw - 2 - span[1])
-        if vel[0] < 0:
-            y0 += travel[0] * zoom
-        if vel[1] < 0:
-            x0 += travel[1] * zoom
-        yy, xx = np.meshgrid(np.arange(h) * zoom, np.arange(w) * zoom, indexing="ij")
-        rgb = []
-        for t in range(frames):
-            coords = [y0 + yy + vel[0] * zoom * t, x0 + xx + vel[1] * zoom * t]
-            rgb.append(np.stack([map_coordinates(img[..., c], coords, order=3, mode="nearest") for c in range(3)], -1))
-        clips.append(_rgb_to_420(np.stack(rgb)))
+        for _ in range(per_image):
+            clips.append(_pan(img, name, rng, frames, h, w))
     return clips
+
+
+def _pan(img: np.ndarray, name: str, rng: np.random.Generator, frames: int, h: int, w: int) -> Frame:
+    """One `still_pans` clip of the float RGB photograph ``img``."""
+    from scipy.ndimage import gaussian_filter, map_coordinates
+
+    ih, iw, _ = img.shape
+    vel = rng.uniform(-2.5, 2.5, 2)
+    travel = np.abs(vel) * (frames - 1)
+    zmax = min(2.0, (ih - 4 - travel[0] * 2) / h, (iw - 4 - travel[1] * 2) / w)
+    if zmax < 1.0:
+        raise ValueError(f"image {name!r} ({ih}x{iw}) is too small for {h}x{w} clips of {frames} frames")
+    zoom = rng.uniform(1.0, zmax)
+    sigma = 0.5 * np.sqrt(max(zoom**2 - 1.0, 0.0))  # anti-alias: fill up to the new Nyquist
+    img = np.stack([gaussian_filter(img[..., c], sigma) for c in range(3)], -1) if sigma > 0 else img
+    span = np.array([h, w]) * zoom + travel * zoom
+    y0 = rng.uniform(1, ih - 2 - span[0])
+    x0 = rng.uniform(1, iw - 2 - span[1])
+    if vel[0] < 0:
+        y0 += travel[0] * zoom
+    if vel[1] < 0:
+        x0 += travel[1] * zoom
+    yy, xx = np.meshgrid(np.arange(h) * zoom, np.arange(w) * zoom, indexing="ij")
+    rgb = []
+    for t in range(frames):
+        coords = [y0 + yy + vel[0] * zoom * t, x0 + xx + vel[1] * zoom * t]
+        rgb.append(np.stack([map_coordinates(img[..., c], coords, order=3, mode="nearest") for c in range(3)], -1))
+    return _rgb_to_420(np.stack(rgb))
 
 
 def synthetic_clips(name: str, *, frames: int) -> list[Frame] | None:
@@ -214,5 +223,5 @@ def synthetic_clips(name: str, *, frames: int) -> list[Frame] | None:
     if name == CARTOON:
         return cartoon_clips(frames=frames)
     if name == STILLS:
-        return still_pans(frames=frames)
+        return still_pans(frames=frames, per_image=STILLS_PER_IMAGE)
     return None
