@@ -141,6 +141,16 @@ def inputs_from_picture(pic: dict):
                              i32(pic["bs"]), i32(pic["qp"]), i32(pic["ipb"]))
 
 
+def _frames_digest(frames) -> str:
+    import hashlib
+
+    import numpy as np
+    h = hashlib.sha1()
+    for p in (frames.y, frames.u, frames.v):
+        h.update(np.ascontiguousarray(p).tobytes())
+    return h.hexdigest()[:8]
+
+
 def make_data(cfg: NNLFTrainConfig, out_dir, *, log=print, nnlf_model: str = "", tag: str = ""):
     """Encode the clips and return a list of pictures: dict of integer planes (numpy).
 
@@ -162,7 +172,8 @@ def make_data(cfg: NNLFTrainConfig, out_dir, *, log=print, nnlf_model: str = "",
             raise ConfigError("bigbuckbunny is the held-out evaluation clip: never train on it")
         generated = synthetic_clips(clip, frames=cfg.frames)
         if generated:
-            sources = [(f"{clip}{i}", g, Fraction(25)) for i, g in enumerate(generated)]
+            # Named by content too: a changed generator must not pick up another clip's encodes.
+            sources = [(f"{clip}{i}-{_frames_digest(g)}", g, Fraction(25)) for i, g in enumerate(generated)]
         else:  # a shipped clip name or a file path: cache files named by the stem and a path hash
             tag_ = clip if clip in CLIP_NAMES else f"{Path(clip).stem}-{hashlib.sha1(clip.encode()).hexdigest()[:8]}"
             sources = [(tag_, None, None)]

@@ -79,3 +79,21 @@ def test_two_stage_training_exports_a_model_the_codec_runs(tmp_path):
     data, rec = encode(clip, ccfg, nnlf_force=True)
     frames = decode(data, nnlf_model=str(tmp_path / "model" / "model.jxnnlf"))
     np.testing.assert_array_equal(np.asarray(frames.y), np.asarray(rec.y))
+
+
+def test_generated_clip_cache_is_named_by_content(tmp_path, monkeypatch):
+    """Encodes of generated clips are cached per clip content: a changed generator re-encodes."""
+    import jaxcodec.io.synthetic as synthetic
+
+    # the shapes and coding config of the two-stage test above: its compiled encoder is reused
+    cfg = NNLFTrainConfig(clips=("cartoon",), frames=3, qps=(37,), codec_config="ld")
+    small = lambda frames, seed=0: cartoon_clips(count=1, frames=frames, size=(64, 64), seed=seed)  # noqa: E731
+    monkeypatch.setattr(synthetic, "cartoon_clips", lambda frames: small(frames))
+    train_nnlf.make_data(cfg, tmp_path)
+    first = sorted(p.name for p in tmp_path.glob("data_*.npz"))
+    assert len(first) == 1 and first[0].startswith("data_cartoon0-")
+    train_nnlf.make_data(cfg, tmp_path)  # same content: the cache is reused
+    assert sorted(p.name for p in tmp_path.glob("data_*.npz")) == first
+    monkeypatch.setattr(synthetic, "cartoon_clips", lambda frames: small(frames, seed=1))
+    train_nnlf.make_data(cfg, tmp_path)
+    assert len(list(tmp_path.glob("data_*.npz"))) == 2
