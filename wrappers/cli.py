@@ -77,7 +77,9 @@ def _train(args: argparse.Namespace) -> int:
     config = load_train_config(args.config, steps=args.steps, pre=args.pre, post=args.post,
                                stop_gradient=args.stop_gradient, iterative_update=args.iterative_update,
                                pretrained=args.pretrained)
-    target = get_codec(args.target, gop=config.gop)
+    # Whole-frame targets are coded as `jaxcodec wrap encode` deploys the codec (its default
+    # structure); patch streams follow the proxy's GOP (IDR every `gop` frames, low delay).
+    target = get_codec(args.target) if config.codec_on_full_frames else get_codec(args.target, gop=config.gop)
     out = args.out or f"runs/wrappers_{args.target}"
     result = train(config, target=target, target_name=args.target, proxy_path=args.proxy, out_dir=out,
                    stop_at=args.stop_at, progress=not args.no_progress, export_to=args.export)

@@ -65,11 +65,12 @@ class WrapperTrainConfig:
       steps, batch_size, patch, gop, clips, max_clip_frames, seed: data and schedule.
       checkpoint_every / image_every: orbax checkpoint and PNG triptych periods in steps.
       codec_on_full_frames: post-only training without proxy refinement: the target codes every
-        training clip once per QP at its full size before training (`full_frame_targets`), and
-        O learns from crops of those decodes. The default codes each GOP-long patch sequence
-        on its own, as Algorithm 1 must when P changes the codec's input; but a 64x64 stream
-        has another motion search range, rate-control state and block statistics than a
-        640x272 one, and O then learns artifacts the deployed codec does not make.
+        training clip once per QP at its full size before training (`full_frame_targets`), in
+        the structure `jaxcodec wrap encode` deploys (the codec's default, B-frames and all;
+        ``jaxcodec train wrappers`` builds it so), and O learns from crops of those decodes.
+        The default codes each GOP-long patch sequence on its own, low delay with an IDR every
+        ``gop`` frames, as Algorithm 1 must when P changes the codec's input; O then learns
+        artifacts of another coding structure than the one it is deployed behind.
     """
 
     pre_channels: int = 24
@@ -359,11 +360,12 @@ def full_frame_targets(target, pool, qps, *, log=None) -> dict:
 
 def sample_full_frame_batch(pool, targets: dict, *, seed: int, step: int, batch: int, patch: int, gop: int,
                             qp_range: tuple[int, int]):
-    """Batch of step ``step`` cut from `full_frame_targets`: random clip, QP, GOP and 2-aligned crop.
+    """Batch of step ``step`` cut from `full_frame_targets`: random clip, QP, start frame and 2-aligned crop.
 
-    The kept GOP starts on one of the stream's IDR frames (a multiple of ``gop``, as the
-    patch-coded GOP does) and the source sequence also holds the GOP before it. Bits are the
-    frames' bits scaled to the crop's share of the frame (logging only: no proxy is refined).
+    ``gop`` frames are kept from any start frame (the stream's own frame types, whatever its
+    structure); the source sequence also holds the ``gop`` frames before them, the layout of
+    the patch-coded batches. Bits are the frames' bits scaled to the crop's share of the frame
+    (logging only: no proxy is refined).
     """
     import numpy as np
 
@@ -380,7 +382,7 @@ def sample_full_frame_batch(pool, targets: dict, *, seed: int, step: int, batch:
         if t_len < 2 * gop or h < patch or w < patch:
             raise InputError(f"training clip of {t_len} frames {w}x{h} is too small for {2 * gop} frames of {patch}x{patch}")
         qp = int(rng.integers(qp_range[0], qp_range[1] + 1))
-        start = gop * int(rng.integers(1, t_len // gop))
+        start = int(rng.integers(gop, t_len - gop + 1))
         y0 = int(rng.integers(0, (h - patch) // 2 + 1)) * 2
         x0 = int(rng.integers(0, (w - patch) // 2 + 1)) * 2
         decoded, frame_bits = targets[c, qp]
