@@ -1,0 +1,112 @@
+"""Float vs integer PSNR of an NN loop filter under integer conversion profiles (paper 001 IV-B).
+
+    JAX_PLATFORMS=cpu .venv/bin/python benchmarks/nnlf_quant.py --clips carphone bikes --frames 5 \
+        --model nnlf_small --act-bits 12 14 16 --cache /tmp/nnlf_openloop
+
+Re-converts the model's float checkpoints (``ckpt_luma``/``ckpt_chroma`` beside the model file)
+with each activation width (`runtime.nnint.convert`, static calibration on 8 batches of 16
+patches of the captured pictures, as ``jaxcodec train nnlf`` does) and reports, per profile:
+float-minus-integer PSNR of the luma and chroma outputs against the source over whole pictures,
+the execution path of every conv (``f`` exact float32, ``s`` float32 on split 8-bit halves,
+``i`` int32) and the weight bits each layer keeps. The pictures are captured from encodes with
+the filter off (`benchmarks/nnlf_openloop.capture`): pick training clips to choose a profile
+and keep held-out clips for reporting. Last stdout line: one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def profile_gap(fmodels: dict, pics: list, act_bits: int, min_weight_bits: int) -> dict:
+    """Convert both float models at ``act_bits`` and measure the float-minus-integer PSNR per plane."""
+    import jax
+    import numpy as np
+
+    from jaxcodec.nn import loopfilter as lf
+    from runtime import nnlf
+    from runtime.nnint import convert, execute
+    from runtime.train_nnlf import NNLFTrainConfig, _batch, _chroma_inputs, _luma_inputs, inputs_from_picture
+
+    cfg = NNLFTrainConfig(clips=(), batch=16, patch=64)
+    rng = np.random.default_rng(0)
+    graphs, layers = {}, {}
+    for kind, model in fmodels.items():
+        samples = [_batch(pics, rng, cfg, kind, 8)[0] for _ in range(8)]
+        g = convert.convert(model, samples, [lf.INPUT_BOUND] * 5, act_bits=act_bits, min_weight_bits=min_weight_bits)
+        graphs[kind] = g
+        paths = execute.plan(g, allow_f64=False)
+        layers[kind] = {"paths": "".join({"f32": "f", "f32split": "s"}.get(p, p[0]) for p in paths.values()),
+                        "weight_bits": [int(math.ceil(math.log2(np.abs(g.nodes[i].params["w"]).max() + 1)))
+                                        for i in paths]}
+    imodel = nnlf.NNLFModel(graphs["luma"], graphs["chroma"], b"", {})
+    fwd = {k: jax.jit(lambda *a, m=m: m(*a)) for k, m in fmodels.items()}
+    se = {"float": np.zeros(3), "int": np.zeros(3)}
+    for pic in pics:
+        full = (slice(0, None), slice(0, None))
+        fl = np.asarray(fwd["luma"](*(a[None] for a in _luma_inputs(pic, full, 8)[0])))[0, ..., 0]
+        fc = np.asarray(fwd["chroma"](*(a[None] for a in _chroma_inputs(pic, full, 8)[0])))[0]
+        fplanes = [np.clip(np.floor(p * 256 + 0.5), 0, 255) for p in (fl, fc[..., 0], fc[..., 1])]
+        iplanes = nnlf.filter_planes(imodel, inputs_from_picture(pic), bit_depth=8)
+        for c, k in enumerate("yuv"):
+            o = pic["o" + k].astype(np.float64)
+            se["float"][c] += np.sum((fplanes[c] - o) ** 2)
+            se["int"][c] += np.sum((iplanes[c] - o) ** 2)
+    gap = {k: round(float(10 * np.log10(se["int"][c] / se["float"][c])), 4) for c, k in enumerate("yuv")}
+    return {"float_minus_int_psnr_db": gap, "layers": layers}
+
+
+def main(argv=None) -> int:
+    from nnlf_openloop import capture
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clips", nargs="+", default=["carphone", "bikes"])
+    ap.add_argument("--frames", type=int, default=5)
+    ap.add_argument("--qps", nargs="+", type=int, default=[22, 27, 32, 37])
+    ap.add_argument("--config", default="ra")
+    ap.add_argument("--model", default="nnlf_small", help="model name in models/ or .jxnnlf path (float checkpoints beside it)")
+    ap.add_argument("--act-bits", nargs="+", type=int, default=[12, 14, 16])
+    ap.add_argument("--min-weight-bits", type=int, default=4)
+    ap.add_argument("--cache", default=None, help="directory for the captured pictures (default: a temporary one)")
+    args = ap.parse_args(argv)
+
+    from flax import nnx
+
+    from jaxcodec.errors import JaxcodecError
+    from jaxcodec.nn import loopfilter as lf
+    from runtime import nnlf
+
+    try:
+        model = nnlf.load_model(args.model)
+        c = model.meta.get("config", {})
+        mcfg = lf.LoopFilterConfig(width=c["width"], features=c["features"], blocks=c["blocks"])
+        ckpt = os.path.dirname(os.path.abspath(model.path))
+        fmodels = {kind: lf.restore_checkpoint(os.path.join(ckpt, f"ckpt_{kind}"), make(mcfg, rngs=nnx.Rngs(0)))
+                   for kind, make in (("luma", lf.LumaFilter), ("chroma", lf.ChromaFilter))}
+    except (JaxcodecError, KeyError, FileNotFoundError) as e:
+        print(f"error: {args.model}: cannot load the model and its float checkpoints ({e})", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = args.cache or tmp
+        os.makedirs(cache, exist_ok=True)
+        pics = [p for clip in args.clips for qp in args.qps for p in capture(clip, qp, args.frames, cache, args.config)]
+    result = {"model": args.model, "clips": args.clips, "pictures": len(pics), "profiles": {}}
+    for bits in args.act_bits:
+        r = profile_gap(fmodels, pics, bits, args.min_weight_bits)
+        result["profiles"][str(bits)] = r
+        g, lay = r["float_minus_int_psnr_db"], r["layers"]["luma"]
+        print(f"act_bits {bits}: float - integer PSNR Y {g['y']:+.4f} U {g['u']:+.4f} V {g['v']:+.4f} dB; "
+              f"luma paths {lay['paths']} weight bits {lay['weight_bits']}", flush=True)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
