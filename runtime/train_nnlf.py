@@ -34,8 +34,10 @@ class NNLFTrainConfig:
       qps: base QPs of the data encodes.
       codec_config: coding config of the data encodes (``ra``: intra and inter pictures).
       width, features, blocks: `LoopFilterConfig` of both models.
-      act_bits, min_weight_bits: integer conversion profile (12-bit activations put every conv
-        on one exact float32 conv).
+      act_bits, min_weight_bits: integer conversion profile. Every conv of the small model
+        stays on one exact float32 conv up to 16-bit activations, its weights losing a bit for
+        each activation bit; 14 bits gave the smallest float-integer gap
+        (`benchmarks/nnlf_quant.py`, models/nnlf_small.md).
       patch: luma patch size (multiple of 8); batch: patches per step.
       luma_steps, chroma_steps: Adam steps per model; lr: peak learning rate (cosine decay).
       seed: data sampling and init seed.
@@ -52,7 +54,7 @@ class NNLFTrainConfig:
     width: int = 16
     features: int = 4
     blocks: int = 4
-    act_bits: int = 12
+    act_bits: int = 14
     min_weight_bits: int = 4
     patch: int = 64
     batch: int = 16
