@@ -183,3 +183,11 @@ def test_loss_scores_are_the_library_metrics():
     d = w.l1 * terms.l1 + w.ssim * (1 - terms.ssim) + w.ms_ssim * (1 - terms.ms_ssim) + w.dlm * (1 - terms.dlm)
     assert float(terms.distortion) == pytest.approx(float(d), rel=1e-6)
     assert float(terms.total) == pytest.approx(float(d) + w.lambda_ * 0.4, rel=1e-6)
+    # chroma weight: Y : Cb : Cr = 4 : c : c, normalised, in every term
+    heavy = wrapper_loss(src, out, jnp.asarray([0.3, 0.5]), LossWeights(chroma=3.0))
+    weights = np.array([4.0, 3.0, 3.0]) / 10
+    expected = sum(w * float(jnp.mean(differentiable.ssim(a, b)))
+                   for w, a, b in zip(weights, tensor_to_planes(src), tensor_to_planes(out)))
+    assert float(heavy.ssim) == pytest.approx(expected, rel=1e-5)
+    l1 = sum(w * float(jnp.mean(jnp.abs(a - b))) for w, a, b in zip(weights, tensor_to_planes(src), tensor_to_planes(out)))
+    assert float(heavy.l1) == pytest.approx(l1, rel=1e-5)

@@ -33,6 +33,10 @@ class LossWeights:
     ``dlm_gain_limit``: the DLM term's enhancement gain limit (`jaxcodec.metrics.dlm.dlm`);
     0 = none (DLM as evaluated), 1 = VMAF NEG style, no credit for detail beyond the source's.
     A post filter trained on the unlimited DLM learned to sharpen (models/wrapper_x264_small.md).
+
+    ``chroma``: scales the Cb and Cr weights of every term against luma's (Y : Cb : Cr =
+    4 : c : c, normalised; 1 is `PLANE_WEIGHTS`). Near-flat chroma planes barely move SSIM,
+    and a post filter drifted there at 1 (models/wrapper_x264_small.md).
     """
 
     lambda_: float = 0.1
@@ -41,6 +45,7 @@ class LossWeights:
     ms_ssim: float = 0.25
     dlm: float = 0.2
     dlm_gain_limit: float = 0.0
+    chroma: float = 1.0
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -79,7 +84,8 @@ def _planes(x):
 def wrapper_loss(source: jax.Array, output: jax.Array, rate_bpp: jax.Array, weights: LossWeights = LossWeights()) -> LossTerms:
     """Eq. 4 between ``source`` and ``output`` tensors ``(..., H/2, W/2, 6)`` plus ``lambda * rate_bpp``."""
     ssim_fn, ms_ssim_fn, dlm_fn = metric_functions()
-    pw = jnp.asarray(PLANE_WEIGHTS) / sum(PLANE_WEIGHTS)
+    plane_w = (PLANE_WEIGHTS[0], *(w * weights.chroma for w in PLANE_WEIGHTS[1:]))
+    pw = jnp.asarray(plane_w) / sum(plane_w)
     l1 = ssim = ms_ssim = dlm = 0.0
     for w, a, b in zip(pw, _planes(source), _planes(output)):
         l1 = l1 + w * jnp.mean(jnp.abs(a - b))

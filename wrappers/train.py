@@ -58,6 +58,7 @@ class WrapperTrainConfig:
       pretrained: start from the two-phase pretrained proxy; False from a random one (Table 4).
       lambda_, l1, ssim, ms_ssim, dlm: eq. 4 weights (`wrappers.loss.LossWeights`).
       dlm_gain_limit: enhancement gain limit of the DLM loss term (0 = none, 1 = VMAF NEG style).
+      chroma_weight: Cb/Cr weight of every eq. 4 term relative to the 4:1:1 default (`LossWeights.chroma`).
       learning_rate: P and O (paper: 1e-4). proxy_learning_rate: theta_g and theta_h.
       calib_learning_rate: alpha/beta of eq. 3; must track R_C faster than P moves, or P learns
         patterns that are cheap for the proxy and expensive for the real codec.
@@ -88,6 +89,7 @@ class WrapperTrainConfig:
     ms_ssim: float = 0.25
     dlm: float = 0.2
     dlm_gain_limit: float = 0.0
+    chroma_weight: float = 1.0
     learning_rate: float = 1e-4
     proxy_learning_rate: float = 1e-4
     calib_learning_rate: float = 1e-2
@@ -126,7 +128,8 @@ class WrapperTrainConfig:
     def loss_weights(self):
         from wrappers.loss import LossWeights
 
-        return LossWeights(self.lambda_, self.l1, self.ssim, self.ms_ssim, self.dlm, self.dlm_gain_limit)
+        return LossWeights(self.lambda_, self.l1, self.ssim, self.ms_ssim, self.dlm, self.dlm_gain_limit,
+                           self.chroma_weight)
 
 
 def load_train_config(name_or_path: str, **overrides) -> WrapperTrainConfig:
