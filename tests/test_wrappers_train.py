@@ -133,6 +133,8 @@ def test_config_refuses_held_out_clip_and_empty_wrapper():
         _config(pre=True, codec_on_full_frames=True)
     with pytest.raises(ConfigError, match="codec_on_full_frames"):
         _config(pre=False, iterative_update=True, codec_on_full_frames=True)
+    with pytest.raises(ConfigError, match="chroma"):
+        _config(chroma_weight=-1.0)
 
 
 def test_full_frame_batches_are_crops_of_whole_frame_decodes():

@@ -196,8 +196,11 @@ def _pan(img: np.ndarray, name: str, rng: np.random.Generator, frames: int, h: i
     vel = rng.uniform(-2.5, 2.5, 2)
     travel = np.abs(vel) * (frames - 1)
     zmax = min(2.0, (ih - 4 - travel[0] * 2) / h, (iw - 4 - travel[1] * 2) / w)
-    if zmax < 1.0:
-        raise ValueError(f"image {name!r} ({ih}x{iw}) is too small for {h}x{w} clips of {frames} frames")
+    if zmax < 1.0:  # a trainer config asked for too many frames (or too large a window)
+        from jaxcodec.errors import ConfigError
+
+        raise ConfigError(f"still photograph {name!r} ({iw}x{ih}) is too small for a {w}x{h} pan of {frames} "
+                          "frames; use fewer frames")
     zoom = rng.uniform(1.0, zmax)
     sigma = 0.5 * np.sqrt(max(zoom**2 - 1.0, 0.0))  # anti-alias: fill up to the new Nyquist
     img = np.stack([gaussian_filter(img[..., c], sigma) for c in range(3)], -1) if sigma > 0 else img
