@@ -168,12 +168,17 @@ def config_path(name_or_path: str | Path, directory: Path = CONFIG_DIR) -> Path:
     return candidate
 
 
-def load_config(cls: type[T], name_or_path: str | Path, **overrides: Any) -> T:
+def load_config(cls: type[T], name_or_path: str | Path, *, defaults: Mapping[str, Any] | None = None,
+                **overrides: Any) -> T:
     """Load a frozen-dataclass config from TOML and apply overrides.
+
+    Precedence, lowest first: the dataclass defaults, ``defaults``, the file, ``overrides``.
 
     Args:
       cls: the config dataclass (e.g. `CodingConfig`).
       name_or_path: a name in ``configs/`` or a ``.toml`` path.
+      defaults: keys used where the file does not set them (a tool's own defaults, e.g. the
+        encoder CLI turning on the shipped NN loop filter while a config can still turn it off).
       **overrides: keys to replace after loading (``None`` values are ignored, so CLI
         options can be passed through unconditionally).
 
@@ -186,9 +191,11 @@ def load_config(cls: type[T], name_or_path: str | Path, **overrides: Any) -> T:
             table = tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    table = {**(defaults or {}), **table}
     table.update({k: v for k, v in overrides.items() if v is not None})
     return replace_checked(cls(), table)
 
 
-def load_coding_config(name_or_path: str | Path, **overrides: Any) -> CodingConfig:
-    return load_config(CodingConfig, name_or_path, **overrides)
+def load_coding_config(name_or_path: str | Path, *, defaults: Mapping[str, Any] | None = None,
+                       **overrides: Any) -> CodingConfig:
+    return load_config(CodingConfig, name_or_path, defaults=defaults, **overrides)

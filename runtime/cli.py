@@ -21,6 +21,11 @@ from importlib.metadata import entry_points
 
 from jaxcodec.errors import JaxcodecError
 
+# What `jaxcodec encode` and `make demo` use where the coding config is silent: the shipped NN
+# loop filter (models/nnlf_small) is on, as issue 4 asks once a model ships. Library callers
+# (`CodingConfig()`, `load_coding_config`) keep the dataclass defaults: the bare codec.
+ENCODER_DEFAULTS = {"nnlf": True}
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit 2, like every other user error
@@ -103,7 +108,8 @@ def _encode(args) -> int:
     from runtime.encoder import encode
 
     nnlf = None if args.nnlf is None else args.nnlf == "on"
-    cfg = load_coding_config(args.config, qp=args.qp, frame_threads=args.threads, nnlf=nnlf, nnlf_model=args.nnlf_model)
+    cfg = load_coding_config(args.config, defaults=ENCODER_DEFAULTS, qp=args.qp, frame_threads=args.threads, nnlf=nnlf,
+                             nnlf_model=args.nnlf_model)
     video = read_video(args.input, max_frames=args.frames, size=args.size)
     t0 = time.perf_counter()
     data, recon = encode(video.frames, cfg, fps=video.fps, progress=not args.quiet)
@@ -153,7 +159,8 @@ def register_encode(sub) -> None:
     p.add_argument("--threads", type=int, default=None, help="frame threads (default: the config's)")
     p.add_argument("--recon", default=None, help="also write the reconstruction (.y4m)")
     p.add_argument("--nnlf", choices=("on", "off"), default=None,
-                   help="NN in-loop filter (runtime.nnlf; default: the config's)")
+                   help="NN in-loop filter (runtime.nnlf; default: the config's nnlf key, on where the config "
+                        "does not set it)")
     p.add_argument("--nnlf-model", default=None,
                    help="NN loop-filter model name in models/ or .jxnnlf path (default: nnlf_small)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -1,4 +1,5 @@
-"""`make demo`: encode + decode carphone with the default config (RA, QP 22/27/32/37), verify
+"""`make demo`: encode + decode carphone with the default config (RA, QP 22/27/32/37, the shipped
+NN loop filter `models/nnlf_small` on, as `jaxcodec encode` does by default), verify
 every frame's MD5 (the decoder does, and the output is compared with the encoder's
 reconstruction), print a summary table and write an RD plot (ours vs x264 medium).
 
@@ -28,6 +29,7 @@ def main(argv=None) -> int:
     from jaxcodec.config import load_coding_config
     from jaxcodec.io import atomic_write_bytes, read_video, write_y4m
     from runtime.bench import bd_rate_or_nan, psnr_means
+    from runtime.cli import ENCODER_DEFAULTS
     from runtime.decoder import decode
     from runtime.encoder import encode
 
@@ -35,9 +37,10 @@ def main(argv=None) -> int:
     video = read_video(args.clip, max_frames=args.frames)
     frames, fps = video.frames, video.fps
     n = frames.y.shape[0]
-    cfg = load_coding_config(args.config, frame_threads=2)
+    cfg = load_coding_config(args.config, defaults=ENCODER_DEFAULTS, frame_threads=2)
     rows = []
-    print(f"jaxcodec demo: {args.clip} {frames.y.shape[2]}x{frames.y.shape[1]}, {n} frames, config {args.config}")
+    print(f"jaxcodec demo: {args.clip} {frames.y.shape[2]}x{frames.y.shape[1]}, {n} frames, config {args.config}, "
+          f"NN loop filter {'on (' + (cfg.nnlf_model or 'nnlf_small') + ')' if cfg.nnlf else 'off'}")
     print(f"{'qp':>3s} {'kbps':>8s} {'PSNR-Y':>7s} {'PSNR-U':>7s} {'PSNR-V':>7s} {'YUV':>7s} {'enc s':>7s} {'dec s':>7s}  md5")
     for qp in (22, 27, 32, 37):
         t0 = time.perf_counter()

@@ -39,3 +39,15 @@ def test_bad_values_rejected():
 def test_overrides_apply_and_none_is_ignored():
     cfg = load_coding_config("ld", qp=27, search_range=None)
     assert cfg.qp == 27 and cfg.search_range == CodingConfig().search_range
+
+
+def test_defaults_sit_between_dataclass_and_file(tmp_path):
+    # The encoder CLI's own defaults (nnlf on) apply only where the config file is silent.
+    assert load_coding_config("ld", defaults={"nnlf": True}).nnlf
+    assert not load_coding_config("ld").nnlf
+    off = tmp_path / "off.toml"
+    off.write_text('gop_structure = "ld"\nnnlf = false\n')
+    assert not load_coding_config(off, defaults={"nnlf": True}).nnlf
+    assert load_coding_config(off, defaults={"nnlf": False}, nnlf=True).nnlf
+    with pytest.raises(ConfigError, match="nnlff"):
+        load_coding_config("ld", defaults={"nnlff": True})
