@@ -107,3 +107,28 @@ def test_odd_sized_frames_are_refused():
     odd = Frame(y=np.zeros((5, 10), np.uint8), u=np.zeros((3, 5), np.uint8), v=np.zeros((3, 5), np.uint8))
     with pytest.raises(InputError, match="multiple of 2"):
         check_frames(odd)
+
+
+def test_evaluate_compare_scores_each_pipeline_against_the_same_bare_stream(tmp_path, clip):
+    """`wrappers.evaluate.compare` (benchmarks/wrappers.py, wrappers_ablation.py): an identity
+    wrapper, with or without P, matches the bare rows exactly (BD-rate 0); a changed O does not."""
+    from jaxcodec.io import write_y4m
+    from wrappers.evaluate import METRICS, compare
+
+    src = tmp_path / "src.y4m"
+    write_y4m(src, clip)
+    ident = Wrapper(NetConfig(8, 1), NetConfig(8, 1), rngs=nnx.Rngs(0))
+    post_only = Wrapper(NetConfig(8, 1, enabled=False), NetConfig(8, 1), rngs=nnx.Rngs(0))
+    noisy = Wrapper(NetConfig(8, 1, enabled=False), NetConfig(8, 1), rngs=nnx.Rngs(1))
+    noisy.post.tail.kernel.value = noisy.post.tail.kernel.value + 0.02
+    lines = []
+    res = compare({"ident": ident, "post": post_only, "noisy": noisy}, get_codec("x264"), [str(src)],
+                  qps=(22, 27, 32, 37), frames=4, log=lines.append)
+    assert len(lines) == 4 * 4
+    rd = res["rd"][str(src)]
+    assert rd["ident"] == rd["bare"] and rd["post"] == rd["bare"]
+    for name in ("ident", "post"):
+        assert all(res["bd_rate"][name][m] == pytest.approx(0.0, abs=1e-9) for m in METRICS)
+    assert [r["kbps"] for r in rd["noisy"]] == [r["kbps"] for r in rd["bare"]]  # O never changes the stream
+    assert rd["noisy"][0]["psnr_yuv"] < rd["bare"][0]["psnr_yuv"]
+    assert set(res["bd_rate_all"]) == {"ident", "post", "noisy"}

@@ -1,0 +1,90 @@
+"""Wrapped against bare codec on held-out clips: the BD-rates of paper 004 Tables 1-4.
+
+One pass per clip and QP codes the source with the bare codec once; every wrapper in the
+comparison then codes its own P output (a post-only wrapper reuses the bare stream, which is
+bit-identical to what it would produce, tests/test_wrappers_deploy.py) and runs O on the
+decode. Scores against the source:
+
+- SSIM, MS-SSIM and DLM: the loss's own `jaxcodec.metrics.differentiable` scores
+  (`wrappers.loss.metric_functions`) over Y, Cb, Cr weighted 4:1:1 (`wrappers.loss.PLANE_WEIGHTS`);
+- PSNR-YUV (6:1:1, mean of per-frame PSNRs, `runtime.bench.psnr_means`).
+
+``ALL`` is the mean BD-rate over the perceptual scores, as in paper 004 Tables 1-2 (VMAF and
+AVQT are not available here). BD-rate: `runtime.bench.bd_rate_or_nan` (pchip, JVET CTC) of
+log-rate over the score; negative = the wrapper saves rate; NaN (reason on stderr) where the
+curves allow none.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Callable, Mapping
+
+PERCEPTUAL = ("ssim", "ms_ssim", "dlm")
+METRICS = (*PERCEPTUAL, "psnr_yuv")
+
+
+def make_scorer() -> Callable:
+    """``scores(source, decoded) -> dict`` of the clip means of `METRICS` (jitted once per frame size)."""
+    import jax
+    import jax.numpy as jnp
+
+    from runtime.bench import psnr_means
+    from wrappers.loss import PLANE_WEIGHTS, metric_functions
+
+    fns = [jax.jit(f) for f in metric_functions()]
+    total = sum(PLANE_WEIGHTS)
+
+    def scores(source, decoded) -> dict:
+        out = dict.fromkeys(PERCEPTUAL, 0.0)
+        peak = float(source.peak)
+        for w, a, b in zip(PLANE_WEIGHTS, source.planes, decoded.planes):
+            a = jnp.asarray(a, jnp.float32) / peak
+            b = jnp.asarray(b, jnp.float32) / peak
+            for name, fn in zip(PERCEPTUAL, fns):
+                out[name] += w / total * float(jnp.mean(fn(a, b)))
+        out["psnr_yuv"] = psnr_means(source, decoded)["psnr_yuv"]
+        return out
+
+    return scores
+
+
+def compare(wrappers: Mapping[str, object], codec, clips, *, qps=(22, 27, 32, 37), frames: int = 30,
+            log: Callable[[str], None] = print) -> dict:
+    """BD-rates of every wrapper in ``wrappers`` (name -> `wrappers.nets.Wrapper`) against ``codec`` bare.
+
+    Returns ``{"rd": {clip: {"bare": rows, name: rows}}, "bd_rate": {name: {metric: mean over clips}},
+    "bd_rate_per_clip": {name: {clip: {metric: value}}}, "bd_rate_all": {name: mean over PERCEPTUAL}}``.
+    Every RD point is also logged as one JSON line.
+    """
+    import numpy as np
+
+    from jaxcodec.io import read_video
+    from runtime.bench import bd_rate_or_nan
+    from wrappers.deploy import postprocess, preprocess
+
+    scores = make_scorer()
+    rd: dict = {}
+    for clip in clips:
+        video = read_video(clip, max_frames=frames)
+        src = video.frames
+        seconds = src.y.shape[0] / float(video.fps)
+        rows: dict = {"bare": [], **{name: [] for name in wrappers}}
+
+        def add(name, qp, result, decoded):
+            row = {"qp": qp, "kbps": float(result.bits_per_frame.sum()) / seconds / 1000, **scores(src, decoded)}
+            rows[name].append(row)
+            log(json.dumps({"clip": clip, "pipeline": name, **row}))
+
+        for qp in qps:
+            bare = codec.encode(src, qp=qp, fps=video.fps)
+            add("bare", qp, bare, bare.recon)
+            for name, wrapper in wrappers.items():
+                coded = bare if wrapper.pre is None else codec.encode(preprocess(wrapper, src), qp=qp, fps=video.fps)
+                add(name, qp, coded, postprocess(wrapper, coded.recon))
+        rd[clip] = rows
+    per_clip = {name: {clip: {m: bd_rate_or_nan(rd[clip]["bare"], rd[clip][name], m) for m in METRICS}
+                       for clip in clips} for name in wrappers}
+    bd = {name: {m: float(np.mean([per_clip[name][c][m] for c in clips])) for m in METRICS} for name in wrappers}
+    return {"rd": rd, "bd_rate": bd, "bd_rate_per_clip": per_clip,
+            "bd_rate_all": {name: float(np.mean([bd[name][m] for m in PERCEPTUAL])) for name in wrappers}}
