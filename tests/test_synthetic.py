@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from jaxcodec.io.synthetic import CARTOON, GENERATED, STILLS, cartoon_clips, moving_textures, still_pans, synthetic_clips
+from jaxcodec.io.synthetic import CARTOON, GENERATED, MORE_STILLS, STILLS, cartoon_clips, moving_textures, still_pans, synthetic_clips
 
 
 def test_cartoon_clips_shape_and_seed():
@@ -23,7 +23,7 @@ def test_cartoon_clips_shape_and_seed():
     assert any(not np.array_equal(x.y, y.y) for x, y in zip(a, c))
 
 
-@pytest.mark.parametrize("name", [GENERATED, CARTOON, STILLS])
+@pytest.mark.parametrize("name", [GENERATED, CARTOON, STILLS, MORE_STILLS])
 def test_synthetic_names(name):
     clips = synthetic_clips(name, frames=2)
     assert clips and all(c.y.shape[0] == 2 for c in clips)
@@ -73,3 +73,16 @@ def test_still_pans_per_image_gives_distinct_views():
     # image-major: the first view of the first photograph is the same draw as with one per image
     np.testing.assert_array_equal(two[0].y, one[0].y)
     assert not np.array_equal(two[0].y, two[1].y) and not np.array_equal(two[2].y, two[3].y)
+
+
+def test_more_stills_are_new_views_and_new_photographs():
+    """`stills2` never repeats a `stills` clip; matplotlib's colour portrait loads like the others."""
+    from jaxcodec.io.synthetic import MORE_STILL_IMAGES, STILL_IMAGES, STILLS_PER_IMAGE
+
+    first = synthetic_clips(STILLS, frames=2)
+    more = synthetic_clips(MORE_STILLS, frames=2)
+    assert len(more) == STILLS_PER_IMAGE * (len(STILL_IMAGES) + len(MORE_STILL_IMAGES))
+    assert not any(np.array_equal(a.y, b.y) for a in first for b in more[: len(first)])
+    (portrait,) = still_pans(frames=2, images=("grace_hopper",), seed=1)
+    assert portrait.y.shape == (2, 144, 256) and portrait.y.std() > 5
+    assert max(np.abs(p.astype(int) - 128).max() for p in (portrait.u, portrait.v)) > 4

@@ -31,10 +31,17 @@ CARTOON = "cartoon"
 STILLS = "stills"
 """Clip name that trainers expand to `still_pans` (`STILLS_PER_IMAGE` clips per photograph, 256x144)."""
 STILLS_PER_IMAGE = 3
+MORE_STILLS = "stills2"
+"""Clip name that trainers expand to more `still_pans`: new views of `STILL_IMAGES` (another seed)
+and `MORE_STILL_IMAGES`, `STILLS_PER_IMAGE` clips per photograph, 256x144. Kept apart from
+`STILLS` so that the clips (and cached encodes) of that name never change."""
 
 # scikit-image's bundled photographs (skimage.data names; loaded from the installed wheel, never
 # downloaded). Microscopy, astronomy and document images are left out: not camera content.
 STILL_IMAGES = ("grass", "gravel", "brick", "chelsea", "coffee", "astronaut", "rocket", "stereo_motorcycle", "camera")
+# More camera photographs: three more from scikit-image and matplotlib's sample portrait
+# (`grace_hopper`, shipped in matplotlib's wheel under mpl-data/sample_data).
+MORE_STILL_IMAGES = ("grace_hopper", "coins", "clock", "moon")
 
 
 def moving_textures(*, count: int = 6, frames: int = 24, size: int = 128, seed: int = 1234) -> list[Frame]:
@@ -150,6 +157,12 @@ def _load_still(name: str) -> np.ndarray:
     """Float RGB ``(H, W, 3)`` of a scikit-image sample photograph (grey images on all channels)."""
     from jaxcodec.errors import ConfigError
 
+    if name == "grace_hopper":
+        import matplotlib.cbook
+        import matplotlib.image
+
+        with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
+            return np.asarray(matplotlib.image.imread(f, format="jpg"), np.float64)[..., :3]
     try:
         import skimage.data
     except ImportError as exc:  # a dependency; say so instead of a traceback
@@ -220,11 +233,13 @@ def _pan(img: np.ndarray, name: str, rng: np.random.Generator, frames: int, h: i
 
 
 def synthetic_clips(name: str, *, frames: int) -> list[Frame] | None:
-    """The clips behind a generated-content name (`GENERATED`, `CARTOON`, `STILLS`), or None for other names."""
+    """The clips behind a generated-content name (`GENERATED`, `CARTOON`, `STILLS`, `MORE_STILLS`), or None."""
     if name == GENERATED:
         return moving_textures(frames=frames)
     if name == CARTOON:
         return cartoon_clips(frames=frames)
     if name == STILLS:
         return still_pans(frames=frames, per_image=STILLS_PER_IMAGE)
+    if name == MORE_STILLS:
+        return still_pans(frames=frames, images=STILL_IMAGES + MORE_STILL_IMAGES, per_image=STILLS_PER_IMAGE, seed=97531)
     return None
