@@ -165,6 +165,32 @@ def test_full_frame_batches_are_crops_of_whole_frame_decodes():
     assert seen == {30, 31}
 
 
+def test_normalised_distortion_weighs_each_image_by_the_baseline():
+    """``normalise_distortion``: per-image eq. 4 over the baseline's, rescaled to eq. 4's size;
+    the reported distortion is unchanged, and the baseline itself scores exactly eq. 4."""
+    from wrappers.loss import distortion_terms, wrapper_loss
+
+    rng = np.random.default_rng(1)
+    src = jnp.asarray(rng.uniform(0, 1, (3, 2, 16, 16, 6)), jnp.float32)  # (gop, batch, ...)
+    noise = jnp.asarray(rng.normal(0, 1, src.shape), jnp.float32) * jnp.asarray([0.01, 0.1])[None, :, None, None, None]
+    codec = jnp.clip(src + noise, 0, 1)  # batch entry 0 clean, entry 1 noisy
+    out = jnp.clip(src + 0.5 * noise + 0.01, 0, 1)
+    d, *_ = distortion_terms(src, out)
+    b, *_ = distortion_terms(src, codec)
+    assert d.shape == b.shape == (6,) and float(b[1::2].min()) > 5 * float(b[::2].max())  # (gop, batch) flattened
+    plain = wrapper_loss(src, out, jnp.zeros(()))
+    norm = wrapper_loss(src, out, jnp.zeros(()), baseline=codec)
+    assert float(plain.distortion) == pytest.approx(float(jnp.mean(d)), rel=1e-6) == float(norm.distortion)
+    assert float(norm.total) == pytest.approx(float(jnp.mean(d / b) * jnp.mean(b)), rel=1e-5)
+    assert float(wrapper_loss(src, codec, jnp.zeros(()), baseline=codec).total) == pytest.approx(float(jnp.mean(b)),
+                                                                                                rel=1e-5)
+    # the clean images' share of the gradient grows
+    g_plain = jax.grad(lambda o: wrapper_loss(src, o, jnp.zeros(())).total)(out)
+    g_norm = jax.grad(lambda o: wrapper_loss(src, o, jnp.zeros(()), baseline=codec).total)(out)
+    share = lambda g: float(jnp.abs(g[:, 0]).sum() / jnp.abs(g).sum())
+    assert share(g_norm) > share(g_plain) + 0.3
+
+
 def test_loss_scores_are_the_library_metrics():
     """wrappers.loss defines no metric of its own: its SSIM / MS-SSIM / DLM terms are
     jaxcodec.metrics.differentiable's over Y, Cb, Cr weighted 4:1:1, and eq. 4 adds them up."""

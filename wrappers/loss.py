@@ -76,27 +76,53 @@ def metric_functions():
 
 
 def _planes(x):
+    """Y, Cb, Cr planes ``(N, h, w)`` of a tensor ``(..., H/2, W/2, 6)``; N = every leading index (one image each)."""
     from proxy.ssf import tensor_to_planes
 
     return tuple(p.reshape(-1, *p.shape[-2:]) for p in tensor_to_planes(x))
 
 
-def wrapper_loss(source: jax.Array, output: jax.Array, rate_bpp: jax.Array, weights: LossWeights = LossWeights()) -> LossTerms:
-    """Eq. 4 between ``source`` and ``output`` tensors ``(..., H/2, W/2, 6)`` plus ``lambda * rate_bpp``."""
+def distortion_terms(source: jax.Array, output: jax.Array, weights: LossWeights = LossWeights()):
+    """Per-image eq. 4 distortion and its terms: ``(d, l1, ssim, ms_ssim, dlm)``, each ``(N,)``.
+
+    N counts the images of the leading axes, flattened in order. Every image has the same size,
+    so the batch means of these are the batch's eq. 4 terms (`wrapper_loss`).
+    """
     ssim_fn, ms_ssim_fn, dlm_fn = metric_functions()
     plane_w = (PLANE_WEIGHTS[0], *(w * weights.chroma for w in PLANE_WEIGHTS[1:]))
     pw = jnp.asarray(plane_w) / sum(plane_w)
+    limit = weights.dlm_gain_limit or None
     l1 = ssim = ms_ssim = dlm = 0.0
     for w, a, b in zip(pw, _planes(source), _planes(output)):
-        l1 = l1 + w * jnp.mean(jnp.abs(a - b))
-        ssim = ssim + w * jnp.mean(ssim_fn(a, b)) if weights.ssim else ssim
-        ms_ssim = ms_ssim + w * jnp.mean(ms_ssim_fn(a, b)) if weights.ms_ssim else ms_ssim
-        limit = weights.dlm_gain_limit or None
-        dlm = dlm + w * jnp.mean(dlm_fn(a, b, enhancement_gain_limit=limit)) if weights.dlm else dlm
+        l1 = l1 + w * jnp.mean(jnp.abs(a - b), axis=(-2, -1))
+        ssim = ssim + w * ssim_fn(a, b) if weights.ssim else ssim
+        ms_ssim = ms_ssim + w * ms_ssim_fn(a, b) if weights.ms_ssim else ms_ssim
+        dlm = dlm + w * dlm_fn(a, b, enhancement_gain_limit=limit) if weights.dlm else dlm
+    n = l1.shape[0]
+    ssim, ms_ssim, dlm = (jnp.broadcast_to(jnp.asarray(t, l1.dtype), (n,)) for t in (ssim, ms_ssim, dlm))
     d = weights.l1 * l1
     d = d + (weights.ssim * (1 - ssim) if weights.ssim else 0.0)
     d = d + (weights.ms_ssim * (1 - ms_ssim) if weights.ms_ssim else 0.0)
     d = d + (weights.dlm * (1 - dlm) if weights.dlm else 0.0)
+    return d, l1, ssim, ms_ssim, dlm
+
+
+def wrapper_loss(source: jax.Array, output: jax.Array, rate_bpp: jax.Array, weights: LossWeights = LossWeights(),
+                 *, baseline: jax.Array | None = None) -> LossTerms:
+    """Eq. 4 between ``source`` and ``output`` tensors ``(..., H/2, W/2, 6)`` plus ``lambda * rate_bpp``.
+
+    ``baseline`` (optional): another output of the same sources, e.g. the bare codec's decode.
+    The distortion in ``total`` then weighs every image by the inverse of the baseline's distortion
+    there, ``mean_i(d_i / sg(b_i)) * sg(mean_i b_i)``: the same scale as eq. 4, but a clean image
+    counts as much as a noisy one. Plain eq. 4 is dominated by the images the codec distorts most.
+    The reported ``distortion`` stays the plain eq. 4 value.
+    """
+    d, l1, ssim, ms_ssim, dlm = distortion_terms(source, output, weights)
+    dist = jnp.mean(d)
+    objective = dist
+    if baseline is not None:
+        b = jax.lax.stop_gradient(distortion_terms(source, baseline, weights)[0])
+        objective = jnp.mean(d / jnp.maximum(b, 1e-6)) * jnp.mean(b)
     rate = jnp.mean(rate_bpp)
-    f = jnp.asarray
-    return LossTerms(d + weights.lambda_ * rate, f(d), rate, f(l1), f(ssim), f(ms_ssim), f(dlm))
+    return LossTerms(objective + weights.lambda_ * rate, dist, rate, jnp.mean(l1), jnp.mean(ssim), jnp.mean(ms_ssim),
+                     jnp.mean(dlm))

@@ -72,6 +72,9 @@ class WrapperTrainConfig:
         The default codes each GOP-long patch sequence on its own, low delay with an IDR every
         ``gop`` frames, as Algorithm 1 must when P changes the codec's input; O then learns
         artifacts of another coding structure than the one it is deployed behind.
+      normalise_distortion: weigh each training image's eq. 4 distortion by the inverse of the
+        bare codec's distortion on it (`wrappers.loss.wrapper_loss` ``baseline``), so that clean
+        content (low QP, flat chroma) counts as much as heavily distorted content.
     """
 
     pre_channels: int = 24
@@ -105,6 +108,7 @@ class WrapperTrainConfig:
     checkpoint_every: int = 50
     image_every: int = 100
     codec_on_full_frames: bool = False
+    normalise_distortion: bool = False
 
     def __post_init__(self):
         if not (self.pre or self.post):
@@ -227,7 +231,8 @@ def make_steps(config: WrapperTrainConfig, wrapper_graph, proxy_graph, optimizer
         r_m = apply_calibration(_calibration(jax.lax.stop_gradient(state.calib)), bits_hyp, intra_flags(i_p), pixels(i_p))
         o_in = stop_gradient_input(i_c, i_m) if config.stop_gradient else i_m
         out = apply_wrapper(net.post, o_in)
-        terms = wrapper_loss(source, out, r_m / pixels(i_p), weights)
+        terms = wrapper_loss(source, out, r_m / pixels(i_p), weights,
+                             baseline=i_c if config.normalise_distortion else None)
         return terms.total, (terms, out)
 
     def bare_distortion(source, i_c):
