@@ -322,7 +322,7 @@ def train(cfg: NNLFTrainConfig, *, out_dir, export_to=None, progress: bool = Tru
         timing[f"{ckpt.name}_s"] = time.perf_counter() - t1
         return model
 
-    def export(models, path):
+    def export(models, path, name):
         """Integer conversion (static calibration on training patches) and the model file."""
         rng = np.random.default_rng(cfg.seed + 7)
         graphs = {}
@@ -330,7 +330,7 @@ def train(cfg: NNLFTrainConfig, *, out_dir, export_to=None, progress: bool = Tru
             samples = [_batch(pics, rng, cfg, kind, bd)[0] for _ in range(8)]
             graphs[kind] = convert.convert(models[kind], samples, [lf.INPUT_BOUND] * 5, act_bits=cfg.act_bits,
                                            min_weight_bits=cfg.min_weight_bits)
-        meta = {"name": Path(export_to).name if export_to else out.name, "config": dataclasses.asdict(cfg)}
+        meta = {"name": name, "config": dataclasses.asdict(cfg)}
         digest = nnlf.save_model(path, graphs["luma"], graphs["chroma"], meta)
         log("converted", path=str(path), digest=digest.hex(), bytes=path.stat().st_size)
         return digest
@@ -342,7 +342,9 @@ def train(cfg: NNLFTrainConfig, *, out_dir, export_to=None, progress: bool = Tru
     final = {k: f"ckpt_{k}" for k in models}
     if cfg.stage2_steps > 0:
         stage1 = out / "stage1.jxnnlf"
-        digest1 = export(models, stage1)
+        # Named after the run, not the export: the stage-2 cache files carry this file's digest,
+        # and adding --export to a finished run must not re-encode them.
+        digest1 = export(models, stage1, out.name)
         t2 = time.perf_counter()
         new = make_data(cfg, out, log=log, nnlf_model=str(stage1), tag=f"_s2_{digest1.hex()[:8]}")
         inter = [p for p in new if p["ipb"].max() > 0]
@@ -355,7 +357,7 @@ def train(cfg: NNLFTrainConfig, *, out_dir, export_to=None, progress: bool = Tru
         pics = pics + inter
 
     model_path = out / nnlf.MODEL_FILE
-    digest = export(models, model_path)
+    digest = export(models, model_path, Path(export_to).name if export_to else out.name)
 
     # Evaluation on whole pictures (every 4th): deblocked vs float NN vs integer NN.
     imodel = nnlf.load_model(model_path)
