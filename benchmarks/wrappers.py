@@ -31,17 +31,21 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=30)
     args = parser.parse_args(argv)
 
+    from jaxcodec.errors import JaxcodecError
     from wrappers.deploy import DEFAULT_MODEL, get_codec
     from wrappers.evaluate import METRICS, PERCEPTUAL, compare
     from wrappers.train import load_wrapper
 
     qps = [int(q) for q in args.qps.split(",")]
     model = args.model or str(DEFAULT_MODEL)
-    wrapper, meta = load_wrapper(model)
-    codec = get_codec(args.codec)
     t0 = time.perf_counter()
-    res = compare({"wrapped": wrapper}, codec, args.clips, qps=qps, frames=args.frames,
-                  log=lambda line: print(line, flush=True))
+    try:  # a missing model, codec or clip is the user's: one line, no traceback
+        wrapper, meta = load_wrapper(model)
+        res = compare({"wrapped": wrapper}, get_codec(args.codec), args.clips, qps=qps, frames=args.frames,
+                      log=lambda line: print(line, flush=True))
+    except JaxcodecError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     for clip in args.clips:
         print(json.dumps({"clip": clip, "bd_rate": res["bd_rate_per_clip"]["wrapped"][clip]}), flush=True)
     summary = res["bd_rate"]["wrapped"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 from typing import NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -108,20 +109,22 @@ def distortion_terms(source: jax.Array, output: jax.Array, weights: LossWeights 
 
 
 def wrapper_loss(source: jax.Array, output: jax.Array, rate_bpp: jax.Array, weights: LossWeights = LossWeights(),
-                 *, baseline: jax.Array | None = None) -> LossTerms:
+                 *, baseline_distortion: jax.Array | None = None) -> LossTerms:
     """Eq. 4 between ``source`` and ``output`` tensors ``(..., H/2, W/2, 6)`` plus ``lambda * rate_bpp``.
 
-    ``baseline`` (optional): another output of the same sources, e.g. the bare codec's decode.
-    The distortion in ``total`` then weighs every image by the inverse of the baseline's distortion
-    there, ``mean_i(d_i / sg(b_i)) * sg(mean_i b_i)``: the same scale as eq. 4, but a clean image
-    counts as much as a noisy one. Plain eq. 4 is dominated by the images the codec distorts most.
-    The reported ``distortion`` stays the plain eq. 4 value.
+    ``baseline_distortion`` (optional): per-image eq. 4 distortion ``(N,)`` of another output of
+    the same sources, e.g. the bare codec's decode (`distortion_terms`). The distortion in
+    ``total`` then weighs every image by its inverse, ``mean_i(d_i / sg(b_i)) * sg(mean_i b_i)``:
+    the same scale as eq. 4, but a clean image counts as much as a noisy one. Plain eq. 4 is
+    dominated by the images the codec distorts most. The reported ``distortion`` stays the plain
+    eq. 4 value.
     """
     d, l1, ssim, ms_ssim, dlm = distortion_terms(source, output, weights)
     dist = jnp.mean(d)
     objective = dist
-    if baseline is not None:
-        b = jax.lax.stop_gradient(distortion_terms(source, baseline, weights)[0])
+    if baseline_distortion is not None:
+        chex.assert_equal_shape((d, baseline_distortion))
+        b = jax.lax.stop_gradient(baseline_distortion)
         objective = jnp.mean(d / jnp.maximum(b, 1e-6)) * jnp.mean(b)
     rate = jnp.mean(rate_bpp)
     return LossTerms(objective + weights.lambda_ * rate, dist, rate, jnp.mean(l1), jnp.mean(ssim), jnp.mean(ms_ssim),

@@ -73,7 +73,7 @@ class WrapperTrainConfig:
         ``gop`` frames, as Algorithm 1 must when P changes the codec's input; O then learns
         artifacts of another coding structure than the one it is deployed behind.
       normalise_distortion: weigh each training image's eq. 4 distortion by the inverse of the
-        bare codec's distortion on it (`wrappers.loss.wrapper_loss` ``baseline``), so that clean
+        bare codec's distortion on it (`wrappers.loss.wrapper_loss` ``baseline_distortion``), so that clean
         content (low QP, flat chroma) counts as much as heavily distorted content.
     """
 
@@ -179,7 +179,7 @@ def make_steps(config: WrapperTrainConfig, wrapper_graph, proxy_graph, optimizer
     from proxy.coders import ForwardCoder
     from proxy.entropy_models import noise_quantize, ste_round
     from proxy.ssf import apply_calibration, code_gop
-    from wrappers.loss import wrapper_loss
+    from wrappers.loss import distortion_terms, wrapper_loss
     from wrappers.nets import apply_wrapper
 
     opt_w, opt_t, opt_h, opt_c = optimizers
@@ -222,7 +222,7 @@ def make_steps(config: WrapperTrainConfig, wrapper_graph, proxy_graph, optimizer
                              calib=optax.apply_updates(state.calib, u_c), opt_calib=o_c)
         return new, {"proxy_mse": mse, "proxy_bpp": bpp, "calib_mse": c_loss}
 
-    def end_to_end(wrapper, state: TrainState, source, i_c, qp_index, key):
+    def end_to_end(wrapper, state: TrainState, source, i_c, codec_d, qp_index, key):
         net = nnx.merge(wrapper_graph, wrapper)
         i_p = apply_wrapper(net.pre, source)
         model = nnx.merge(proxy_graph, jax.lax.stop_gradient(state.transform), jax.lax.stop_gradient(state.hyper))
@@ -232,20 +232,20 @@ def make_steps(config: WrapperTrainConfig, wrapper_graph, proxy_graph, optimizer
         o_in = stop_gradient_input(i_c, i_m) if config.stop_gradient else i_m
         out = apply_wrapper(net.post, o_in)
         terms = wrapper_loss(source, out, r_m / pixels(i_p), weights,
-                             baseline=i_c if config.normalise_distortion else None)
+                             baseline_distortion=codec_d if config.normalise_distortion else None)
         return terms.total, (terms, out)
-
-    def bare_distortion(source, i_c):
-        """Eq. 4 distortion of the bare codec output (the baseline each logged step is compared with)."""
-        return wrapper_loss(source, i_c, jnp.zeros(()), weights).distortion
 
     @jax.jit
     def wrapper(state: TrainState, source, i_c, qp_index, key):
+        # Per-image eq. 4 distortion of the codec output: the logged baseline of every step, and
+        # the weights of `normalise_distortion`. It does not depend on the wrapper: computed once,
+        # outside the gradient.
+        codec_d = distortion_terms(source, i_c, weights)[0]
         (loss, (terms, out)), grads = jax.value_and_grad(end_to_end, has_aux=True)(state.wrapper, state, source, i_c,
-                                                                                  qp_index, key)
+                                                                                  codec_d, qp_index, key)
         updates, opt = opt_w.update(grads, state.opt_wrapper, state.wrapper)
         new = state._replace(wrapper=optax.apply_updates(state.wrapper, updates), opt_wrapper=opt, step=state.step + 1)
-        return new, {**terms._asdict(), "codec_distortion": bare_distortion(source, i_c)}, out
+        return new, {**terms._asdict(), "codec_distortion": jnp.mean(codec_d)}, out
 
     return Steps(pre, proxy, wrapper)
 
