@@ -39,11 +39,15 @@ def pool():
     return moving_textures(count=1, frames=4, size=32)
 
 
+FULL_RUN = dict(pre=False, post_qp_input=True)
+
+
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory, proxy_dir, pool):
     out = tmp_path_factory.mktemp("run")
     # Post-only: the codec sees the same samples every step, so eq. 4 is a fixed smooth objective in O.
-    result = train(_config(pre=False), target=resolve_target("x264", gop=2), target_name="x264", proxy_path=proxy_dir,
+    # O reads the QP (post_qp_input), so the run also covers the QP plane's path through the steps.
+    result = train(_config(**FULL_RUN), target=resolve_target("x264", gop=2), target_name="x264", proxy_path=proxy_dir,
                    out_dir=out, pool=pool, progress=False)
     return out, result
 
@@ -57,7 +61,7 @@ def test_a_few_steps_reduce_the_loss(full_run):
     assert rows[-1]["proxy_mse"] < rows[0]["proxy_mse"]  # iterative refinement pulls M(I_P) towards I_C
     assert {"proxy_mse", "proxy_bpp", "calib_mse", "codec_s"} <= rows[0].keys()  # iterative update ran
     assert (out / "images" / "step_0000006.png").is_file()
-    assert (result.model_dir / "meta.json").is_file()
+    assert json.loads((result.model_dir / "meta.json").read_text())["post"]["qp_input"] is True
 
 
 @pytest.mark.slow  # two more runs (their compiles dominate): ~3 minutes on a busy 2-core machine
@@ -67,8 +71,8 @@ def test_resume_is_exact(full_run, tmp_path, proxy_dir, pool):
     out, result = full_run
     kw = dict(target=resolve_target("x264", gop=2), target_name="x264", proxy_path=proxy_dir, out_dir=tmp_path,
               pool=pool, progress=False)
-    assert train(_config(pre=False), stop_at=3, **kw).model_dir is None
-    resumed = train(_config(pre=False), **kw)
+    assert train(_config(**FULL_RUN), stop_at=3, **kw).model_dir is None
+    resumed = train(_config(**FULL_RUN), **kw)
     a = nnx.to_pure_dict(nnx.state(load_wrapper(result.model_dir)[0], nnx.Param))
     b = nnx.to_pure_dict(nnx.state(load_wrapper(resumed.model_dir)[0], nnx.Param))
     jax.tree_util.tree_map(np.testing.assert_array_equal, a, b)

@@ -21,7 +21,8 @@ def register_encode(subparsers) -> None:
     p.add_argument("input", help="Y4M/YUV/container file or clip name")
     p.add_argument("--codec", default="x264", help="registered codec (x264, x265, svtav1, ours:ra, ...)")
     p.add_argument("--qp", type=int, required=True, help="the codec's QP")
-    p.add_argument("-o", "--output", required=True, help="output container (.mp4/.mkv, or what the codec writes)")
+    p.add_argument("-o", "--output", required=True,
+                   help="output container (.mp4/.mkv/.mov; .ivf for AV1; .jxc for our codec)")
     p.add_argument("--model", default=None, help="wrapper model directory (default: models/wrapper_x264_small)")
     p.add_argument("--no-wrapper", action="store_true", help="bypass P (bit-identical to the bare codec)")
     p.add_argument("--frames", type=int, default=None, help="encode at most this many frames")
@@ -35,6 +36,8 @@ def register_decode(subparsers) -> None:
     p.add_argument("-o", "--output", required=True, help="output .y4m or .yuv")
     p.add_argument("--model", default=None, help="wrapper model directory (default: models/wrapper_x264_small)")
     p.add_argument("--no-wrapper", action="store_true", help="bypass O (plain decode)")
+    p.add_argument("--qp", type=int, default=None,
+                   help="the encoder's QP, for a QP-aware postprocessor when the stream does not record it")
     p.set_defaults(func=_decode)
 
 
@@ -66,7 +69,7 @@ def _encode(args: argparse.Namespace) -> int:
 def _decode(args: argparse.Namespace) -> int:
     from wrappers.deploy import decode_file
 
-    print(json.dumps(decode_file(args.input, args.output, model=args.model, no_wrapper=args.no_wrapper)))
+    print(json.dumps(decode_file(args.input, args.output, model=args.model, no_wrapper=args.no_wrapper, qp=args.qp)))
     return 0
 
 

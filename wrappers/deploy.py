@@ -3,10 +3,17 @@
     encode: IN ─P─> uint8 4:2:0 ─[real encoder]─> standard stream in a standard container
     decode: container ─[real decoder]─> uint8 4:2:0 ─O─> REC.y4m
 
-The stream is whatever the codec writes (H.264/HEVC/AV1 in MP4/MKV/IVF for the FFmpeg
-codecs): any player decodes it without the postprocessor, as the paper requires. The
-wrapper never touches the bitstream; with no wrapper (``wrapper=None``) the codec receives
-the source samples themselves, so the output is bit-identical to the bare codec.
+The stream is whatever the codec writes: the FFmpeg codecs' elementary streams (H.264, HEVC,
+AV1) are remuxed packet for packet into MP4/MKV/MOV (AV1 also IVF), and any player decodes
+them without the postprocessor, as the paper requires; our own codec's stream (``ours:*``) is
+written as it is (``.jxc``) and decoded by `runtime.decoder`. The wrapper never touches the
+bitstream; with no wrapper (``wrapper=None``) the codec receives the source samples
+themselves, so the output is bit-identical to the bare codec.
+
+A wrapper whose networks read the QP (`wrappers.nets.NetConfig.qp_input`) needs the encoder's
+QP at decode time. `encode_file` records it in the container's metadata (the ``comment`` tag,
+``jaxcodec-wrap qp=N``: players ignore it, the stream is untouched); our own streams carry it
+in their sequence header. Otherwise ``jaxcodec wrap decode --qp N`` gives it.
 
 P and O run frame by frame through one jitted function per frame size (compiled once).
 """
@@ -17,10 +24,11 @@ import io
 from fractions import Fraction
 from pathlib import Path
 
-from jaxcodec.errors import CodecUnavailableError, InputError
+from jaxcodec.errors import InputError
 from jaxcodec.frame import Frame, make_frame
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "wrapper_x264_small"
+OURS_MAGIC = b"JXCD"  # runtime.bitstream.MAGIC: our codec's streams are decoded by runtime.decoder
 
 
 def get_codec(name: str, *, gop: int | None = None):
@@ -40,69 +48,97 @@ def get_codec(name: str, *, gop: int | None = None):
     return resolve_target(name, gop=gop or 4)
 
 
-def _apply_frames(net, frames: Frame) -> Frame:
+def _apply_frames(net, frames: Frame, qp: int | None = None, side: str = "wrapper") -> Frame:
     """Run one wrapper network over every frame of ``frames`` (T, H, W); ``net=None`` returns them as they are."""
     if net is None:
         return frames
     import jax
+    import jax.numpy as jnp
     import numpy as np
     from flax import nnx
 
-    from wrappers.nets import apply_wrapper, check_frames, frames_to_tensor, tensor_to_frames
+    from wrappers.nets import apply_wrapper, check_frames, frames_to_tensor, needs_qp, tensor_to_frames
 
     check_frames(frames)
+    if needs_qp(net) and qp is None:
+        raise InputError(f"this wrapper's {side} reads the codec's QP, which this stream does not record (only "
+                         "MP4/MKV/MOV files written by `jaxcodec wrap encode` and .jxc streams do): pass --qp")
     graph, params = nnx.split(net)
 
     @jax.jit
-    def one(params, y, u, v):
+    def one(params, y, u, v, q):
         x = frames_to_tensor(make_frame(y, u, v, bit_depth=frames.bit_depth))
-        out = tensor_to_frames(apply_wrapper(nnx.merge(graph, params), x[None])[0], bit_depth=frames.bit_depth)
+        out = tensor_to_frames(apply_wrapper(nnx.merge(graph, params), x[None], q)[0], bit_depth=frames.bit_depth)
         return out.y, out.u, out.v
 
-    planes = [one(params, frames.y[t], frames.u[t], frames.v[t]) for t in range(frames.y.shape[0])]
+    q = jnp.asarray(0 if qp is None else qp, jnp.float32)
+    planes = [one(params, frames.y[t], frames.u[t], frames.v[t], q) for t in range(frames.y.shape[0])]
     return make_frame(*(np.stack([np.asarray(p[i]) for p in planes]) for i in range(3)), bit_depth=frames.bit_depth)
 
 
-def preprocess(wrapper, frames: Frame) -> Frame:
-    """P over a clip (identity without a wrapper or without a preprocessor)."""
-    return _apply_frames(None if wrapper is None else wrapper.pre, frames)
+def preprocess(wrapper, frames: Frame, qp: int | None = None) -> Frame:
+    """P over a clip (identity without a wrapper or without a preprocessor); ``qp`` for a QP-aware P."""
+    return _apply_frames(None if wrapper is None else wrapper.pre, frames, qp, "preprocessor")
 
 
-def postprocess(wrapper, frames: Frame) -> Frame:
-    """O over a decoded clip (identity without a wrapper or without a postprocessor)."""
-    return _apply_frames(None if wrapper is None else wrapper.post, frames)
+def postprocess(wrapper, frames: Frame, qp: int | None = None) -> Frame:
+    """O over a decoded clip (identity without a wrapper or without a postprocessor); ``qp`` for a QP-aware O."""
+    return _apply_frames(None if wrapper is None else wrapper.post, frames, qp, "postprocessor")
 
 
-_RAW_FORMATS = {"x264": "h264", "h264": "h264", "libx264": "h264", "x265": "hevc", "hevc": "hevc", "libx265": "hevc"}
+_RAW_FORMATS = {"x264": "h264", "h264": "h264", "libx264": "h264", "x265": "hevc", "hevc": "hevc", "libx265": "hevc",
+                "svtav1": "obu", "libsvtav1": "obu", "av1": "obu"}
+_CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".ivf": "ivf"}
+QP_TAG = "jaxcodec-wrap qp="
+"""Prefix of the container ``comment`` tag that records the encoder's QP (QP-aware wrappers)."""
+
+
+def codec_family(codec_name: str) -> str:
+    """``x264:medium`` -> ``x264``: the registry's name without its preset / structure suffix."""
+    return codec_name.split(":", 1)[0].lower()
 
 
 def _is_container(data: bytes) -> bool:
     return data[4:8] == b"ftyp" or data[:4] == b"\x1a\x45\xdf\xa3" or data[:4] == b"DKIF"
 
 
-def to_container(bitstream: bytes, *, codec_name: str, fps: Fraction, suffix: str) -> bytes:
+def to_container(bitstream: bytes, *, codec_name: str, fps: Fraction, suffix: str, qp: int | None = None) -> bytes:
     """Container bytes for ``bitstream``: as is if the codec already wrote a container, else a remux.
 
-    Raw H.264/HEVC elementary streams (Annex B) are remuxed packet for packet into MP4/MKV
-    (no re-encoding: the coded pictures are untouched).
+    Raw H.264/HEVC (Annex B) and AV1 (low-overhead OBU) elementary streams are remuxed packet for
+    packet into MP4/MKV/MOV, AV1 also into IVF (no re-encoding: the coded pictures are
+    untouched). ``qp`` is recorded in the container's ``comment`` tag where it has one.
     """
     if _is_container(bitstream):
         return bitstream
-    raw = _RAW_FORMATS.get(codec_name)
+    raw = _RAW_FORMATS.get(codec_family(codec_name))
     if raw is None:
         raise InputError(f"codec {codec_name!r} returned a stream jaxcodec cannot put into a {suffix} container")
     import av
 
-    fmt = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov"}.get(suffix)
-    if fmt is None:
-        raise InputError(f"output container {suffix!r} not supported for {codec_name}; use .mp4, .mkv or .mov")
+    fmt = _CONTAINERS.get(suffix)
+    if fmt is None or (fmt == "ivf" and raw != "obu"):
+        ok = ".mp4, .mkv, .mov" + (" or .ivf" if raw == "obu" else "")
+        raise InputError(f"output container {suffix!r} not supported for {codec_name}; use {ok}")
     src = av.open(io.BytesIO(bitstream), format=raw)
     buf = io.BytesIO()
     dst = av.open(buf, "w", format=fmt)
-    stream = dst.add_stream_from_template(src.streams.video[0])
+    if qp is not None and fmt != "ivf":
+        dst.metadata["comment"] = f"{QP_TAG}{int(qp)}"
+    template = src.streams.video[0]
+    if raw == "obu":
+        # The OBU demuxer's stream names its decoder (libdav1d), which has no encoder entry to
+        # template from; the stream is declared through the AV1 encoder that wrote it, with the
+        # sequence header as extradata (MP4's av1C box is built from it).
+        stream = dst.add_stream("libsvtav1", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = template.width, template.height, "yuv420p"
+        if template.codec_context.extradata:
+            stream.codec_context.extradata = template.codec_context.extradata
+    else:
+        stream = dst.add_stream_from_template(template)
     stream.time_base = 1 / Fraction(fps)
     count = 0
-    for packet in src.demux(src.streams.video[0]):
+    for packet in src.demux(template):
         if packet.size == 0:
             continue
         packet.stream = stream
@@ -118,30 +154,59 @@ def to_container(bitstream: bytes, *, codec_name: str, fps: Fraction, suffix: st
 
 def wrap_encode(frames: Frame, *, codec, qp: int, wrapper=None, fps: Fraction = Fraction(25)):
     """P then the real encoder; returns the codec's `EncodeResult` (its recon is the bare decode, before O)."""
-    return codec.encode(preprocess(wrapper, frames), qp=qp, fps=fps)
+    return codec.encode(preprocess(wrapper, frames, qp), qp=qp, fps=fps)
+
+
+def recorded_qp(path: str) -> int | None:
+    """The encoder's QP as `encode_file` recorded it (container tag, or our stream's header), or None."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head == OURS_MAGIC:
+        from runtime import bitstream as bs
+
+        try:
+            return bs.parse_stream(Path(path).read_bytes())[0].qp
+        except Exception:  # a damaged stream: the decoder reports it properly
+            return None
+    import av
+
+    try:
+        with av.open(path) as c:
+            tags = {k.lower(): v for k, v in c.metadata.items()}
+    except (av.error.FFmpegError, OSError, ValueError):
+        return None
+    comment = tags.get("comment", "")
+    if comment.startswith(QP_TAG) and comment[len(QP_TAG):].isdigit():
+        return int(comment[len(QP_TAG):])
+    return None
 
 
 def encode_file(source: str, out: str, *, codec_name: str, qp: int, model: str | None, no_wrapper: bool = False,
                 max_frames: int | None = None) -> dict:
-    """``jaxcodec wrap encode``: read, P, encode, write a playable container atomically."""
+    """``jaxcodec wrap encode``: read, P, encode, write a playable container (our codec: a .jxc stream) atomically."""
     from jaxcodec.io import atomic_write_bytes, read_video
     from wrappers.train import load_wrapper
 
     suffix = Path(out).suffix.lower()
+    ours = codec_family(codec_name) == "ours"
+    if ours and suffix != ".jxc":
+        raise InputError(f"our codec writes its own stream, not a {suffix or 'suffix-less'} container: use -o NAME.jxc")
     wrapper = None if no_wrapper else load_wrapper(model or DEFAULT_MODEL)[0]
     codec = get_codec(codec_name)
     video = read_video(source, max_frames=max_frames)
     if video.frames.bit_depth != 8:
         raise InputError(f"{source}: wrappers are trained for 8-bit video, got {video.frames.bit_depth}-bit")
     result = wrap_encode(video.frames, codec=codec, qp=qp, wrapper=wrapper, fps=video.fps)
-    data = to_container(result.bitstream, codec_name=codec_name, fps=video.fps, suffix=suffix)
+    data = result.bitstream if ours else to_container(result.bitstream, codec_name=codec_name, fps=video.fps,
+                                                      suffix=suffix, qp=qp)
     atomic_write_bytes(out, data)
     return {"frames": int(video.frames.y.shape[0]), "bytes": len(data), "bits": int(result.bits_per_frame.sum()),
             "codec": codec_name, "qp": qp, "wrapper": None if wrapper is None else str(model or DEFAULT_MODEL)}
 
 
-def decode_file(source: str, out: str, *, model: str | None, no_wrapper: bool = False) -> dict:
-    """``jaxcodec wrap decode``: the real decoder (FFmpeg through PyAV), then O, then Y4M/YUV atomically."""
+def decode_file(source: str, out: str, *, model: str | None, no_wrapper: bool = False, qp: int | None = None) -> dict:
+    """``jaxcodec wrap decode``: the real decoder (FFmpeg through PyAV; `runtime.decoder` for our
+    streams), then O, then Y4M/YUV atomically. ``qp`` overrides the QP the stream records."""
     from jaxcodec.io import read_video, write_video
     from wrappers.train import load_wrapper
 
@@ -150,10 +215,18 @@ def decode_file(source: str, out: str, *, model: str | None, no_wrapper: bool = 
     wrapper = None if no_wrapper else load_wrapper(model or DEFAULT_MODEL)[0]
     if not Path(source).is_file():
         raise InputError(f"{source}: no such file")
-    try:
+    if qp is None:
+        qp = recorded_qp(source)
+    with open(source, "rb") as f:
+        ours = f.read(4) == OURS_MAGIC
+    if ours:
+        from runtime.decoder import decode
+
+        decoded, fps = decode(Path(source).read_bytes(), return_fps=True)
+    else:
         video = read_video(source)
-    except CodecUnavailableError:
-        raise
-    frames = postprocess(wrapper, video.frames)
-    write_video(out, frames, video.fps)
-    return {"frames": int(frames.y.shape[0]), "wrapper": None if wrapper is None else str(model or DEFAULT_MODEL)}
+        decoded, fps = video.frames, video.fps
+    frames = postprocess(wrapper, decoded, qp)
+    write_video(out, frames, fps)
+    return {"frames": int(frames.y.shape[0]), "qp": qp,
+            "wrapper": None if wrapper is None else str(model or DEFAULT_MODEL)}

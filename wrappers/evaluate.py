@@ -80,8 +80,8 @@ def compare(wrappers: Mapping[str, object], codec, clips, *, qps=(22, 27, 32, 37
             bare = codec.encode(src, qp=qp, fps=video.fps)
             add("bare", qp, bare, bare.recon)
             for name, wrapper in wrappers.items():
-                coded = bare if wrapper.pre is None else codec.encode(preprocess(wrapper, src), qp=qp, fps=video.fps)
-                add(name, qp, coded, postprocess(wrapper, coded.recon))
+                coded = bare if wrapper.pre is None else codec.encode(preprocess(wrapper, src, qp), qp=qp, fps=video.fps)
+                add(name, qp, coded, postprocess(wrapper, coded.recon, qp))
         rd[clip] = rows
     per_clip = {name: {clip: {m: bd_rate_or_nan(rd[clip]["bare"], rd[clip][name], m) for m in METRICS}
                        for clip in clips} for name in wrappers}

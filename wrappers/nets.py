@@ -32,6 +32,7 @@ from jaxcodec.frame import Frame, make_frame
 CHROMA_FORMAT = "420"
 SIZE_FACTOR = 2  # luma samples per tensor sample; width and height must be multiples of it
 CHANNELS = 6  # 4 luma phases + Cb + Cr
+QP_SCALE = 64.0  # QP plane = QP / QP_SCALE (H.264/HEVC QPs 0..51 map into [0, 0.8])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,11 +43,17 @@ class NetConfig:
       channels: hidden feature channels.
       blocks: residual blocks (two 3x3 convolutions each); 0 keeps only head and tail.
       enabled: False makes the network the exact identity (no parameters are used).
+      qp_input: the network also reads the codec's QP as a constant plane (QP / 64, the NN loop
+        filter's normalisation, paper 001 III-A). A postprocessor blind to the QP must apply
+        one correction to every quality level: it harms the finely quantised end of the curve
+        (models/wrapper_x264_small.md). The deployed decoder takes the QP from the container's
+        metadata (`wrappers.deploy`) or from ``--qp``.
     """
 
     channels: int = 24
     blocks: int = 2
     enabled: bool = True
+    qp_input: bool = False
 
     def __post_init__(self):
         if self.channels <= 0 or self.blocks < 0:
@@ -58,14 +65,23 @@ class ResidualCNN(nnx.Module):
 
     def __init__(self, config: NetConfig, *, rngs: nnx.Rngs):
         c = config.channels
-        self.head = nnx.Conv(CHANNELS, c, (3, 3), rngs=rngs)
+        self.qp_input = config.qp_input
+        self.head = nnx.Conv(CHANNELS + config.qp_input, c, (3, 3), rngs=rngs)
         self.blocks = nnx.List([nnx.List([nnx.Conv(c, c, (3, 3), rngs=rngs), nnx.Conv(c, c, (3, 3), rngs=rngs)])
                                 for _ in range(config.blocks)])
         self.tail = nnx.Conv(c, CHANNELS, (3, 3), kernel_init=nnx.initializers.zeros, rngs=rngs)
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, qp: jax.Array | None = None) -> jax.Array:
+        """``x``: ``(..., H/2, W/2, 6)``; ``qp``: the codec QP, broadcastable to ``x.shape[:-3]``
+        (one per image), needed iff the network was built with ``qp_input``."""
         chex.assert_axis_dimension(x, -1, CHANNELS)
-        h = jax.nn.relu(self.head(x))
+        h = x
+        if self.qp_input:
+            if qp is None:
+                raise InputError("this wrapper network reads the codec's QP; none was given")
+            q = jnp.asarray(qp, x.dtype)[..., None, None, None] / QP_SCALE
+            h = jnp.concatenate([x, jnp.broadcast_to(q, x.shape[:-1] + (1,))], axis=-1)
+        h = jax.nn.relu(self.head(h))
         for a, b in self.blocks:
             h = h + b(jax.nn.relu(a(h)))
         return x + self.tail(h)
@@ -79,11 +95,19 @@ class Wrapper(nnx.Module):
         self.post = ResidualCNN(post, rngs=rngs) if post.enabled else None
 
 
-def apply_wrapper(net: ResidualCNN | None, x: jax.Array) -> jax.Array:
-    """``net(x)`` clipped to [0, 1], or ``x`` itself when there is no network (exact bypass)."""
+def apply_wrapper(net: ResidualCNN | None, x: jax.Array, qp: jax.Array | None = None) -> jax.Array:
+    """``net(x, qp)`` clipped to [0, 1], or ``x`` itself when there is no network (exact bypass).
+
+    ``qp`` is only read by a network built with ``qp_input``.
+    """
     if net is None:
         return x
-    return jnp.clip(net(x), 0.0, 1.0)
+    return jnp.clip(net(x, qp), 0.0, 1.0)
+
+
+def needs_qp(net: ResidualCNN | None) -> bool:
+    """Whether ``net`` reads the codec's QP (`NetConfig.qp_input`)."""
+    return net is not None and net.qp_input
 
 
 def check_frames(frames: Frame) -> None:

@@ -75,6 +75,7 @@ class WrapperTrainConfig:
       normalise_distortion: weigh each training image's eq. 4 distortion by the inverse of the
         bare codec's distortion on it (`wrappers.loss.wrapper_loss` ``baseline_distortion``), so that clean
         content (low QP, flat chroma) counts as much as heavily distorted content.
+      pre_qp_input / post_qp_input: P / O also read the sample's QP (`wrappers.nets.NetConfig.qp_input`).
     """
 
     pre_channels: int = 24
@@ -109,6 +110,8 @@ class WrapperTrainConfig:
     image_every: int = 100
     codec_on_full_frames: bool = False
     normalise_distortion: bool = False
+    pre_qp_input: bool = False
+    post_qp_input: bool = False
 
     def __post_init__(self):
         if not (self.pre or self.post):
@@ -127,8 +130,8 @@ class WrapperTrainConfig:
     def net_configs(self):
         from wrappers.nets import NetConfig
 
-        return (NetConfig(self.pre_channels, self.pre_blocks, self.pre),
-                NetConfig(self.post_channels, self.post_blocks, self.post))
+        return (NetConfig(self.pre_channels, self.pre_blocks, self.pre, self.pre_qp_input),
+                NetConfig(self.post_channels, self.post_blocks, self.post, self.post_qp_input))
 
     def loss_weights(self):
         from wrappers.loss import LossWeights
@@ -186,8 +189,8 @@ def make_steps(config: WrapperTrainConfig, wrapper_graph, proxy_graph, optimizer
     weights = config.loss_weights()
 
     @jax.jit
-    def pre(wrapper, source):
-        return apply_wrapper(nnx.merge(wrapper_graph, wrapper).pre, source)
+    def pre(wrapper, source, qp):
+        return apply_wrapper(nnx.merge(wrapper_graph, wrapper).pre, source, qp)
 
     def pixels(x):
         return 4 * x.shape[-3] * x.shape[-2]
@@ -222,27 +225,28 @@ def make_steps(config: WrapperTrainConfig, wrapper_graph, proxy_graph, optimizer
                              calib=optax.apply_updates(state.calib, u_c), opt_calib=o_c)
         return new, {"proxy_mse": mse, "proxy_bpp": bpp, "calib_mse": c_loss}
 
-    def end_to_end(wrapper, state: TrainState, source, i_c, codec_d, qp_index, key):
+    def end_to_end(wrapper, state: TrainState, source, i_c, codec_d, qp_index, qp, key):
         net = nnx.merge(wrapper_graph, wrapper)
-        i_p = apply_wrapper(net.pre, source)
+        i_p = apply_wrapper(net.pre, source, qp)
         model = nnx.merge(proxy_graph, jax.lax.stop_gradient(state.transform), jax.lax.stop_gradient(state.hyper))
         coder = ForwardCoder(rate_surrogate=ste_round, synthesis_surrogate=ste_round, key=key)
         i_m, bits_hyp = code_gop(model, i_p, qp_index, coder)
         r_m = apply_calibration(_calibration(jax.lax.stop_gradient(state.calib)), bits_hyp, intra_flags(i_p), pixels(i_p))
         o_in = stop_gradient_input(i_c, i_m) if config.stop_gradient else i_m
-        out = apply_wrapper(net.post, o_in)
+        out = apply_wrapper(net.post, o_in, qp)
         terms = wrapper_loss(source, out, r_m / pixels(i_p), weights,
                              baseline_distortion=codec_d if config.normalise_distortion else None)
         return terms.total, (terms, out)
 
     @jax.jit
-    def wrapper(state: TrainState, source, i_c, qp_index, key):
+    def wrapper(state: TrainState, source, i_c, qp_index, qp, key):
+        """``qp``: (1, B) codec QPs, one per sample, broadcast over the GOP axis of the tensors."""
         # Per-image eq. 4 distortion of the codec output: the logged baseline of every step, and
         # the weights of `normalise_distortion`. It does not depend on the wrapper: computed once,
         # outside the gradient.
         codec_d = distortion_terms(source, i_c, weights)[0]
         (loss, (terms, out)), grads = jax.value_and_grad(end_to_end, has_aux=True)(state.wrapper, state, source, i_c,
-                                                                                  codec_d, qp_index, key)
+                                                                                  codec_d, qp_index, qp, key)
         updates, opt = opt_w.update(grads, state.opt_wrapper, state.wrapper)
         new = state._replace(wrapper=optax.apply_updates(state.wrapper, updates), opt_wrapper=opt, step=state.step + 1)
         return new, {**terms._asdict(), "codec_distortion": jnp.mean(codec_d)}, out
@@ -528,7 +532,7 @@ def train(config: WrapperTrainConfig, *, target, target_name: str, proxy_path: s
                 pb = sample_batch(pool, seed=config.seed, step=step, batch=config.batch_size, patch=config.patch,
                                   gop=gop, qp_range=(config.qp_min, config.qp_max))
                 source = _to_tensor(pb.frames)  # (2*gop, B, ...)
-                i_p_frames = _from_tensor(steps.pre(state.wrapper, source))
+                i_p_frames = _from_tensor(steps.pre(state.wrapper, source, jnp.asarray(pb.qp, jnp.float32)[None]))
                 tb = run_target(target, PatchBatch(i_p_frames, pb.qp), gop=gop)  # host: the real codec
             i_c = _to_tensor(tb.recon)
             i_p = _to_tensor(tb.source)  # the rounded samples the codec really received
@@ -539,7 +543,8 @@ def train(config: WrapperTrainConfig, *, target, target_name: str, proxy_path: s
                 state, proxy_terms = steps.proxy(state, i_p, i_c, jnp.asarray(tb.bits.T, jnp.float32), qp_index, key)
             else:
                 proxy_terms = {}
-            state, terms, out = steps.wrapper(state, source[gop:], i_c, qp_index, key)
+            qp = jnp.asarray(pb.qp, jnp.float32)[None]
+            state, terms, out = steps.wrapper(state, source[gop:], i_c, qp_index, qp, key)
             row = {"step": step + 1, **{k: float(v) for k, v in {**terms, **proxy_terms}.items()},
                    "target_bpp": float(tb.bits.sum() / (tb.bits.size * config.patch ** 2)),
                    "codec_s": tb.codec_seconds, "jax_s": time.perf_counter() - t1, "step_s": time.perf_counter() - t0}
