@@ -27,13 +27,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def profile_gap(fmodels: dict, pics: list, act_bits: int, min_weight_bits: int) -> dict:
     """Convert both float models at ``act_bits`` and measure the float-minus-integer PSNR per plane."""
-    import jax
     import numpy as np
 
     from jaxcodec.nn import loopfilter as lf
     from runtime import nnlf
     from runtime.nnint import convert, execute
-    from runtime.train_nnlf import NNLFTrainConfig, _batch, _chroma_inputs, _luma_inputs, inputs_from_picture
+    from runtime.train_nnlf import NNLFTrainConfig, _batch, float_minus_int_db, picture_errors
 
     cfg = NNLFTrainConfig(clips=(), batch=16, patch=64)
     rng = np.random.default_rng(0)
@@ -47,19 +46,7 @@ def profile_gap(fmodels: dict, pics: list, act_bits: int, min_weight_bits: int) 
                         "weight_bits": [int(math.ceil(math.log2(np.abs(g.nodes[i].params["w"]).max() + 1)))
                                         for i in paths]}
     imodel = nnlf.NNLFModel(graphs["luma"], graphs["chroma"], b"", {})
-    fwd = {k: jax.jit(lambda *a, m=m: m(*a)) for k, m in fmodels.items()}
-    se = {"float": np.zeros(3), "int": np.zeros(3)}
-    for pic in pics:
-        full = (slice(0, None), slice(0, None))
-        fl = np.asarray(fwd["luma"](*(a[None] for a in _luma_inputs(pic, full, 8)[0])))[0, ..., 0]
-        fc = np.asarray(fwd["chroma"](*(a[None] for a in _chroma_inputs(pic, full, 8)[0])))[0]
-        fplanes = [np.clip(np.floor(p * 256 + 0.5), 0, 255) for p in (fl, fc[..., 0], fc[..., 1])]
-        iplanes = nnlf.filter_planes(imodel, inputs_from_picture(pic), bit_depth=8)
-        for c, k in enumerate("yuv"):
-            o = pic["o" + k].astype(np.float64)
-            se["float"][c] += np.sum((fplanes[c] - o) ** 2)
-            se["int"][c] += np.sum((iplanes[c] - o) ** 2)
-    gap = {k: round(float(10 * np.log10(se["int"][c] / se["float"][c])), 4) for c, k in enumerate("yuv")}
+    gap = float_minus_int_db(picture_errors(fmodels, imodel, pics))
     return {"float_minus_int_psnr_db": gap, "layers": layers}
 
 
@@ -77,19 +64,12 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", default=None, help="directory for the captured pictures (default: a temporary one)")
     args = ap.parse_args(argv)
 
-    from flax import nnx
-
     from jaxcodec.errors import JaxcodecError
-    from jaxcodec.nn import loopfilter as lf
     from runtime import nnlf
+    from runtime.train_nnlf import float_models
 
     try:
-        model = nnlf.load_model(args.model)
-        c = model.meta.get("config", {})
-        mcfg = lf.LoopFilterConfig(width=c["width"], features=c["features"], blocks=c["blocks"])
-        ckpt = os.path.dirname(os.path.abspath(model.path))
-        fmodels = {kind: lf.restore_checkpoint(os.path.join(ckpt, f"ckpt_{kind}"), make(mcfg, rngs=nnx.Rngs(0)))
-                   for kind, make in (("luma", lf.LumaFilter), ("chroma", lf.ChromaFilter))}
+        fmodels = float_models(nnlf.load_model(args.model))
     except (JaxcodecError, KeyError, FileNotFoundError) as e:
         print(f"error: {args.model}: cannot load the model and its float checkpoints ({e})", file=sys.stderr)
         return 2

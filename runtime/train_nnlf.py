@@ -21,6 +21,7 @@ import argparse
 import dataclasses
 
 from jaxcodec.config import load_config
+from jaxcodec.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +46,8 @@ class NNLFTrainConfig:
       stage2_steps, stage2_lr: stage 2 of paper 001 Fig. 7 (0: off): re-encode the clips with the
         stage-1 models in the loop and fine-tune on the new inter pictures plus the stage-1 data,
         ``stage2_steps`` luma steps (half for chroma) from ``stage2_lr``.
+      loss: ``mse`` (batch MSE) or ``relative`` (each patch's MSE over its unfiltered MSE, so
+        that low-QP and clean patches weigh as much as coarse ones); `jaxcodec.nn.loopfilter.loss_fn`.
     """
 
     clips: tuple[str, ...] = ("carphone", "bikes")
@@ -65,6 +68,7 @@ class NNLFTrainConfig:
     augment: bool = True
     stage2_steps: int = 0
     stage2_lr: float = 5e-4
+    loss: str = "mse"
 
 
 def register_train(subparsers) -> None:
@@ -141,6 +145,59 @@ def inputs_from_picture(pic: dict):
     i32 = lambda a: np.asarray(a, np.int32)  # noqa: E731
     return nnlf.FilterInputs((i32(pic["y"]), i32(pic["u"]), i32(pic["v"])), (i32(pic["py"]), i32(pic["pu"]), i32(pic["pv"])),
                              i32(pic["bs"]), i32(pic["qp"]), i32(pic["ipb"]))
+
+
+def float_models(model) -> dict:
+    """The float flax models a `runtime.nnlf.NNLFModel` was converted from: the orbax
+    checkpoints ``ckpt_luma``/``ckpt_chroma`` beside its file (``jaxcodec train nnlf --export``)."""
+    import os
+
+    from flax import nnx
+
+    from jaxcodec.nn import loopfilter as lf
+
+    c = model.meta.get("config", {})
+    mcfg = lf.LoopFilterConfig(width=c["width"], features=c["features"], blocks=c["blocks"])
+    ckpt = os.path.dirname(os.path.abspath(model.path))
+    return {kind: lf.restore_checkpoint(os.path.join(ckpt, f"ckpt_{kind}"), make(mcfg, rngs=nnx.Rngs(0)))
+            for kind, make in (("luma", lf.LumaFilter), ("chroma", lf.ChromaFilter))}
+
+
+def picture_errors(fmodels: dict, imodel, pics, *, bd: int = 8) -> dict:
+    """Squared error against the source, summed over whole pictures, per plane (Y, U, V): the
+    unfiltered and deblocked reconstructions, the float models (``fmodels``, rounded to samples)
+    and the integer model ``imodel`` the codec runs. ``{"unfiltered"|"deblocked"|"float"|"int":
+    array(3), "pixels": array(3)}``; PSNR or the float-minus-integer gap follow from the sums."""
+    import jax
+    import numpy as np
+
+    from runtime import nnlf
+
+    fwd = {k: jax.jit(lambda *a, m=m: m(*a)) for k, m in fmodels.items()}
+    sse = {k: np.zeros(3) for k in ("unfiltered", "deblocked", "float", "int")}
+    npx = np.zeros(3)
+    peak = (1 << bd) - 1
+    for pic in pics:
+        full = (slice(0, None), slice(0, None))
+        fl = np.asarray(fwd["luma"](*(a[None] for a in _luma_inputs(pic, full, bd)[0])))[0, ..., 0]
+        fc = np.asarray(fwd["chroma"](*(a[None] for a in _chroma_inputs(pic, full, bd)[0])))[0]
+        float_planes = [np.clip(np.floor(p * 2.0**bd + 0.5), 0, peak) for p in (fl, fc[..., 0], fc[..., 1])]
+        int_planes = nnlf.filter_planes(imodel, inputs_from_picture(pic), bit_depth=bd)
+        for c, key in enumerate("yuv"):
+            o = pic["o" + key].astype(np.float64)
+            sse["unfiltered"][c] += np.sum((pic[key] - o) ** 2)
+            sse["deblocked"][c] += np.sum((pic["d" + key] - o) ** 2)
+            sse["float"][c] += np.sum((float_planes[c] - o) ** 2)
+            sse["int"][c] += np.sum((int_planes[c] - o) ** 2)
+            npx[c] += o.size
+    return {**sse, "pixels": npx}
+
+
+def float_minus_int_db(errors: dict) -> dict:
+    """Float-model PSNR minus integer-model PSNR per plane, from `picture_errors`."""
+    import numpy as np
+
+    return {k: round(float(10 * np.log10(errors["int"][c] / errors["float"][c])), 4) for c, k in enumerate("yuv")}
 
 
 def _frames_digest(frames) -> str:
@@ -254,6 +311,7 @@ def _psnr(mse, bd=8):
 
 def train(cfg: NNLFTrainConfig, *, out_dir, export_to=None, progress: bool = True) -> dict:
     import json
+    import math
     import shutil
     import time
     from pathlib import Path
@@ -278,6 +336,8 @@ def train(cfg: NNLFTrainConfig, *, out_dir, export_to=None, progress: bool = Tru
         metrics.flush()
         print(msg, {k: v for k, v in kw.items()}, flush=True)
 
+    if cfg.loss not in lf.LOSSES:
+        raise ConfigError(f"loss = {cfg.loss!r} is not one of {lf.LOSSES}")
     t0 = time.perf_counter()
     pics = make_data(cfg, out, log=log)
     bd = 8
@@ -295,7 +355,7 @@ def train(cfg: NNLFTrainConfig, *, out_dir, export_to=None, progress: bool = Tru
         tx = optax.adam(sched)
         graphdef, params, rest = nnx.split(model, nnx.Param, ...)
         opt_state = tx.init(params)
-        step = lf.make_train_step(tx, graphdef)
+        step = lf.make_train_step(tx, graphdef, cfg.loss)
         rng = np.random.default_rng(seed)
         bar = None
         if progress:
@@ -313,8 +373,9 @@ def train(cfg: NNLFTrainConfig, *, out_dir, export_to=None, progress: bool = Tru
                 bar.update(1)
                 bar.set_postfix(loss=f"{run:.3g}")
             if i % 100 == 0 or i == steps - 1:
-                log(f"{ckpt.name} step {i}", step=i, loss=float(loss), loss_avg=run, unfiltered_avg=base,
-                    psnr_gain=_psnr(run * 255**2) - _psnr(base * 255**2))
+                # relative loss: the running mean is the patches' mean MSE ratio, filtered / unfiltered
+                gain = -10 * math.log10(run) if cfg.loss == "relative" else _psnr(run * 255**2) - _psnr(base * 255**2)
+                log(f"{ckpt.name} step {i}", step=i, loss=float(loss), loss_avg=run, unfiltered_avg=base, psnr_gain=gain)
         if bar:
             bar.close()
         model = nnx.merge(graphdef, params, rest)
@@ -360,28 +421,9 @@ def train(cfg: NNLFTrainConfig, *, out_dir, export_to=None, progress: bool = Tru
     digest = export(models, model_path, Path(export_to).name if export_to else out.name)
 
     # Evaluation on whole pictures (every 4th): deblocked vs float NN vs integer NN.
-    imodel = nnlf.load_model(model_path)
-    fwd_l = jax.jit(lambda *a: models["luma"](*a))
-    fwd_c = jax.jit(lambda *a: models["chroma"](*a))
-    sse = {k: np.zeros(3) for k in ("deblocked", "float", "int", "unfiltered")}
-    npx = np.zeros(3)
-
-    for pic in pics[::4]:
-        full = (slice(0, None), slice(0, None))
-        xl, tl = _luma_inputs(pic, full, bd)
-        xc, _ = _chroma_inputs(pic, full, bd)
-        fl = np.asarray(fwd_l(*(a[None] for a in xl)))[0, ..., 0]
-        fc = np.asarray(fwd_c(*(a[None] for a in xc)))[0]
-        float_planes = [np.clip(np.floor(p * 256 + 0.5), 0, 255) for p in (fl, fc[..., 0], fc[..., 1])]
-        int_planes = nnlf.filter_planes(imodel, inputs_from_picture(pic), bit_depth=bd)
-        for c, key in enumerate("yuv"):
-            o = pic["o" + key].astype(np.float64)
-            sse["deblocked"][c] += np.sum((pic["d" + key] - o) ** 2)
-            sse["unfiltered"][c] += np.sum((pic[key] - o) ** 2)
-            sse["float"][c] += np.sum((float_planes[c] - o) ** 2)
-            sse["int"][c] += np.sum((int_planes[c] - o) ** 2)
-            npx[c] += o.size
-    psnr = {k: [round(_psnr(v[c] / npx[c]), 4) for c in range(3)] for k, v in sse.items()}
+    errors = picture_errors(models, nnlf.load_model(model_path), pics[::4], bd=bd)
+    npx = errors.pop("pixels")
+    psnr = {k: [round(_psnr(v[c] / npx[c]), 4) for c in range(3)] for k, v in errors.items()}
     log("evaluation (training pictures, every 4th)", psnr_yuv=psnr)
     result = {"model": str(model_path), "digest": digest.hex(), "psnr_train_yuv": psnr,
               "params": {k: lf.param_count(m) for k, m in models.items()},

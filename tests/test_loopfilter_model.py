@@ -104,3 +104,22 @@ def test_training_step_and_orbax_round_trip(tmp_path):
     fwd = jax.jit(lambda p, *a: nnx.merge(graphdef, p, rest)(*a))
     np.testing.assert_array_equal(np.asarray(fwd(nnx.split(restored, nnx.Param, ...)[1], *x)),
                                   np.asarray(fwd(params, *x)))
+
+
+def test_relative_loss_weighs_each_patch_by_its_unfiltered_error():
+    """``relative``: mean over patches of MSE(filtered) / MSE(unfiltered); a patch with 10x the
+    codec error counts as much as the others, where the batch MSE lets it dominate."""
+    rng = np.random.default_rng(4)
+    model = lf.LumaFilter(lf.LoopFilterConfig(width=8, features=2, blocks=1), rngs=nnx.Rngs(4))
+    x = tuple(jnp.asarray(a) for a in _luma_inputs(rng, 3, 16, 16))
+    err = jnp.asarray(rng.normal(0, 1, x[0].shape), jnp.float32) * jnp.asarray([0.01, 0.01, 0.1])[:, None, None, None]
+    target = x[0] + err
+    out = np.asarray(model(*x), np.float64)
+    t, rec = np.asarray(target, np.float64), np.asarray(x[0], np.float64)
+    mse = ((out - t) ** 2).reshape(3, -1).mean(1)
+    base = ((rec - t) ** 2).reshape(3, -1).mean(1)
+    np.testing.assert_allclose(float(lf.loss_fn(model, x, target, "relative")),
+                               np.mean(mse / (base + lf.RELATIVE_EPS)), rtol=1e-5)
+    np.testing.assert_allclose(float(lf.loss_fn(model, x, target)), mse.mean(), rtol=1e-5)
+    with pytest.raises(ValueError, match="unknown loss"):
+        lf.make_train_step(optax.adam(1e-3), nnx.split(model, nnx.Param, ...)[0], "l3")

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from jaxcodec.io.synthetic import CARTOON, GENERATED, MORE_STILLS, STILLS, cartoon_clips, moving_textures, still_pans, synthetic_clips
+from jaxcodec.io.synthetic import (CARTOON, GENERATED, MORE_STILLS, STILLS, THIRD_STILLS, cartoon_clips, moving_textures,
+                                   still_pans, synthetic_clips)
 
 
 def test_cartoon_clips_shape_and_seed():
@@ -23,7 +24,7 @@ def test_cartoon_clips_shape_and_seed():
     assert any(not np.array_equal(x.y, y.y) for x, y in zip(a, c))
 
 
-@pytest.mark.parametrize("name", [GENERATED, CARTOON, STILLS, MORE_STILLS])
+@pytest.mark.parametrize("name", [GENERATED, CARTOON, STILLS, MORE_STILLS, THIRD_STILLS])
 def test_synthetic_names(name):
     clips = synthetic_clips(name, frames=2)
     assert clips and all(c.y.shape[0] == 2 for c in clips)
@@ -83,6 +84,8 @@ def test_more_stills_are_new_views_and_new_photographs():
     more = synthetic_clips(MORE_STILLS, frames=2)
     assert len(more) == STILLS_PER_IMAGE * (len(STILL_IMAGES) + len(MORE_STILL_IMAGES))
     assert not any(np.array_equal(a.y, b.y) for a in first for b in more[: len(first)])
+    third = synthetic_clips(THIRD_STILLS, frames=2)
+    assert len(third) == len(more) and not any(np.array_equal(a.y, b.y) for a in more for b in third)
     (portrait,) = still_pans(frames=2, images=("grace_hopper",), seed=1)
     assert portrait.y.shape == (2, 144, 256) and portrait.y.std() > 5
     assert max(np.abs(p.astype(int) - 128).max() for p in (portrait.u, portrait.v)) > 4

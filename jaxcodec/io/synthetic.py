@@ -35,6 +35,9 @@ MORE_STILLS = "stills2"
 """Clip name that trainers expand to more `still_pans`: new views of `STILL_IMAGES` (another seed)
 and `MORE_STILL_IMAGES`, `STILLS_PER_IMAGE` clips per photograph, 256x144. Kept apart from
 `STILLS` so that the clips (and cached encodes) of that name never change."""
+THIRD_STILLS = "stills3"
+"""Clip name that trainers expand to a third set of `still_pans`: new views (a third seed) of
+`STILL_IMAGES` and `MORE_STILL_IMAGES`, `STILLS_PER_IMAGE` clips per photograph, 256x144."""
 
 # scikit-image's bundled photographs (skimage.data names; loaded from the installed wheel, never
 # downloaded). Microscopy, astronomy and document images are left out: not camera content.
@@ -233,7 +236,8 @@ def _pan(img: np.ndarray, name: str, rng: np.random.Generator, frames: int, h: i
 
 
 def synthetic_clips(name: str, *, frames: int) -> list[Frame] | None:
-    """The clips behind a generated-content name (`GENERATED`, `CARTOON`, `STILLS`, `MORE_STILLS`), or None."""
+    """The clips behind a generated-content name (`GENERATED`, `CARTOON`, `STILLS`, `MORE_STILLS`,
+    `THIRD_STILLS`), or None."""
     if name == GENERATED:
         return moving_textures(frames=frames)
     if name == CARTOON:
@@ -242,4 +246,6 @@ def synthetic_clips(name: str, *, frames: int) -> list[Frame] | None:
         return still_pans(frames=frames, per_image=STILLS_PER_IMAGE)
     if name == MORE_STILLS:
         return still_pans(frames=frames, images=STILL_IMAGES + MORE_STILL_IMAGES, per_image=STILLS_PER_IMAGE, seed=97531)
+    if name == THIRD_STILLS:
+        return still_pans(frames=frames, images=STILL_IMAGES + MORE_STILL_IMAGES, per_image=STILLS_PER_IMAGE, seed=24680)
     return None
