@@ -29,8 +29,10 @@ def _nnlf_model(seq, nnlf_model):
     if isinstance(nnlf_model, nnlf_lib.NNLFModel):
         model = nnlf_model
     else:
+        if not nnlf_model:  # none given: the shipped model the stream names, else the default
+            nnlf_model = nnlf_lib.shipped_model_path(seq.nnlf_model) or ""
         try:
-            model = nnlf_lib.load_model(nnlf_model or "")
+            model = nnlf_lib.load_model(nnlf_model)
         except ModelError as e:
             raise ModelError(f"the stream uses the NN loop filter with model {need}, which could not be loaded "
                              f"({e}); pass it with --nnlf-model") from None

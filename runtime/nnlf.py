@@ -119,6 +119,20 @@ def resolve_model_path(name_or_path: str | Path = "") -> Path:
     return p / MODEL_FILE if p.is_dir() else p
 
 
+def shipped_model_path(digest: bytes) -> Path | None:
+    """The shipped model (``models/<name>/model.jxnnlf``) whose identity is ``digest``, or None.
+
+    Lets the decoder follow the stream: a stream made with any shipped model decodes without
+    ``--nnlf-model``, whichever model is the encoder's default."""
+    for p in sorted(MODELS_DIR.glob(f"*/{MODEL_FILE}")):
+        try:
+            if hashlib.sha256(p.read_bytes()).digest()[:DIGEST_BYTES] == digest:
+                return p
+        except OSError:
+            continue
+    return None
+
+
 _CACHE: dict[tuple, NNLFModel] = {}
 _CACHE_LOCK = threading.Lock()
 

@@ -2,6 +2,8 @@
 output == encoder reconstruction, MD5 in the stream), flags that really switch, the model
 identity in the stream, clear errors for missing / wrong / corrupt models."""
 
+from pathlib import Path
+
 import jax
 import numpy as np
 import pytest
@@ -147,6 +149,21 @@ def test_stream_needing_the_model_without_it(coded, tmp_path):
     other = _tiny_model(tmp_path / "other.jxnnlf", 1)
     with pytest.raises(ModelError, match="needs NN loop-filter model"):
         decode(data, nnlf_model=str(other))
+
+
+def test_decoder_finds_the_shipped_model_the_stream_names(coded, model_path, tmp_path, monkeypatch):
+    """With no --nnlf-model the decoder looks the stream's model identity up among the shipped
+    models, so streams made with any of them decode whichever is the encoder's default."""
+    import shutil
+
+    default = nnlf.load_model("")
+    assert nnlf.shipped_model_path(default.digest).resolve() == Path(default.path).resolve()
+    assert nnlf.shipped_model_path(bytes(nnlf.DIGEST_BYTES)) is None
+    data, recon = coded[1][True]
+    (tmp_path / "tiny").mkdir()
+    shutil.copy(model_path, tmp_path / "tiny" / nnlf.MODEL_FILE)
+    monkeypatch.setattr(nnlf, "MODELS_DIR", tmp_path)
+    assert _same(recon, decode(data))
 
 
 def test_frame_flags_without_sequence_tool_refused(coded):
