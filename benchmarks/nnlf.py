@@ -143,7 +143,7 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=9)
     ap.add_argument("--qps", nargs="+", type=int, default=[22, 27, 32, 37])
     ap.add_argument("--config", default="ra")
-    ap.add_argument("--nnlf-model", default="", help="model name/path (default: the shipped nnlf_small)")
+    ap.add_argument("--nnlf-model", default="", help="model name/path (default: the shipped nnlf_medium)")
     ap.add_argument("--speed-reps", type=int, default=11, help="timed runs of the float vs integer comparison")
     ap.add_argument("--speed-planes", help=argparse.SUPPRESS)  # the one-CPU child of the speed comparison
     args = ap.parse_args(argv)

@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=5)
     ap.add_argument("--qps", nargs="+", type=int, default=[22, 27, 32, 37])
     ap.add_argument("--config", default="ra")
-    ap.add_argument("--models", nargs="+", default=["nnlf_small"], help="model names in models/ or .jxnnlf paths")
+    ap.add_argument("--models", nargs="+", default=["nnlf_medium"], help="model names in models/ or .jxnnlf paths")
     ap.add_argument("--cache", default=None, help="directory for the captured pictures (default: a temporary one)")
     args = ap.parse_args(argv)
 

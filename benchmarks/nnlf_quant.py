@@ -58,7 +58,7 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=5)
     ap.add_argument("--qps", nargs="+", type=int, default=[22, 27, 32, 37])
     ap.add_argument("--config", default="ra")
-    ap.add_argument("--model", default="nnlf_small", help="model name in models/ or .jxnnlf path (float checkpoints beside it)")
+    ap.add_argument("--model", default="nnlf_medium", help="model name in models/ or .jxnnlf path (float checkpoints beside it)")
     ap.add_argument("--act-bits", nargs="+", type=int, default=[12, 14, 16])
     ap.add_argument("--min-weight-bits", type=int, default=4)
     ap.add_argument("--cache", default=None, help="directory for the captured pictures (default: a temporary one)")

@@ -22,7 +22,7 @@ from importlib.metadata import entry_points
 from jaxcodec.errors import JaxcodecError
 
 # What `jaxcodec encode` and `make demo` use where the coding config is silent: the shipped NN
-# loop filter (models/nnlf_small) is on, as issue 4 asks once a model ships. Library callers
+# loop filter (models/nnlf_medium) is on, as issue 4 asks once a model ships. Library callers
 # (`CodingConfig()`, `load_coding_config`) keep the dataclass defaults: the bare codec.
 ENCODER_DEFAULTS = {"nnlf": True}
 
@@ -162,7 +162,7 @@ def register_encode(sub) -> None:
                    help="NN in-loop filter (runtime.nnlf; default: the config's nnlf key, on where the config "
                         "does not set it)")
     p.add_argument("--nnlf-model", default=None,
-                   help="NN loop-filter model name in models/ or .jxnnlf path (default: nnlf_small)")
+                   help="NN loop-filter model name in models/ or .jxnnlf path (default: nnlf_medium)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_encode)
 
@@ -173,7 +173,7 @@ def register_decode(sub) -> None:
     p.add_argument("-o", "--output", required=True, help="output .y4m")
     p.add_argument("--threads", type=int, default=1, help="1 (default) pins the decoder to one CPU core")
     p.add_argument("--nnlf-model", default=None,
-                   help="NN loop-filter model for streams that use it (default: the shipped nnlf_small)")
+                   help="NN loop-filter model for streams that use it (default: the shipped model the stream names)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_decode)
 

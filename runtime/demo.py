@@ -1,5 +1,5 @@
 """`make demo`: encode + decode carphone with the default config (RA, QP 22/27/32/37, the shipped
-NN loop filter `models/nnlf_small` on, as `jaxcodec encode` does by default), verify
+NN loop filter `models/nnlf_medium` on, as `jaxcodec encode` does by default), verify
 every frame's MD5 (the decoder does, and the output is compared with the encoder's
 reconstruction), print a summary table and write an RD plot (ours vs x264 medium).
 
@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     cfg = load_coding_config(args.config, defaults=ENCODER_DEFAULTS, frame_threads=2)
     rows = []
     print(f"jaxcodec demo: {args.clip} {frames.y.shape[2]}x{frames.y.shape[1]}, {n} frames, config {args.config}, "
-          f"NN loop filter {'on (' + (cfg.nnlf_model or 'nnlf_small') + ')' if cfg.nnlf else 'off'}")
+          f"NN loop filter {'on (' + (cfg.nnlf_model or 'nnlf_medium') + ')' if cfg.nnlf else 'off'}")
     print(f"{'qp':>3s} {'kbps':>8s} {'PSNR-Y':>7s} {'PSNR-U':>7s} {'PSNR-V':>7s} {'YUV':>7s} {'enc s':>7s} {'dec s':>7s}  md5")
     for qp in (22, 27, 32, 37):
         t0 = time.perf_counter()

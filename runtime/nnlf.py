@@ -42,7 +42,7 @@ MODEL_MAGIC = b"JXNNLF\0\0"
 MODEL_VERSION = 1
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = REPO_ROOT / "models"
-DEFAULT_MODEL = "nnlf_small"
+DEFAULT_MODEL = "nnlf_medium"
 MODEL_FILE = "model.jxnnlf"
 DIGEST_BYTES = 16
 
