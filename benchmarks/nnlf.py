@@ -73,6 +73,7 @@ def _speed(planes_npz: str, model_name: str, reps: int) -> dict:
     from runtime import nnlf
     from runtime.nnint import planes as nnplanes
     from runtime.nnint.sparse import count_macs
+    from runtime.train_nnlf import float_checkpoint
 
     model = nnlf.load_model(model_name)
     z = np.load(planes_npz)
@@ -84,7 +85,7 @@ def _speed(planes_npz: str, model_name: str, reps: int) -> dict:
     runs, macs, diff, psnr_gap = [], 0, 0, {}
     for which, make, arrays in (("luma", lf.LumaFilter, nnlf.luma_arrays(x, bd)),
                                 ("chroma", lf.ChromaFilter, nnlf.chroma_arrays(x, bd))):
-        fmodel = lf.restore_checkpoint(os.path.join(ckpt_dir, f"ckpt_{which}"), make(mcfg, rngs=nnx.Rngs(0)))
+        fmodel = lf.restore_checkpoint(float_checkpoint(ckpt_dir, which), make(mcfg, rngs=nnx.Rngs(0)))
         graph = getattr(model, which)
         xi = [jnp.asarray(nnplanes.to_input(_nhwc(a), s, graph.nodes[i])) for (a, s), i in zip(arrays, graph.inputs)]
         xf = [jnp.asarray(_nhwc(a).astype(np.float32) / np.float32(2.0**s)) for a, s in arrays]

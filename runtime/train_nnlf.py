@@ -147,9 +147,19 @@ def inputs_from_picture(pic: dict):
                              i32(pic["bs"]), i32(pic["qp"]), i32(pic["ipb"]))
 
 
+def float_checkpoint(model_dir, kind: str) -> str:
+    """The float checkpoint of ``kind`` (luma/chroma) that the model file in ``model_dir`` was
+    converted from: in a run directory with stage 2, ``ckpt2_<kind>`` (``ckpt_<kind>`` holds
+    stage 1 there); else ``ckpt_<kind>`` (an exported model directory keeps only the final one)."""
+    import os
+
+    stage2 = os.path.join(model_dir, f"ckpt2_{kind}")
+    return stage2 if os.path.isdir(stage2) else os.path.join(model_dir, f"ckpt_{kind}")
+
+
 def float_models(model) -> dict:
     """The float flax models a `runtime.nnlf.NNLFModel` was converted from: the orbax
-    checkpoints ``ckpt_luma``/``ckpt_chroma`` beside its file (``jaxcodec train nnlf --export``)."""
+    checkpoints beside its file (`float_checkpoint`)."""
     import os
 
     from flax import nnx
@@ -159,7 +169,7 @@ def float_models(model) -> dict:
     c = model.meta.get("config", {})
     mcfg = lf.LoopFilterConfig(width=c["width"], features=c["features"], blocks=c["blocks"])
     ckpt = os.path.dirname(os.path.abspath(model.path))
-    return {kind: lf.restore_checkpoint(os.path.join(ckpt, f"ckpt_{kind}"), make(mcfg, rngs=nnx.Rngs(0)))
+    return {kind: lf.restore_checkpoint(float_checkpoint(ckpt, kind), make(mcfg, rngs=nnx.Rngs(0)))
             for kind, make in (("luma", lf.LumaFilter), ("chroma", lf.ChromaFilter))}
 
 

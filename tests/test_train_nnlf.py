@@ -75,6 +75,9 @@ def test_two_stage_training_exports_a_model_the_codec_runs(tmp_path):
     # the fine-tuned model differs from stage 1 and the codec runs it bit-exactly
     converted = [r["digest"] for r in records if r["msg"] == "converted"]
     assert len(converted) == 2 and converted[0] != converted[1] == result["digest"]
+    # the float models behind a model file: stage 2's in the run directory, the final ones exported
+    assert train_nnlf.float_checkpoint(out, "luma").endswith("ckpt2_luma")
+    assert train_nnlf.float_checkpoint(tmp_path / "model", "chroma").endswith("ckpt_chroma")
     ccfg = load_coding_config("ld", qp=37, nnlf=True, nnlf_model=str(tmp_path / "model" / "model.jxnnlf"))
     data, rec = encode(clip, ccfg, nnlf_force=True)
     frames = decode(data, nnlf_model=str(tmp_path / "model" / "model.jxnnlf"))
