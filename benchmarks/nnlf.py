@@ -161,7 +161,7 @@ def main(argv=None) -> int:
     from runtime import nnlf
     from runtime.decoder import decode
     from runtime.encoder import encode, seq_params
-    from runtime.train_nnlf import PICTURE_KEYS, float_minus_int_db, float_models, picture_errors
+    from runtime.train_nnlf import float_minus_int_db, float_models, picture_errors, picture_record
 
     model = nnlf.load_model(args.nnlf_model)
     result = {"config": args.config, "frames": args.frames, "qps": args.qps, "model": model.path,
@@ -200,9 +200,7 @@ def main(argv=None) -> int:
 
                 def keep(poc, state, orig, seq=seq, capture_s=capture_s):
                     tc = time.perf_counter()
-                    x = nnlf.filter_inputs(state, seq)
-                    planes = (*x.rec, *x.pred, x.bs, x.qp, x.ipb, *orig, *state.deblocked)
-                    anchor_pics.append({k: np.asarray(v).astype(np.uint16) for k, v in zip(PICTURE_KEYS, planes)})
+                    anchor_pics.append(picture_record(state, orig, seq))
                     capture_s[0] += time.perf_counter() - tc
 
                 t0 = time.perf_counter()

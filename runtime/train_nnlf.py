@@ -100,21 +100,24 @@ def capture_pictures(frames, config, *, fps) -> list[dict]:
     """Encode ``frames`` with ``config`` and capture every picture as a dict of uint16 planes
     (`PICTURE_KEYS`), through ``runtime.encoder.encode(on_picture=)`` and the codec's own
     `runtime.nnlf.filter_inputs`, so the planes are exactly what the in-loop filter sees."""
-    import numpy as np
-
-    from runtime import nnlf
     from runtime.encoder import encode, seq_params
 
     seq = seq_params(config, frames.bit_depth)
     pics = []
-
-    def grab(poc, state, orig):
-        x = nnlf.filter_inputs(state, seq)
-        planes = (*x.rec, *x.pred, x.bs, x.qp, x.ipb, *orig, *state.deblocked)
-        pics.append({k: np.asarray(v).astype(np.uint16) for k, v in zip(PICTURE_KEYS, planes)})
-
-    encode(frames, config, fps=fps, on_picture=grab)
+    encode(frames, config, fps=fps, on_picture=lambda poc, state, orig: pics.append(picture_record(state, orig, seq)))
     return pics
+
+
+def picture_record(state, orig, seq) -> dict:
+    """One picture as `capture_pictures` keeps it (``encode(on_picture=)`` gives ``state`` and
+    ``orig``; ``seq`` is the encoder's `runtime.encoder.seq_params`)."""
+    import numpy as np
+
+    from runtime import nnlf
+
+    x = nnlf.filter_inputs(state, seq)
+    planes = (*x.rec, *x.pred, x.bs, x.qp, x.ipb, *orig, *state.deblocked)
+    return {k: np.asarray(v).astype(np.uint16) for k, v in zip(PICTURE_KEYS, planes)}
 
 
 def save_pictures(path, pics: list[dict]) -> None:

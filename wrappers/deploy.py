@@ -28,7 +28,6 @@ from jaxcodec.errors import InputError
 from jaxcodec.frame import Frame, make_frame
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "wrapper_x264_small"
-OURS_MAGIC = b"JXCD"  # runtime.bitstream.MAGIC: our codec's streams are decoded by runtime.decoder
 
 
 def get_codec(name: str, *, gop: int | None = None):
@@ -157,16 +156,23 @@ def wrap_encode(frames: Frame, *, codec, qp: int, wrapper=None, fps: Fraction = 
     return codec.encode(preprocess(wrapper, frames, qp), qp=qp, fps=fps)
 
 
+def _is_ours(path: str) -> bool:
+    """Whether ``path`` holds our codec's stream (decoded by `runtime.decoder`, not FFmpeg)."""
+    from runtime.bitstream import MAGIC
+
+    with open(path, "rb") as f:
+        return f.read(len(MAGIC)) == MAGIC
+
+
 def recorded_qp(path: str) -> int | None:
     """The encoder's QP as `encode_file` recorded it (container tag, or our stream's header), or None."""
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if head == OURS_MAGIC:
+    if _is_ours(path):
+        from jaxcodec.errors import JaxcodecError
         from runtime import bitstream as bs
 
         try:
             return bs.parse_stream(Path(path).read_bytes())[0].qp
-        except Exception:  # a damaged stream: the decoder reports it properly
+        except JaxcodecError:  # a damaged stream: the decoder reports it properly
             return None
     import av
 
@@ -217,9 +223,7 @@ def decode_file(source: str, out: str, *, model: str | None, no_wrapper: bool = 
         raise InputError(f"{source}: no such file")
     if qp is None:
         qp = recorded_qp(source)
-    with open(source, "rb") as f:
-        ours = f.read(4) == OURS_MAGIC
-    if ours:
+    if _is_ours(source):
         from runtime.decoder import decode
 
         decoded, fps = decode(Path(source).read_bytes(), return_fps=True)
