@@ -120,11 +120,16 @@ def resolve_model_path(name_or_path: str | Path = "") -> Path:
 
 
 def shipped_model_path(digest: bytes) -> Path | None:
-    """The shipped model (``models/<name>/model.jxnnlf``) whose identity is ``digest``, or None.
+    """The shipped model file whose identity is ``digest``, or None.
 
     Lets the decoder follow the stream: a stream made with any shipped model decodes without
-    ``--nnlf-model``, whichever model is the encoder's default."""
-    for p in sorted(MODELS_DIR.glob(f"*/{MODEL_FILE}")):
+    ``--nnlf-model``, whichever model is the encoder's default. Searched: every
+    ``models/<name>/model.jxnnlf``, then the earlier versions a model directory keeps beside it
+    (``models/<name>/<anything>.jxnnlf``), so that retraining a shipped model does not orphan
+    the streams its previous version made."""
+    current = sorted(MODELS_DIR.glob(f"*/{MODEL_FILE}"))
+    earlier = sorted(p for p in MODELS_DIR.glob("*/*.jxnnlf") if p.name != MODEL_FILE)
+    for p in current + earlier:
         try:
             if hashlib.sha256(p.read_bytes()).digest()[:DIGEST_BYTES] == digest:
                 return p

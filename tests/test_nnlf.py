@@ -164,6 +164,12 @@ def test_decoder_finds_the_shipped_model_the_stream_names(coded, model_path, tmp
     shutil.copy(model_path, tmp_path / "tiny" / nnlf.MODEL_FILE)
     monkeypatch.setattr(nnlf, "MODELS_DIR", tmp_path)
     assert _same(recon, decode(data))
+    # Retrained: the directory's model.jxnnlf is another model; the earlier file kept beside it
+    # still decodes the old stream.
+    (tmp_path / "tiny" / nnlf.MODEL_FILE).rename(tmp_path / "tiny" / "earlier.jxnnlf")
+    _tiny_model(tmp_path / "tiny" / nnlf.MODEL_FILE, 1)
+    assert nnlf.shipped_model_path(nnlf.load_model(model_path).digest).name == "earlier.jxnnlf"
+    assert _same(recon, decode(data))
 
 
 def test_frame_flags_without_sequence_tool_refused(coded):
