@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from jaxcodec.io.synthetic import (CARTOON, GENERATED, MORE_STILLS, STILLS, THIRD_STILLS, cartoon_clips, moving_textures,
-                                   still_pans, synthetic_clips)
+from jaxcodec.io.synthetic import (CARTOON, COLOUR_STILLS, GENERATED, MORE_STILLS, STILLS, THIRD_STILLS, cartoon_clips,
+                                   moving_textures, still_pans, synthetic_clips)
 
 
 def test_cartoon_clips_shape_and_seed():
@@ -24,7 +24,7 @@ def test_cartoon_clips_shape_and_seed():
     assert any(not np.array_equal(x.y, y.y) for x, y in zip(a, c))
 
 
-@pytest.mark.parametrize("name", [GENERATED, CARTOON, STILLS, MORE_STILLS, THIRD_STILLS])
+@pytest.mark.parametrize("name", [GENERATED, CARTOON, STILLS, MORE_STILLS, THIRD_STILLS, COLOUR_STILLS])
 def test_synthetic_names(name):
     clips = synthetic_clips(name, frames=2)
     assert clips and all(c.y.shape[0] == 2 for c in clips)
@@ -86,6 +86,10 @@ def test_more_stills_are_new_views_and_new_photographs():
     assert not any(np.array_equal(a.y, b.y) for a in first for b in more[: len(first)])
     third = synthetic_clips(THIRD_STILLS, frames=2)
     assert len(third) == len(more) and not any(np.array_equal(a.y, b.y) for a in more for b in third)
+    colour = synthetic_clips(COLOUR_STILLS, frames=2)
+    # every clip of the colour set has chroma to learn from, unlike the greyscale photographs
+    assert all(max(np.abs(p.astype(int) - 128).max() for p in (c.u, c.v)) > 16 for c in colour)
+    assert not any(np.array_equal(a.y, b.y) for a in third for b in colour)
     (portrait,) = still_pans(frames=2, images=("grace_hopper",), seed=1)
     assert portrait.y.shape == (2, 144, 256) and portrait.y.std() > 5
     assert max(np.abs(p.astype(int) - 128).max() for p in (portrait.u, portrait.v)) > 4

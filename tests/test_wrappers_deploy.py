@@ -131,6 +131,9 @@ def test_evaluate_compare_scores_each_pipeline_against_the_same_bare_stream(tmp_
         assert all(res["bd_rate"][name][m] == pytest.approx(0.0, abs=1e-9) for m in METRICS)
     assert [r["kbps"] for r in rd["noisy"]] == [r["kbps"] for r in rd["bare"]]  # O never changes the stream
     assert rd["noisy"][0]["psnr_yuv"] < rd["bare"][0]["psnr_yuv"]
+    # per-plane rows: the 6:1:1 PSNR-YUV is made of them
+    row = rd["noisy"][0]
+    assert row["psnr_yuv"] == pytest.approx((6 * row["psnr_y"] + row["psnr_u"] + row["psnr_v"]) / 8, abs=1e-4)  # float32
     assert set(res["bd_rate_all"]) == {"ident", "post", "noisy"}
 
 

@@ -139,6 +139,19 @@ def test_config_refuses_held_out_clip_and_empty_wrapper():
         _config(pre=False, iterative_update=True, codec_on_full_frames=True)
     with pytest.raises(ConfigError, match="chroma"):
         _config(chroma_weight=-1.0)
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        _config(lr_schedule="step")
+    with pytest.raises(ConfigError, match="lr_final"):
+        _config(lr_schedule="cosine", lr_final=2.0)
+
+
+def test_cosine_schedule_warms_up_peaks_and_decays_to_its_floor():
+    assert _config().wrapper_learning_rate() == pytest.approx(3e-4)  # "constant" keeps older runs as they were
+    lr = _config(lr_schedule="cosine", lr_final=0.01, steps=200).wrapper_learning_rate()
+    values = np.array([float(lr(s)) for s in range(201)])
+    assert values[0] == 0.0 and values[10] == pytest.approx(3e-4)  # 5 % warm-up
+    assert np.all(np.diff(values[10:]) <= 1e-12)
+    assert values[200] == pytest.approx(3e-6)
 
 
 def test_full_frame_batches_are_crops_of_whole_frame_decodes():

@@ -7,7 +7,8 @@ decode. Scores against the source:
 
 - SSIM, MS-SSIM and DLM: the loss's own `jaxcodec.metrics.differentiable` scores
   (`wrappers.loss.metric_functions`) over Y, Cb, Cr weighted 4:1:1 (`wrappers.loss.PLANE_WEIGHTS`);
-- PSNR-YUV (6:1:1, mean of per-frame PSNRs, `runtime.bench.psnr_means`).
+- PSNR-YUV (6:1:1, mean of per-frame PSNRs, `runtime.bench.psnr_means`); the RD rows also
+  carry PSNR-Y, -U and -V.
 
 ``ALL`` is the mean BD-rate over the perceptual scores, as in paper 004 Tables 1-2 (VMAF and
 AVQT are not available here). BD-rate: `runtime.bench.bd_rate_or_nan` (pchip, JVET CTC) of
@@ -25,7 +26,7 @@ METRICS = (*PERCEPTUAL, "psnr_yuv")
 
 
 def make_scorer() -> Callable:
-    """``scores(source, decoded) -> dict`` of the clip means of `METRICS` (jitted once per frame size)."""
+    """``scores(source, decoded) -> dict`` of the clip means of `METRICS` and of PSNR-Y/U/V (jitted once per frame size)."""
     import jax
     import jax.numpy as jnp
 
@@ -43,7 +44,9 @@ def make_scorer() -> Callable:
             b = jnp.asarray(b, jnp.float32) / peak
             for name, fn in zip(PERCEPTUAL, fns):
                 out[name] += w / total * float(jnp.mean(fn(a, b)))
-        out["psnr_yuv"] = psnr_means(source, decoded)["psnr_yuv"]
+        # Per plane too (rows only, no BD-rate): a post filter that helps luma can still wreck
+        # chroma on colours its training content lacked, and only these columns show it.
+        out.update(psnr_means(source, decoded))
         return out
 
     return scores

@@ -60,6 +60,11 @@ class WrapperTrainConfig:
       dlm_gain_limit: enhancement gain limit of the DLM loss term (0 = none, 1 = VMAF NEG style).
       chroma_weight: Cb/Cr weight of every eq. 4 term relative to the 4:1:1 default (`LossWeights.chroma`).
       learning_rate: P and O (paper: 1e-4). proxy_learning_rate: theta_g and theta_h.
+      lr_schedule: P and O's learning rate over the run: "constant", or "cosine" (linear warm-up
+        over the first 5 % of ``steps``, then cosine decay to ``lr_final`` x ``learning_rate``).
+        A post filter's useful correction is a fraction of a code value, while one Adam step
+        at a constant 1e-3 moves O's output by several; only a decayed rate lets the final
+        weights settle instead of ending wherever the last steps threw them.
       calib_learning_rate: alpha/beta of eq. 3; must track R_C faster than P moves, or P learns
         patterns that are cheap for the proxy and expensive for the real codec.
       qp_min / qp_max: QP range sampled per sample (the target's range of interest).
@@ -95,6 +100,8 @@ class WrapperTrainConfig:
     dlm_gain_limit: float = 0.0
     chroma_weight: float = 1.0
     learning_rate: float = 1e-4
+    lr_schedule: str = "constant"
+    lr_final: float = 0.01
     proxy_learning_rate: float = 1e-4
     calib_learning_rate: float = 1e-2
     qp_min: int = 22
@@ -120,12 +127,26 @@ class WrapperTrainConfig:
             raise ConfigError("bigbuckbunny is the held-out evaluation clip; do not train on it")
         if self.qp_min > self.qp_max:
             raise ConfigError(f"bad QP range {self.qp_min}..{self.qp_max}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ConfigError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        if not 0.0 <= self.lr_final <= 1.0:
+            raise ConfigError(f"lr_final is a fraction of learning_rate in [0, 1], got {self.lr_final}")
         if self.patch % 32 or self.patch <= 0:
             raise ConfigError(f"patch must be a positive multiple of 32 (the proxy's downsampling), got {self.patch}")
         self.loss_weights()  # refuses bad eq. 4 weights now, before a run directory is written
         if self.codec_on_full_frames and (self.pre or self.iterative_update):
             raise ConfigError("codec_on_full_frames needs pre = false and iterative_update = false: the codec's "
                               "input must not depend on the step (it is coded once, before training)")
+
+    def wrapper_learning_rate(self):
+        """P and O's learning rate: a float, or an optax schedule over the step (``lr_schedule``)."""
+        import optax
+
+        if self.lr_schedule == "constant":
+            return self.learning_rate
+        warmup = max(1, self.steps // 20)
+        return optax.warmup_cosine_decay_schedule(0.0, self.learning_rate, warmup, max(self.steps, warmup + 1),
+                                                  self.learning_rate * self.lr_final)
 
     def net_configs(self):
         from wrappers.nets import NetConfig
@@ -461,7 +482,7 @@ def init_state(config: WrapperTrainConfig, proxy_path: str | Path | None):
     wrapper = Wrapper(pre, post, rngs=nnx.Rngs(config.seed))
     wrapper_graph, wrapper_params = nnx.split(wrapper, nnx.Param)
     proxy_graph, hyper, transform = nnx.split(proxy_model, is_hyper_param, is_transform_param)
-    optimizers = (optax.adam(config.learning_rate), optax.adam(config.proxy_learning_rate),
+    optimizers = (optax.adam(config.wrapper_learning_rate()), optax.adam(config.proxy_learning_rate),
                   optax.adam(config.proxy_learning_rate), optax.adam(config.calib_learning_rate))
     calib = jnp.asarray([calibration.alpha_intra, calibration.beta_intra, calibration.alpha_inter,
                          calibration.beta_inter], jnp.float32)

@@ -38,6 +38,13 @@ and `MORE_STILL_IMAGES`, `STILLS_PER_IMAGE` clips per photograph, 256x144. Kept 
 THIRD_STILLS = "stills3"
 """Clip name that trainers expand to a third set of `still_pans`: new views (a third seed) of
 `STILL_IMAGES` and `MORE_STILL_IMAGES`, `STILLS_PER_IMAGE` clips per photograph, 256x144."""
+COLOUR_STILLS = "stills_colour"
+"""Clip name that trainers expand to `still_pans` of the colour photographs only
+(`COLOUR_STILL_IMAGES`), `COLOUR_STILLS_PER_IMAGE` clips per photograph, 256x144 (a fourth
+seed). Seven of the 13 photographs of the other sets are greyscale, so their chroma is flat:
+a chroma filter learns nothing there, and a 4:2:0 post filter trained mostly on them wrecks
+saturated colour (models/wrapper_x264_small.md)."""
+COLOUR_STILLS_PER_IMAGE = 6
 
 # scikit-image's bundled photographs (skimage.data names; loaded from the installed wheel, never
 # downloaded). Microscopy, astronomy and document images are left out: not camera content.
@@ -45,6 +52,7 @@ STILL_IMAGES = ("grass", "gravel", "brick", "chelsea", "coffee", "astronaut", "r
 # More camera photographs: three more from scikit-image and matplotlib's sample portrait
 # (`grace_hopper`, shipped in matplotlib's wheel under mpl-data/sample_data).
 MORE_STILL_IMAGES = ("grace_hopper", "coins", "clock", "moon")
+COLOUR_STILL_IMAGES = ("chelsea", "coffee", "astronaut", "rocket", "stereo_motorcycle", "grace_hopper")
 
 
 def moving_textures(*, count: int = 6, frames: int = 24, size: int = 128, seed: int = 1234) -> list[Frame]:
@@ -237,7 +245,7 @@ def _pan(img: np.ndarray, name: str, rng: np.random.Generator, frames: int, h: i
 
 def synthetic_clips(name: str, *, frames: int) -> list[Frame] | None:
     """The clips behind a generated-content name (`GENERATED`, `CARTOON`, `STILLS`, `MORE_STILLS`,
-    `THIRD_STILLS`), or None."""
+    `THIRD_STILLS`, `COLOUR_STILLS`), or None."""
     if name == GENERATED:
         return moving_textures(frames=frames)
     if name == CARTOON:
@@ -248,4 +256,6 @@ def synthetic_clips(name: str, *, frames: int) -> list[Frame] | None:
         return still_pans(frames=frames, images=STILL_IMAGES + MORE_STILL_IMAGES, per_image=STILLS_PER_IMAGE, seed=97531)
     if name == THIRD_STILLS:
         return still_pans(frames=frames, images=STILL_IMAGES + MORE_STILL_IMAGES, per_image=STILLS_PER_IMAGE, seed=24680)
+    if name == COLOUR_STILLS:
+        return still_pans(frames=frames, images=COLOUR_STILL_IMAGES, per_image=COLOUR_STILLS_PER_IMAGE, seed=13579)
     return None
