@@ -184,3 +184,36 @@ def test_every_codec_round_trips_and_the_qp_travels_with_the_stream(tmp_path, cl
     assert info["qp"] == 34
     expected = postprocess(load_wrapper(model)[0], bare.recon, qp=34)
     np.testing.assert_array_equal(read_video(str(tmp_path / "o.y4m")).frames.y, expected.y)
+
+
+def test_plane_diagnostic_scores_o_per_plane_on_held_out_and_training_clips(tmp_path, capsys, clip):
+    """benchmarks/wrappers_planes.py: an identity O changes nothing in any plane; a changed O
+    moves the scores; a generated training clip is addressed as ``set:index``."""
+    import importlib.util
+    from pathlib import Path
+
+    from jaxcodec.io import write_y4m
+
+    spec = importlib.util.spec_from_file_location("wrappers_planes",
+                                                  Path(__file__).parents[1] / "benchmarks" / "wrappers_planes.py")
+    planes = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(planes)
+    src = tmp_path / "src.y4m"
+    write_y4m(src, clip)
+    ident, noisy = tmp_path / "ident", _qp_aware_wrapper(tmp_path)
+    w = Wrapper(NetConfig(8, 1, enabled=False), NetConfig(8, 1), rngs=nnx.Rngs(0))
+    save_wrapper(ident, w, meta={"pre": {"channels": 8, "blocks": 1, "enabled": False},
+                                 "post": {"channels": 8, "blocks": 1, "enabled": True}, "target": "x264"})
+    results = {}
+    for name, model in (("ident", ident), ("noisy", noisy)):
+        assert planes.main(["--model", str(model), "--clips", str(src), "--qps", "32", "--frames", "4"]) == 0
+        results[name] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["clips"][str(src)]
+    row = results["ident"]["qps"]["32"]
+    assert row["luma_changed"] == 0.0 and row["bare"] == row["wrapped"]
+    assert results["noisy"]["qps"]["32"]["luma_changed"] > 0
+    assert results["noisy"]["qps"]["32"]["bare"] == row["bare"]  # the same bare stream
+    assert 0 < results["ident"]["content"]["chroma_hf"]
+    one = planes.load_clip("generated:1", 3)
+    assert one.y.shape[0] == 3
+    assert planes.main(["--model", str(ident), "--clips", "generated:99", "--frames", "2"]) == 2
+    assert "clips 0..5" in capsys.readouterr().err
