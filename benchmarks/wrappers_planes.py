@@ -23,6 +23,7 @@ live in `benchmarks/wrappers.py`.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -70,23 +71,32 @@ def content_stats(frames) -> dict:
     return {"chroma_hf": float(np.mean(hf)), "chroma_luma_grad_corr": float(np.mean(corr)) if corr else None}
 
 
-def plane_scores(source, decoded) -> dict:
-    """Per plane: PSNR (dB), mean absolute error (code values), SSIM."""
+@functools.cache
+def _ssim():
+    """The loss's SSIM (`wrappers.loss.metric_functions`), jitted once for the whole run."""
     import jax
-    import jax.numpy as jnp
-    import numpy as np
 
     from wrappers.loss import metric_functions
 
-    ssim = jax.jit(metric_functions()[0])
+    return jax.jit(metric_functions()[0])
+
+
+def plane_scores(source, decoded) -> dict:
+    """Per plane: PSNR (dB, mean of per-frame PSNRs as `benchmarks/wrappers.py` rows report it,
+    `runtime.bench.psnr_means`), mean absolute error (code values), SSIM."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    from runtime.bench import psnr_means
+
+    psnr = psnr_means(source, decoded)
     peak = float(source.peak)
     out = {}
     for name, a, b in zip("yuv", source.planes, decoded.planes):
-        a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
-        mse = np.mean((a64 - b64) ** 2)
-        out[name] = {"psnr": float(10 * np.log10(peak**2 / mse)) if mse else float("inf"),
-                     "mae": float(np.mean(np.abs(a64 - b64))),
-                     "ssim": float(jnp.mean(ssim(jnp.asarray(a, jnp.float32) / peak, jnp.asarray(b, jnp.float32) / peak)))}
+        out[name] = {"psnr": psnr[f"psnr_{name}"],
+                     "mae": float(np.mean(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)))),
+                     "ssim": float(jnp.mean(_ssim()(jnp.asarray(a, jnp.float32) / peak,
+                                                    jnp.asarray(b, jnp.float32) / peak)))}
     return out
 
 

@@ -62,9 +62,8 @@ class WrapperTrainConfig:
       learning_rate: P and O (paper: 1e-4). proxy_learning_rate: theta_g and theta_h.
       lr_schedule: P and O's learning rate over the run: "constant", or "cosine" (linear warm-up
         over the first 5 % of ``steps``, then cosine decay to ``lr_final`` x ``learning_rate``).
-        A post filter's useful correction is a fraction of a code value, while one Adam step
-        at a constant 1e-3 moves O's output by several; only a decayed rate lets the final
-        weights settle instead of ending wherever the last steps threw them.
+        A decayed rate lets the final weights settle instead of ending wherever the last
+        steps left them (a post filter's useful correction is a fraction of a code value).
       calib_learning_rate: alpha/beta of eq. 3; must track R_C faster than P moves, or P learns
         patterns that are cheap for the proxy and expensive for the real codec.
       qp_min / qp_max: QP range sampled per sample (the target's range of interest).

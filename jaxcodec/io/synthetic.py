@@ -41,9 +41,9 @@ THIRD_STILLS = "stills3"
 COLOUR_STILLS = "stills_colour"
 """Clip name that trainers expand to `still_pans` of the colour photographs only
 (`COLOUR_STILL_IMAGES`), `COLOUR_STILLS_PER_IMAGE` clips per photograph, 256x144 (a fourth
-seed). Seven of the 13 photographs of the other sets are greyscale, so their chroma is flat:
-a chroma filter learns nothing there, and a 4:2:0 post filter trained mostly on them wrecks
-saturated colour (models/wrapper_x264_small.md)."""
+seed). Seven of the 13 photographs of the other sets are greyscale, so their chroma is flat
+and a chroma filter learns nothing from them. (A wrapper post filter trained on this set harms
+real clips' chroma more, not less: models/wrapper_x264_small.md.)"""
 COLOUR_STILLS_PER_IMAGE = 6
 
 # scikit-image's bundled photographs (skimage.data names; loaded from the installed wheel, never
