@@ -1,6 +1,6 @@
-"""``jaxcodec train nnlf``: train the NN in-loop filter (paper 001 III-A, stage 1 of Fig. 7).
+"""``jaxcodec train nnlf``: train the NN in-loop filter (paper 001 III-A and Fig. 7).
 
-    jaxcodec train nnlf --config nnlf_small --out runs/nnlf_small --export models/nnlf_small
+    jaxcodec train nnlf --config nnlf_small --out runs/nnlf_small --export models/nnlf_small [--jobs 2]
 
 1. Data: encode the training clips (never bigbuckbunny, the held-out clip) with our codec,
    NN filter off, at each QP; every picture's `PictureState` (unfiltered rec, prediction,
@@ -11,9 +11,12 @@
 3. Convert both to integer graphs (`runtime.nnint.convert`, static calibration on patches),
    measure float / integer / deblocked PSNR on whole training pictures, write the NNLF model
    file (`runtime.nnlf.save_model`) and orbax float checkpoints.
+4. Optional stages 2 and 3 (Fig. 7's stage 2, then once more): re-encode with the previous
+   stage's integer model in the loop and fine-tune on the new inter pictures plus all earlier data.
 
-Re-running with the same ``--out`` reuses the encoded data (``data.npz``) and finished
-stages (orbax checkpoints). Metrics go to ``metrics.jsonl``. Module top level imports no JAX.
+Re-running with the same ``--out`` reuses the encoded data (one ``data_*.npz`` per encode) and
+resumes from the latest finished stage (orbax checkpoints). Metrics go to ``metrics.jsonl``.
+Module top level imports no JAX.
 """
 from __future__ import annotations
 
@@ -46,6 +49,8 @@ class NNLFTrainConfig:
       stage2_steps, stage2_lr: stage 2 of paper 001 Fig. 7 (0: off): re-encode the clips with the
         stage-1 models in the loop and fine-tune on the new inter pictures plus the stage-1 data,
         ``stage2_steps`` luma steps (half for chroma) from ``stage2_lr``.
+      stage3_steps, stage3_lr: stage 2 once more (0: off; needs stage 2): re-encode with the
+        stage-2 models in the loop and fine-tune on every earlier picture plus the new inter ones.
       loss: ``mse`` (batch MSE) or ``relative`` (each patch's MSE over its unfiltered MSE, so
         that low-QP and clean patches weigh as much as coarse ones); `jaxcodec.nn.loopfilter.loss_fn`.
     """
@@ -68,6 +73,8 @@ class NNLFTrainConfig:
     augment: bool = True
     stage2_steps: int = 0
     stage2_lr: float = 5e-4
+    stage3_steps: int = 0
+    stage3_lr: float = 3e-4
     loss: str = "mse"
 
 
@@ -77,6 +84,8 @@ def register_train(subparsers) -> None:
     p.add_argument("--config", default="nnlf_small", help="training config name in configs/ or a .toml path")
     p.add_argument("--out", default="runs/nnlf_small", help="run directory (data.npz, checkpoints, metrics.jsonl)")
     p.add_argument("--export", default=None, help="also write the model to this directory (model.jxnnlf + ckpt)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="encode the training data in this many processes (each encode runs on about one core)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
 
@@ -85,7 +94,9 @@ def _train(args) -> int:
     import json
 
     cfg = load_config(NNLFTrainConfig, args.config)
-    result = train(cfg, out_dir=args.out, export_to=args.export, progress=not args.no_progress)
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
+    result = train(cfg, out_dir=args.out, export_to=args.export, progress=not args.no_progress, jobs=args.jobs)
     print(json.dumps(result))
     return 0
 
@@ -152,12 +163,16 @@ def inputs_from_picture(pic: dict):
 
 def float_checkpoint(model_dir, kind: str) -> str:
     """The float checkpoint of ``kind`` (luma/chroma) that the model file in ``model_dir`` was
-    converted from: in a run directory with stage 2, ``ckpt2_<kind>`` (``ckpt_<kind>`` holds
-    stage 1 there); else ``ckpt_<kind>`` (an exported model directory keeps only the final one)."""
+    converted from: in a run directory with later stages, the last stage's ``ckpt3_<kind>`` or
+    ``ckpt2_<kind>`` (``ckpt_<kind>`` holds stage 1 there); else ``ckpt_<kind>`` (an exported
+    model directory keeps only the final one)."""
     import os
 
-    stage2 = os.path.join(model_dir, f"ckpt2_{kind}")
-    return stage2 if os.path.isdir(stage2) else os.path.join(model_dir, f"ckpt_{kind}")
+    for prefix in ("ckpt3", "ckpt2"):
+        path = os.path.join(model_dir, f"{prefix}_{kind}")
+        if os.path.isdir(path):
+            return path
+    return os.path.join(model_dir, f"ckpt_{kind}")
 
 
 def float_models(model) -> dict:
@@ -223,22 +238,42 @@ def _frames_digest(frames) -> str:
     return h.hexdigest()[:8]
 
 
-def make_data(cfg: NNLFTrainConfig, out_dir, *, log=print, nnlf_model: str = "", tag: str = ""):
+def _encode_job(path, clip, frames, fps, nframes: int, codec_config: str, qp: int, nnlf_model: str) -> int:
+    """One data encode (``frames`` None: read ``clip``), written to ``path``; the number of
+    pictures. A module-level function so that `make_data` can run it in worker processes."""
+    from jaxcodec.config import load_coding_config
+    from jaxcodec.errors import InputError
+    from jaxcodec.io import read_video
+
+    if frames is None:
+        video = read_video(clip, max_frames=nframes)
+        frames, fps = video.frames, video.fps
+        if frames.bit_depth != 8:
+            raise InputError(f"{clip}: the NN loop filter trains on 8-bit clips, this one is {frames.bit_depth}-bit")
+    ccfg = load_coding_config(codec_config, qp=qp, nnlf=bool(nnlf_model), nnlf_model=nnlf_model)
+    pics = capture_pictures(frames, ccfg, fps=fps)
+    save_pictures(path, pics)
+    return len(pics)
+
+
+def make_data(cfg: NNLFTrainConfig, out_dir, *, log=print, nnlf_model: str = "", tag: str = "", jobs: int = 1):
     """Encode the clips and return a list of pictures: dict of integer planes (numpy).
 
     With ``nnlf_model`` the encodes run that NN filter in the loop (stage 2 of paper 001
     Fig. 7: the references the inter pictures predict from are NN-filtered); ``tag`` names
-    the cache files of such data apart."""
+    the cache files of such data apart. ``jobs`` > 1 runs the missing encodes in that many
+    worker processes (one encode keeps about one core busy); the pictures come back in the
+    same order either way, since each encode is deterministic and cached in its own file."""
     import hashlib
     from fractions import Fraction
     from pathlib import Path
 
-    from jaxcodec.config import load_coding_config
-    from jaxcodec.errors import ConfigError, InputError
-    from jaxcodec.io import CLIP_NAMES, read_video
+    from jaxcodec.errors import ConfigError
+    from jaxcodec.io import CLIP_NAMES
     from jaxcodec.io.synthetic import synthetic_clips
 
-    pics = []
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    todo, paths = [], []
     for clip in cfg.clips:
         if "bigbuckbunny" in clip:
             raise ConfigError("bigbuckbunny is the held-out evaluation clip: never train on it")
@@ -253,21 +288,22 @@ def make_data(cfg: NNLFTrainConfig, out_dir, *, log=print, nnlf_model: str = "",
             for qp in cfg.qps:
                 # One cache file per encode, so an interrupted run keeps what it encoded.
                 path = Path(out_dir) / f"data_{name}_{cfg.frames}_{cfg.codec_config}_qp{qp}{tag}.npz"
-                if path.is_file():
-                    pics += load_pictures(path)
-                    continue
-                if frames is None:
-                    video = read_video(clip, max_frames=cfg.frames)
-                    frames, fps = video.frames, video.fps
-                    if frames.bit_depth != 8:
-                        raise InputError(f"{clip}: the NN loop filter trains on 8-bit clips, this one is "
-                                         f"{frames.bit_depth}-bit")
-                ccfg = load_coding_config(cfg.codec_config, qp=qp, nnlf=bool(nnlf_model), nnlf_model=nnlf_model)
-                new = capture_pictures(frames, ccfg, fps=fps)
-                save_pictures(path, new)
-                pics += new
-                log(f"data{tag}: {name} qp {qp}: {len(new)} pictures")
-    return pics
+                paths.append(path)
+                if not path.is_file():
+                    todo.append((f"{name} qp {qp}", (path, clip, frames, fps, cfg.frames, cfg.codec_config, qp, nnlf_model)))
+    if jobs > 1 and len(todo) > 1:
+        import concurrent.futures as cf
+        import multiprocessing as mp
+
+        # spawn: JAX's thread pools do not survive fork
+        with cf.ProcessPoolExecutor(min(jobs, len(todo)), mp_context=mp.get_context("spawn")) as pool:
+            futures = {pool.submit(_encode_job, *args): label for label, args in todo}
+            for fut in cf.as_completed(futures):
+                log(f"data{tag}: {futures[fut]}: {fut.result()} pictures")
+    else:
+        for label, args in todo:
+            log(f"data{tag}: {label}: {_encode_job(*args)} pictures")
+    return [pic for path in paths for pic in load_pictures(path)]
 
 
 def _luma_inputs(pic, sl, bd):
@@ -322,7 +358,7 @@ def _psnr(mse, bd=8):
     return float("inf") if mse <= 0 else 10 * math.log10(((1 << bd) - 1) ** 2 / mse)
 
 
-def train(cfg: NNLFTrainConfig, *, out_dir, export_to=None, progress: bool = True) -> dict:
+def train(cfg: NNLFTrainConfig, *, out_dir, export_to=None, progress: bool = True, jobs: int = 1) -> dict:
     import json
     import math
     import shutil
@@ -352,7 +388,7 @@ def train(cfg: NNLFTrainConfig, *, out_dir, export_to=None, progress: bool = Tru
     if cfg.loss not in lf.LOSSES:
         raise ConfigError(f"loss = {cfg.loss!r} is not one of {lf.LOSSES}")
     t0 = time.perf_counter()
-    pics = make_data(cfg, out, log=log)
+    pics = make_data(cfg, out, log=log, jobs=jobs)
     bd = 8
     log("data ready", pictures=len(pics), seconds=time.perf_counter() - t0)
     mcfg = lf.LoopFilterConfig(width=cfg.width, features=cfg.features, blocks=cfg.blocks)
@@ -409,26 +445,44 @@ def train(cfg: NNLFTrainConfig, *, out_dir, export_to=None, progress: bool = Tru
         log("converted", path=str(path), digest=digest.hex(), bytes=path.stat().st_size)
         return digest
 
-    models = {}
-    for kind, make, steps in (("luma", lf.LumaFilter, cfg.luma_steps), ("chroma", lf.ChromaFilter, cfg.chroma_steps)):
-        models[kind] = fit(kind, make(mcfg, rngs=nnx.Rngs(cfg.seed)), pics, steps, cfg.lr, out / f"ckpt_{kind}",
-                           cfg.seed + (kind == "chroma"))
-    final = {k: f"ckpt_{k}" for k in models}
+    # Stage k > 1 (paper 001 Fig. 7, stage 2, repeated for stage 3): re-encode with the stage
+    # k-1 models in the loop, fine-tune on every earlier picture plus the new inter pictures.
+    stages = [(1, cfg.luma_steps, cfg.chroma_steps, cfg.lr, "ckpt")]
     if cfg.stage2_steps > 0:
-        stage1 = out / "stage1.jxnnlf"
-        # Named after the run, not the export: the stage-2 cache files carry this file's digest,
-        # and adding --export to a finished run must not re-encode them.
-        digest1 = export(models, stage1, out.name)
-        t2 = time.perf_counter()
-        new = make_data(cfg, out, log=log, nnlf_model=str(stage1), tag=f"_s2_{digest1.hex()[:8]}")
-        inter = [p for p in new if p["ipb"].max() > 0]
-        timing["stage2_data_s"] = time.perf_counter() - t2
-        log("stage 2 data", inter_pictures=len(inter))
-        for kind, steps in (("luma", cfg.stage2_steps), ("chroma", max(1, cfg.stage2_steps // 2))):
-            models[kind] = fit(kind, models[kind], pics + inter, steps, cfg.stage2_lr, out / f"ckpt2_{kind}",
-                               cfg.seed + 11 + (kind == "chroma"))
-        final = {k: f"ckpt2_{k}" for k in models}
-        pics = pics + inter
+        stages.append((2, cfg.stage2_steps, max(1, cfg.stage2_steps // 2), cfg.stage2_lr, "ckpt2"))
+        if cfg.stage3_steps > 0:
+            stages.append((3, cfg.stage3_steps, max(1, cfg.stage3_steps // 2), cfg.stage3_lr, "ckpt3"))
+    elif cfg.stage3_steps > 0:
+        raise ConfigError("stage3_steps needs stage2_steps > 0")
+    done = lambda k: all((out / f"{stages[k - 1][4]}_{kind}").exists() for kind in ("luma", "chroma"))  # noqa: E731
+    # Resume from the latest finished stage: earlier stages' checkpoints are not needed again,
+    # only their model files (stage<k>.jxnnlf), which name the later stages' cache files.
+    start = max([k for k, *_ in stages if done(k)], default=1)
+    models = {kind: make(mcfg, rngs=nnx.Rngs(cfg.seed)) for kind, make in (("luma", lf.LumaFilter), ("chroma", lf.ChromaFilter))}
+    for k, luma_steps, chroma_steps, lr, prefix in stages:
+        if k > 1:
+            prev = out / f"stage{k - 1}.jxnnlf"
+            if k - 1 < start and prev.is_file():
+                digest_prev = nnlf.load_model(prev).digest
+            elif k - 1 < start:
+                raise ConfigError(f"{out} holds stage-{start} checkpoints but not {prev.name}, which the stage-{k} "
+                                  f"data encodes need")
+            else:
+                # Named after the run, not the export: the stage-k cache files carry this file's
+                # digest, and adding --export to a finished run must not re-encode them.
+                digest_prev = export(models, prev, out.name)
+            t2 = time.perf_counter()
+            new = make_data(cfg, out, log=log, nnlf_model=str(prev), tag=f"_s{k}_{digest_prev.hex()[:8]}", jobs=jobs)
+            inter = [p for p in new if p["ipb"].max() > 0]
+            timing[f"stage{k}_data_s"] = time.perf_counter() - t2
+            log(f"stage {k} data", inter_pictures=len(inter))
+            pics = pics + inter
+        if k < start:
+            continue
+        for kind, steps in (("luma", luma_steps), ("chroma", chroma_steps)):
+            models[kind] = fit(kind, models[kind], pics, steps, lr, out / f"{prefix}_{kind}",
+                               cfg.seed + {1: 0, 2: 11, 3: 23}[k] + (kind == "chroma"))
+    final = {kind: f"{stages[-1][4]}_{kind}" for kind in models}
 
     model_path = out / nnlf.MODEL_FILE
     digest = export(models, model_path, Path(export_to).name if export_to else out.name)

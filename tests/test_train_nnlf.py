@@ -1,6 +1,6 @@
-"""``jaxcodec train nnlf`` end to end on a tiny generated clip: stage 1, stage 2 (re-encode with
-the stage-1 model in the loop), export, and a codec that loads the exported model (about a
-minute: it compiles the codec and the integer runtime for its own picture size)."""
+"""``jaxcodec train nnlf`` end to end on a tiny generated clip: stage 1, stages 2 and 3 (re-encode
+with the previous stage's model in the loop), export, resume, and a codec that loads the exported
+model (about a minute: it compiles the codec and the integer runtime for its own picture size)."""
 from __future__ import annotations
 
 import json
@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from jaxcodec.errors import ConfigError
 from jaxcodec.io.synthetic import cartoon_clips
 from jaxcodec.io.y4m import write_y4m
 from runtime import train_nnlf
@@ -54,7 +55,9 @@ def test_ten_bit_training_clip_is_refused(tmp_path):
         train_nnlf.make_data(NNLFTrainConfig(clips=(str(path),), frames=2, qps=(37,)), tmp_path / "run")
 
 
-def test_two_stage_training_exports_a_model_the_codec_runs(tmp_path):
+def test_three_stage_training_exports_a_model_the_codec_runs(tmp_path):
+    import shutil
+
     from jaxcodec.config import load_coding_config
     from runtime.decoder import decode
     from runtime.encoder import encode
@@ -63,32 +66,60 @@ def test_two_stage_training_exports_a_model_the_codec_runs(tmp_path):
     path = tmp_path / "clip.y4m"
     write_y4m(path, clip)
     cfg = NNLFTrainConfig(clips=(str(path),), frames=3, qps=(37,), codec_config="ld", width=8, features=2, blocks=1,
-                          patch=32, batch=2, luma_steps=20, chroma_steps=10, stage2_steps=10)
+                          patch=32, batch=2, luma_steps=20, chroma_steps=10, stage2_steps=10, stage3_steps=10)
     out = tmp_path / "run"
     result = train_nnlf.train(cfg, out_dir=out, export_to=tmp_path / "model", progress=False)
     names = {p.name for p in out.iterdir()}
-    assert {"ckpt_luma", "ckpt2_luma", "ckpt_chroma", "ckpt2_chroma", "stage1.jxnnlf", "model.jxnnlf"} <= names
+    assert {"ckpt_luma", "ckpt2_luma", "ckpt3_luma", "ckpt_chroma", "ckpt2_chroma", "ckpt3_chroma", "stage1.jxnnlf",
+            "stage2.jxnnlf", "model.jxnnlf"} <= names
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert any(r["msg"] == "stage 2 data" and r["inter_pictures"] == 2 for r in records)
-    # stage-2 encodes ran the stage-1 filter in the loop: their cache files carry its digest
-    assert any("_s2_" in n for n in names)
-    # the fine-tuned model differs from stage 1 and the codec runs it bit-exactly
+    assert any(r["msg"] == "stage 3 data" and r["inter_pictures"] == 2 for r in records)
+    # stage-k encodes ran the stage k-1 filter in the loop: their cache files carry its digest
     converted = [r["digest"] for r in records if r["msg"] == "converted"]
-    assert len(converted) == 2 and converted[0] != converted[1] == result["digest"]
-    # the float models behind a model file: stage 2's in the run directory, the final ones exported
-    assert train_nnlf.float_checkpoint(out, "luma").endswith("ckpt2_luma")
+    assert len(converted) == 3 and len(set(converted)) == 3 and converted[-1] == result["digest"]
+    assert any(n.endswith(f"_s2_{converted[0][:8]}.npz") for n in names)
+    assert any(n.endswith(f"_s3_{converted[1][:8]}.npz") for n in names)
+    # the float models behind a model file: the last stage's in the run directory, the final ones exported
+    assert train_nnlf.float_checkpoint(out, "luma").endswith("ckpt3_luma")
     assert train_nnlf.float_checkpoint(tmp_path / "model", "chroma").endswith("ckpt_chroma")
     ccfg = load_coding_config("ld", qp=37, nnlf=True, nnlf_model=str(tmp_path / "model" / "model.jxnnlf"))
     data, rec = encode(clip, ccfg, nnlf_force=True)
     frames = decode(data, nnlf_model=str(tmp_path / "model" / "model.jxnnlf"))
     np.testing.assert_array_equal(np.asarray(frames.y), np.asarray(rec.y))
 
+    # A run resumes from its latest finished stage: earlier checkpoints are not needed, only the
+    # earlier model files that name the cache files; the same model comes out.
+    for kind in ("luma", "chroma"):
+        shutil.rmtree(out / f"ckpt_{kind}")
+        shutil.rmtree(out / f"ckpt2_{kind}")
+    assert train_nnlf.train(cfg, out_dir=out, export_to=tmp_path / "model", progress=False)["digest"] == result["digest"]
+    (out / "stage2.jxnnlf").unlink()
+    with pytest.raises(ConfigError, match="stage2.jxnnlf"):
+        train_nnlf.train(cfg, out_dir=out, progress=False)
+
+
+def test_parallel_data_encodes_equal_serial_ones(tmp_path, monkeypatch):
+    """``jobs`` > 1 encodes in worker processes; the pictures are those of the serial encodes.
+    (The clips' shapes and coding config are the test above's: the workers load its compiled
+    encoder from the persistent compilation cache.)"""
+    import jaxcodec.io.synthetic as synthetic
+
+    cfg = NNLFTrainConfig(clips=("cartoon",), frames=3, qps=(37,), codec_config="ld")
+    monkeypatch.setattr(synthetic, "cartoon_clips", lambda frames: cartoon_clips(count=2, frames=frames, size=(64, 64)))
+    serial = train_nnlf.make_data(cfg, tmp_path / "serial")
+    parallel = train_nnlf.make_data(cfg, tmp_path / "parallel", jobs=2)
+    assert len(serial) == len(parallel) == 6
+    for a, b in zip(serial, parallel):
+        for k in train_nnlf.PICTURE_KEYS:
+            np.testing.assert_array_equal(a[k], b[k])
+
 
 def test_generated_clip_cache_is_named_by_content(tmp_path, monkeypatch):
     """Encodes of generated clips are cached per clip content: a changed generator re-encodes."""
     import jaxcodec.io.synthetic as synthetic
 
-    # the shapes and coding config of the two-stage test above: its compiled encoder is reused
+    # the shapes and coding config of the three-stage test above: its compiled encoder is reused
     cfg = NNLFTrainConfig(clips=("cartoon",), frames=3, qps=(37,), codec_config="ld")
     small = lambda frames, seed=0: cartoon_clips(count=1, frames=frames, size=(64, 64), seed=seed)  # noqa: E731
     monkeypatch.setattr(synthetic, "cartoon_clips", lambda frames: small(frames))
