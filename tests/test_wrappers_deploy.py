@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxcodec.errors import CodecUnavailableError, InputError, ModelError
+from jaxcodec.errors import CodecUnavailableError, ConfigError, InputError, ModelError
 from jaxcodec.frame import make_frame
 from jaxcodec.io import read_video
 from jaxcodec.io.synthetic import moving_textures
@@ -51,6 +51,28 @@ def test_trained_side_changes_samples_and_keeps_4_2_0(clip):
     out = preprocess(w, clip)
     assert out.u.shape == clip.u.shape and out.y.shape == clip.y.shape and out.y.dtype == np.uint8
     assert not np.array_equal(out.y, clip.y)
+
+
+def test_luma_only_postprocessor_passes_chroma_through(tmp_path, clip):
+    """NetConfig(planes="y"): O changes luma and leaves Cb / Cr bit-identical, after a
+    checkpoint round trip too (the setting travels in meta.json)."""
+    import dataclasses
+
+    pre, post = NetConfig(8, 1, enabled=False), NetConfig(8, 1, planes="y")
+    w = Wrapper(pre, post, rngs=nnx.Rngs(0))
+    assert w.post.tail.kernel.value.shape[-1] == 4
+    w.post.tail.kernel.value = w.post.tail.kernel.value + 0.05
+    path = tmp_path / "luma_only"
+    save_wrapper(path, w, meta={"pre": dataclasses.asdict(pre), "post": dataclasses.asdict(post), "target": "x264"})
+    back, meta = load_wrapper(path)
+    assert meta["post"]["planes"] == "y"
+    for net in (w, back):
+        out = postprocess(net, clip)
+        assert not np.array_equal(out.y, clip.y)
+        np.testing.assert_array_equal(out.u, clip.u)
+        np.testing.assert_array_equal(out.v, clip.v)
+    with pytest.raises(ConfigError, match="planes"):
+        NetConfig(8, 1, planes="uv")
 
 
 def test_cli_encode_decode_round_trip(tmp_path, clip, wrapper_dir):

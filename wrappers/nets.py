@@ -32,6 +32,8 @@ from jaxcodec.frame import Frame, make_frame
 CHROMA_FORMAT = "420"
 SIZE_FACTOR = 2  # luma samples per tensor sample; width and height must be multiples of it
 CHANNELS = 6  # 4 luma phases + Cb + Cr
+LUMA_CHANNELS = 4  # the 2x2 luma phases come first
+PLANES = ("yuv", "y")
 QP_SCALE = 64.0  # QP plane = QP / QP_SCALE (H.264/HEVC QPs 0..51 map into [0, 0.8])
 
 
@@ -48,16 +50,22 @@ class NetConfig:
         one correction to every quality level: it harms the finely quantised end of the curve
         (models/wrapper_x264_small.md). The deployed decoder takes the QP from the container's
         metadata (`wrappers.deploy`) or from ``--qp``.
+      planes: which planes the network changes: ``"yuv"`` all, ``"y"`` luma only (it still reads
+        chroma; Cb and Cr pass through unchanged, so it cannot harm them). Post filters trained on
+        our synthetic content damaged real clips' chroma (models/wrapper_x264_small.md).
     """
 
     channels: int = 24
     blocks: int = 2
     enabled: bool = True
     qp_input: bool = False
+    planes: str = "yuv"
 
     def __post_init__(self):
         if self.channels <= 0 or self.blocks < 0:
             raise ConfigError(f"NetConfig needs channels > 0 and blocks >= 0, got {self.channels}, {self.blocks}")
+        if self.planes not in PLANES:
+            raise ConfigError(f"NetConfig planes must be one of {PLANES}, got {self.planes!r}")
 
 
 class ResidualCNN(nnx.Module):
@@ -69,7 +77,8 @@ class ResidualCNN(nnx.Module):
         self.head = nnx.Conv(CHANNELS + config.qp_input, c, (3, 3), rngs=rngs)
         self.blocks = nnx.List([nnx.List([nnx.Conv(c, c, (3, 3), rngs=rngs), nnx.Conv(c, c, (3, 3), rngs=rngs)])
                                 for _ in range(config.blocks)])
-        self.tail = nnx.Conv(c, CHANNELS, (3, 3), kernel_init=nnx.initializers.zeros, rngs=rngs)
+        out = LUMA_CHANNELS if config.planes == "y" else CHANNELS
+        self.tail = nnx.Conv(c, out, (3, 3), kernel_init=nnx.initializers.zeros, rngs=rngs)
 
     def __call__(self, x: jax.Array, qp: jax.Array | None = None) -> jax.Array:
         """``x``: ``(..., H/2, W/2, 6)``; ``qp``: the codec QP, broadcastable to ``x.shape[:-3]``
@@ -84,7 +93,10 @@ class ResidualCNN(nnx.Module):
         h = jax.nn.relu(self.head(h))
         for a, b in self.blocks:
             h = h + b(jax.nn.relu(a(h)))
-        return x + self.tail(h)
+        r = self.tail(h)
+        if r.shape[-1] == LUMA_CHANNELS:  # planes = "y": chroma is passed through, not recomputed
+            return jnp.concatenate([x[..., :LUMA_CHANNELS] + r, x[..., LUMA_CHANNELS:]], axis=-1)
+        return x + r
 
 
 class Wrapper(nnx.Module):

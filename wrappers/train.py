@@ -80,6 +80,8 @@ class WrapperTrainConfig:
         bare codec's distortion on it (`wrappers.loss.wrapper_loss` ``baseline_distortion``), so that clean
         content (low QP, flat chroma) counts as much as heavily distorted content.
       pre_qp_input / post_qp_input: P / O also read the sample's QP (`wrappers.nets.NetConfig.qp_input`).
+      pre_planes / post_planes: ``"yuv"``, or ``"y"``: P / O change luma only
+        (`wrappers.nets.NetConfig.planes`).
     """
 
     pre_channels: int = 24
@@ -118,6 +120,8 @@ class WrapperTrainConfig:
     normalise_distortion: bool = False
     pre_qp_input: bool = False
     post_qp_input: bool = False
+    pre_planes: str = "yuv"
+    post_planes: str = "yuv"
 
     def __post_init__(self):
         if not (self.pre or self.post):
@@ -150,8 +154,8 @@ class WrapperTrainConfig:
     def net_configs(self):
         from wrappers.nets import NetConfig
 
-        return (NetConfig(self.pre_channels, self.pre_blocks, self.pre, self.pre_qp_input),
-                NetConfig(self.post_channels, self.post_blocks, self.post, self.post_qp_input))
+        return (NetConfig(self.pre_channels, self.pre_blocks, self.pre, self.pre_qp_input, self.pre_planes),
+                NetConfig(self.post_channels, self.post_blocks, self.post, self.post_qp_input, self.post_planes))
 
     def loss_weights(self):
         from wrappers.loss import LossWeights
