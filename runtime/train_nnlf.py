@@ -51,6 +51,8 @@ class NNLFTrainConfig:
         ``stage2_steps`` luma steps (half for chroma) from ``stage2_lr``.
       stage3_steps, stage3_lr: stage 2 once more (0: off; needs stage 2): re-encode with the
         stage-2 models in the loop and fine-tune on every earlier picture plus the new inter ones.
+      stage3_reencode: False skips stage 3's encodes: it only fine-tunes further, on the stage-1
+        and stage-2 pictures (a stage-2 fine-tune continued from a lower learning rate).
       loss: ``mse`` (batch MSE) or ``relative`` (each patch's MSE over its unfiltered MSE, so
         that low-QP and clean patches weigh as much as coarse ones); `jaxcodec.nn.loopfilter.loss_fn`.
     """
@@ -75,6 +77,7 @@ class NNLFTrainConfig:
     stage2_lr: float = 5e-4
     stage3_steps: int = 0
     stage3_lr: float = 3e-4
+    stage3_reencode: bool = True
     loss: str = "mse"
 
 
@@ -460,7 +463,7 @@ def train(cfg: NNLFTrainConfig, *, out_dir, export_to=None, progress: bool = Tru
     start = max([k for k, *_ in stages if done(k)], default=1)
     models = {kind: make(mcfg, rngs=nnx.Rngs(cfg.seed)) for kind, make in (("luma", lf.LumaFilter), ("chroma", lf.ChromaFilter))}
     for k, luma_steps, chroma_steps, lr, prefix in stages:
-        if k > 1:
+        if k > 1 and (k == 2 or cfg.stage3_reencode):
             prev = out / f"stage{k - 1}.jxnnlf"
             if k - 1 < start and prev.is_file():
                 digest_prev = nnlf.load_model(prev).digest

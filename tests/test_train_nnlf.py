@@ -56,6 +56,7 @@ def test_ten_bit_training_clip_is_refused(tmp_path):
 
 
 def test_three_stage_training_exports_a_model_the_codec_runs(tmp_path):
+    import dataclasses
     import shutil
 
     from jaxcodec.config import load_coding_config
@@ -87,6 +88,14 @@ def test_three_stage_training_exports_a_model_the_codec_runs(tmp_path):
     data, rec = encode(clip, ccfg, nnlf_force=True)
     frames = decode(data, nnlf_model=str(tmp_path / "model" / "model.jxnnlf"))
     np.testing.assert_array_equal(np.asarray(frames.y), np.asarray(rec.y))
+
+    # stage3_reencode = false: stage 3 only fine-tunes further, on the stage-1 and stage-2 pictures
+    out_b = tmp_path / "run_b"
+    shutil.copytree(out, out_b, ignore=shutil.ignore_patterns("ckpt3_*", "*_s3_*", "stage2.jxnnlf", "model.jxnnlf"))
+    res_b = train_nnlf.train(dataclasses.replace(cfg, stage3_reencode=False), out_dir=out_b, progress=False)
+    names_b = {p.name for p in out_b.iterdir()}
+    assert "ckpt3_luma" in names_b and "stage2.jxnnlf" not in names_b and not any("_s3_" in n for n in names_b)
+    assert res_b["pictures"] == result["pictures"] - 2 and res_b["digest"] != result["digest"]
 
     # A run resumes from its latest finished stage: earlier checkpoints are not needed, only the
     # earlier model files that name the cache files; the same model comes out.
