@@ -73,6 +73,9 @@ def test_luma_only_postprocessor_passes_chroma_through(tmp_path, clip):
         np.testing.assert_array_equal(out.v, clip.v)
     with pytest.raises(ConfigError, match="planes"):
         NetConfig(8, 1, planes="uv")
+    from wrappers.train import WrapperTrainConfig
+    with pytest.raises(ConfigError, match="planes"):
+        WrapperTrainConfig(post_planes="uv")
 
 
 def test_cli_encode_decode_round_trip(tmp_path, clip, wrapper_dir):

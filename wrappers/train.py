@@ -137,6 +137,7 @@ class WrapperTrainConfig:
         if self.patch % 32 or self.patch <= 0:
             raise ConfigError(f"patch must be a positive multiple of 32 (the proxy's downsampling), got {self.patch}")
         self.loss_weights()  # refuses bad eq. 4 weights now, before a run directory is written
+        self.net_configs()  # and bad network settings (planes)
         if self.codec_on_full_frames and (self.pre or self.iterative_update):
             raise ConfigError("codec_on_full_frames needs pre = false and iterative_update = false: the codec's "
                               "input must not depend on the step (it is coded once, before training)")
