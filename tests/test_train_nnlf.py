@@ -108,6 +108,7 @@ def test_three_stage_training_exports_a_model_the_codec_runs(tmp_path):
         train_nnlf.train(cfg, out_dir=out, progress=False)
 
 
+@pytest.mark.slow  # about 45 s on 2 cores: two spawned workers start JAX; the default suite is near its 15 min budget
 def test_parallel_data_encodes_equal_serial_ones(tmp_path, monkeypatch):
     """``jobs`` > 1 encodes in worker processes; the pictures are those of the serial encodes.
     (The clips' shapes and coding config are the test above's: the workers load its compiled
