@@ -6,7 +6,9 @@ RA config, QP 22/27/32/37, anchor = nnlf off. Quality: per-frame PSNR averaged o
 (JVET CTC), PSNR-Y and PSNR-YUV (6Y+U+V)/8; pchip BD-rate (jaxcodec.metrics.bdrate). Also
 the encoder and decoder time ratios (on / off; EncT, DecT) and how often the encoder switched
 the filter on (frames and CTUs, from the streams' NNLF flags). Every stream is decoded and
-checked against the encoder's reconstruction.
+checked against the encoder's reconstruction. ``--nnlf-scaling off`` measures the filter
+without residual scaling (paper 001 III-C; on by default, as in the codec's default config);
+with it, ``usage`` lists the scales sent per component (units of 1/64).
 
 Float vs integer model quality: every picture of the anchor encodes (filter off, every clip
 and QP) is captured as the in-loop filter would see it, and both the float flax models (the
@@ -145,6 +147,8 @@ def main(argv=None) -> int:
     ap.add_argument("--qps", nargs="+", type=int, default=[22, 27, 32, 37])
     ap.add_argument("--config", default="ra")
     ap.add_argument("--nnlf-model", default="", help="model name/path (default: the shipped nnlf_medium)")
+    ap.add_argument("--nnlf-scaling", choices=("on", "off"), default="on",
+                    help="residual scaling of the NN output (paper 001 III-C) in the 'on' encodes")
     ap.add_argument("--speed-reps", type=int, default=11, help="timed runs of the float vs integer comparison")
     ap.add_argument("--speed-planes", help=argparse.SUPPRESS)  # the one-CPU child of the speed comparison
     args = ap.parse_args(argv)
@@ -164,7 +168,8 @@ def main(argv=None) -> int:
     from runtime.train_nnlf import float_minus_int_db, float_models, picture_errors, picture_record
 
     model = nnlf.load_model(args.nnlf_model)
-    result = {"config": args.config, "frames": args.frames, "qps": args.qps, "model": model.path,
+    result = {"config": args.config, "frames": args.frames, "qps": args.qps, "nnlf_scaling": args.nnlf_scaling,
+              "model": model.path,
               "model_id": model.digest.hex(), "clips": {}}
     speed_planes: dict = {}
     anchor_pics: list[dict] = []  # every picture of the filter-off encodes, for the float-integer gap
@@ -174,10 +179,12 @@ def main(argv=None) -> int:
         n = f.y.shape[0]
         rows = {"off": [], "on": []}
         times = {"off": [0.0, 0.0], "on": [0.0, 0.0]}
-        usage = {"frames_on": 0, "frames": 0, "components_on": [0, 0, 0], "ctu_flags_on": 0, "ctu_flags": 0}
+        usage = {"frames_on": 0, "frames": 0, "components_on": [0, 0, 0], "ctu_flags_on": 0, "ctu_flags": 0,
+                 "scales": [[], [], []]}
         # Warm-up (jit compilation) outside the timings, for both modes.
         for mode in ("off", "on"):
-            cfg = load_coding_config(args.config, qp=args.qps[0], nnlf=mode == "on", nnlf_model=args.nnlf_model)
+            cfg = load_coding_config(args.config, qp=args.qps[0], nnlf=mode == "on", nnlf_model=args.nnlf_model,
+                                     nnlf_scaling=args.nnlf_scaling == "on")
             small = type(f)(y=f.y[:2], u=f.u[:2], v=f.v[:2], bit_depth=f.bit_depth)
             cfg = cfg.replace(intra_period=-1, gop_size=2) if args.config == "ra" else cfg
             seq = seq_params(cfg, f.bit_depth)
@@ -194,7 +201,8 @@ def main(argv=None) -> int:
             decode(d, nnlf_model=model)
         for qp in args.qps:
             for mode in ("off", "on"):
-                cfg = load_coding_config(args.config, qp=qp, nnlf=mode == "on", nnlf_model=args.nnlf_model)
+                cfg = load_coding_config(args.config, qp=qp, nnlf=mode == "on", nnlf_model=args.nnlf_model,
+                                     nnlf_scaling=args.nnlf_scaling == "on")
                 seq = seq_params(cfg, f.bit_depth)
                 capture_s = [0.0]
 
@@ -227,9 +235,11 @@ def main(argv=None) -> int:
                         usage["frames"] += 1
                         if fh.tool_flags & bs.TOOL_NNLF:
                             usage["frames_on"] += 1
-                            fl = nnlf.unpack_flags(fh.nnlf, grid)
+                            fl = nnlf.unpack_flags(fh.nnlf, grid, scaling=bool(seq.tool_flags & bs.TOOL_NNLF_SCALE))
                             for c, m in enumerate(fl.modes):
                                 usage["components_on"][c] += m != nnlf.MODE_OFF
+                                if m != nnlf.MODE_OFF:
+                                    usage["scales"][c].append(fl.scale[c])
                                 if m == nnlf.MODE_CTU:
                                     usage["ctu_flags_on"] += int(fl.ctu[c].sum())
                                     usage["ctu_flags"] += fl.ctu[c].size

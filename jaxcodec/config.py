@@ -59,6 +59,9 @@ class CodingConfig:
       deblocking: in-loop deblocking filter on/off (flagged in the sequence header).
       nnlf: NN in-loop filter on/off (flagged in the sequence header; needs a model).
       nnlf_model: name or path of the NN loop-filter model when ``nnlf`` is on.
+      nnlf_scaling: NN loop-filter residual scaling (paper 001 III-C eq. 3) when ``nnlf`` is
+        on: a least-squares scale of the NN residual per enabled component and picture
+        (flagged in the sequence header).
       frame_threads: encoder threads that code frames whose references are ready.
     """
 
@@ -84,6 +87,7 @@ class CodingConfig:
     deblocking: bool = True
     nnlf: bool = False
     nnlf_model: str = ""
+    nnlf_scaling: bool = True
     frame_threads: int = 1
 
     def __post_init__(self):

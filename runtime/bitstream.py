@@ -15,7 +15,8 @@ Frame (coding order)::
     sync "FR" | poc u32 | frame_type u8 (0 I, 1 B) | qp u8 | temporal_layer u8 | tool_flags u8
     | n_l0 u8 | l0 POCs u32 x n_l0 | n_l1 u8 | l1 POCs | n_release u8 | release POCs
     | md5 16 bytes | payload_len u32
-    | [nnlf_len u16 | NNLF flags nnlf_len bytes (runtime.nnlf.pack_flags), only if tool_flags & TOOL_NNLF]
+    | [nnlf_len u16 | NNLF flags nnlf_len bytes (runtime.nnlf.pack_flags, with a residual scale byte
+       per enabled component when the sequence has TOOL_NNLF_SCALE), only if tool_flags & TOOL_NNLF]
     | crc32 u32 (of the frame header) | payload
 
 Every field is range-checked on parsing; anything inconsistent raises `BitstreamError` with
@@ -40,7 +41,8 @@ TOOL_SUBPEL = 2
 TOOL_NNLF = 4
 TOOL_INTRA_4X4 = 8  # split_transform_flag of intra 8x8 CUs (four 4x4 luma TUs, DST-VII)
 TOOL_INTER_TU_SPLIT = 16  # split_transform_flag of inter CUs up to 32x32 (one level)
-KNOWN_TOOLS = TOOL_DEBLOCKING | TOOL_SUBPEL | TOOL_NNLF | TOOL_INTRA_4X4 | TOOL_INTER_TU_SPLIT
+TOOL_NNLF_SCALE = 32  # NN loop-filter residual scaling (a scale byte per enabled component; needs TOOL_NNLF)
+KNOWN_TOOLS = TOOL_DEBLOCKING | TOOL_SUBPEL | TOOL_NNLF | TOOL_INTRA_4X4 | TOOL_INTER_TU_SPLIT | TOOL_NNLF_SCALE
 NNLF_ID_BYTES = 16
 MAX_REFS = 4
 
@@ -148,6 +150,7 @@ def parse_sequence_header(r: _Reader) -> SequenceHeader:
     _need(1 <= nref <= MAX_REFS and ctu in (16, 32, 64) and mincu in (8, 16, 32), "bad coding parameters")
     _need(0 <= qp <= 51 and nf >= 1, "bad qp or frame count")
     _need(not tools & ~KNOWN_TOOLS, f"unknown tool flags 0x{tools & ~KNOWN_TOOLS:x}")
+    _need(not tools & TOOL_NNLF_SCALE or bool(tools & TOOL_NNLF), "NN residual scaling flagged without the NN loop filter")
     name = {v: k for k, v in GOP_CODES.items()}[gop]
     return SequenceHeader(w, h, bd, "420", Fraction(fn, fd), name, gsz, ip, nref, ctu, mincu, tools, cqp, qp, nf,
                           nnlf_model)

@@ -108,8 +108,9 @@ def _encode(args) -> int:
     from runtime.encoder import encode
 
     nnlf = None if args.nnlf is None else args.nnlf == "on"
+    scaling = None if args.nnlf_scaling is None else args.nnlf_scaling == "on"
     cfg = load_coding_config(args.config, defaults=ENCODER_DEFAULTS, qp=args.qp, frame_threads=args.threads, nnlf=nnlf,
-                             nnlf_model=args.nnlf_model)
+                             nnlf_model=args.nnlf_model, nnlf_scaling=scaling)
     video = read_video(args.input, max_frames=args.frames, size=args.size)
     t0 = time.perf_counter()
     data, recon = encode(video.frames, cfg, fps=video.fps, progress=not args.quiet)
@@ -163,6 +164,9 @@ def register_encode(sub) -> None:
                         "does not set it)")
     p.add_argument("--nnlf-model", default=None,
                    help="NN loop-filter model name in models/ or .jxnnlf path (default: nnlf_medium)")
+    p.add_argument("--nnlf-scaling", choices=("on", "off"), default=None,
+                   help="residual scaling of the NN filter output (paper 001 III-C; default: the config's "
+                        "nnlf_scaling key, on)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_encode)
 

@@ -12,7 +12,10 @@ enabled and the deblocked samples elsewhere::
 The encoder chooses, per component, a frame mode (off / all CTUs / CTU flags) and the CTU
 flags by distortion against the source plus lambda times the flag bits
 (:func:`decide_flags`); the choice travels bit-packed in the frame (:func:`pack_flags`,
-`runtime.bitstream` frame ``nnlf`` section) and the decoder follows it. Both sides run the
+`runtime.bitstream` frame ``nnlf`` section) and the decoder follows it. With residual scaling
+(paper 001 III-C, sequence tool ``TOOL_NNLF_SCALE``) an enabled component takes
+``D + s (N - D)`` instead of ``N`` (:func:`scale_residual`), ``s`` a least-squares byte the
+encoder sends per picture. Both sides run the
 filter through the integer runtime (`runtime.nnint.execute`), whose float paths are
 provably exact, so the output does not depend on jit, thread count or summation order.
 
@@ -48,6 +51,13 @@ DIGEST_BYTES = 16
 
 #: Frame modes per component (2 bits each in the frame's NNLF section).
 MODE_OFF, MODE_ALL, MODE_CTU = 0, 1, 2
+
+#: Residual scale (paper 001 III-C): one unsigned byte per enabled component, in units of
+#: 2**-SCALE_BITS, so 0..~4 in steps of 1/64; SCALE_ONE keeps the NN output as it is.
+SCALE_BITS = 6
+SCALE_ONE = 1 << SCALE_BITS
+SCALE_MAX = 255
+SCALE_FIELD_BITS = 8
 
 # log2 of the divisor that normalises each input plane (jaxcodec.nn.loopfilter.normalise):
 # samples / 2**bit_depth, bS / 2, QP / 64, prediction type / 2.
@@ -263,11 +273,13 @@ def filter_picture(model: NNLFModel, state, seq, *, jit: bool = True) -> tuple:
 # ---------------------------------------------------------------------------------------------
 
 class NNLFFlags(NamedTuple):
-    """Per component (Y, U, V): frame mode (MODE_OFF / MODE_ALL / MODE_CTU) and the CTU flags
-    (bool ``(ceil(H/ctu), ceil(W/ctu))``, luma CTU grid) used when the mode is MODE_CTU."""
+    """Per component (Y, U, V): frame mode (MODE_OFF / MODE_ALL / MODE_CTU), the CTU flags
+    (bool ``(ceil(H/ctu), ceil(W/ctu))``, luma CTU grid) used when the mode is MODE_CTU, and the
+    residual scale (``SCALE_ONE`` = the NN output as it is; :func:`scale_residual`)."""
 
     modes: tuple[int, int, int]
     ctu: tuple[np.ndarray, np.ndarray, np.ndarray]
+    scale: tuple[int, int, int] = (SCALE_ONE,) * 3
 
     @property
     def any_on(self) -> bool:
@@ -292,9 +304,64 @@ def _ctu_sse(a, b, size: int, grid) -> np.ndarray:
     return pad.reshape(gh, size, gw, size).sum((1, 3))
 
 
-def decide_flags(nn, deblocked, orig, *, ctu_size: int, lambda_: float, force: bool | None = None) -> NNLFFlags:
+def _ctu_mask(on: np.ndarray, size: int, shape) -> np.ndarray:
+    return np.repeat(np.repeat(on, size, 0), size, 1)[:shape[0], :shape[1]]
+
+
+def scale_residual(nn, deblocked, scale: int, *, bit_depth: int) -> np.ndarray:
+    """Residual scaling, paper 001 section III-C eq. 3: ``D + s (N - D)`` with ``D`` the
+    deblocked and ``N`` the NN-filtered samples, ``s = scale / 2**SCALE_BITS``.
+
+    Integer only (rounded by adding half and shifting right, then clipped to the sample range),
+    so encoder and decoder agree exactly. ``scale == SCALE_ONE`` returns ``N`` unchanged.
+    """
+    f = np.asarray(nn, np.int32)
+    if scale == SCALE_ONE:
+        return f
+    d = np.asarray(deblocked, np.int64)
+    out = d + ((scale * (f - d) + (1 << (SCALE_BITS - 1))) >> SCALE_BITS)
+    return np.clip(out, 0, (1 << bit_depth) - 1).astype(np.int32)
+
+
+def ls_scale(nn, deblocked, orig, mask: np.ndarray | None = None) -> int:
+    """Least-squares residual scale (paper 001 III-C): ``s = <O - D, N - D> / <N - D, N - D>``
+    over ``mask`` (all samples if None), in units of ``2**-SCALE_BITS``, rounded and clipped
+    to ``0..SCALE_MAX``. Exact integer sums: the encoder's choice is reproducible too."""
+    d = np.asarray(deblocked, np.int64)
+    r = np.asarray(nn, np.int64) - d
+    e = np.asarray(orig, np.int64) - d
+    if mask is not None:
+        r, e = r[mask], e[mask]
+    num, den = int((e * r).sum()), int((r * r).sum())
+    if den == 0:
+        return SCALE_ONE
+    s = (2 * num * SCALE_ONE + den) // (2 * den)
+    return int(min(max(s, 0), SCALE_MAX))
+
+
+def _component_choice(nn_c, db_c, orig_c, *, size: int, grid, lambda_: float, scale_bits: int):
+    """Best (cost, mode, ctu flags) of one component's filtered plane ``nn_c`` against off.
+    Costs are ``SSE + lambda_ * bits``; the 2 mode bits are the same for every mode."""
+    nbits = grid[0] * grid[1]
+    s_db = _ctu_sse(db_c, orig_c, size, grid)
+    s_nn = _ctu_sse(nn_c, orig_c, size, grid)
+    on = s_nn < s_db
+    cost = {MODE_OFF: float(s_db.sum()),
+            MODE_ALL: float(s_nn.sum()) + scale_bits * lambda_,
+            MODE_CTU: float(np.where(on, s_nn, s_db).sum()) + (scale_bits + nbits) * lambda_}
+    m = min(cost, key=lambda k: (cost[k], k))
+    return cost[m], cost[MODE_OFF], m, (on if m == MODE_CTU else np.zeros(grid, bool))
+
+
+def decide_flags(nn, deblocked, orig, *, ctu_size: int, lambda_: float, force: bool | None = None,
+                 scaling: bool = False, bit_depth: int = 8) -> NNLFFlags:
     """Encoder choice (paper 002 II-C) per component: off, all CTUs on, or per-CTU flags, by
-    ``SSE + lambda_ * flag bits``; a CTU is on where the NN output has the lower SSE.
+    ``SSE + lambda_ * bits``; a CTU is on where the NN output has the lower SSE.
+
+    With ``scaling`` (paper 001 III-C) each enabled component also carries a residual scale
+    (8 bits). Candidates: 1 (the plain NN output), the least-squares scale over the whole
+    picture, and the least-squares scale over the CTUs the better of those two enables; the
+    cheapest wins.
 
     ``force`` True / False: every component MODE_ALL / MODE_OFF (tests, benchmarks).
     """
@@ -302,60 +369,66 @@ def decide_flags(nn, deblocked, orig, *, ctu_size: int, lambda_: float, force: b
     if force is not None:
         on = np.ones(grid, bool)
         return NNLFFlags((MODE_ALL if force else MODE_OFF,) * 3, (on,) * 3)
-    modes, ctus = [], []
-    nbits = grid[0] * grid[1]
+    modes, ctus, scales, gain = [], [], [], 0.0
     for c in range(3):
         size = ctu_size if c == 0 else ctu_size // 2
-        s_db = _ctu_sse(deblocked[c], orig[c], size, grid)
-        s_nn = _ctu_sse(nn[c], orig[c], size, grid)
-        on = s_nn < s_db
-        cost = {MODE_OFF: float(s_db.sum()) + 2 * lambda_, MODE_ALL: float(s_nn.sum()) + 2 * lambda_,
-                MODE_CTU: float(np.where(on, s_nn, s_db).sum()) + (2 + nbits) * lambda_}
-        m = min(cost, key=lambda k: (cost[k], k))
+        kw = dict(size=size, grid=grid, lambda_=lambda_, scale_bits=SCALE_FIELD_BITS if scaling else 0)
+
+        def trial(s):
+            return _component_choice(scale_residual(nn[c], deblocked[c], s, bit_depth=bit_depth),
+                                     deblocked[c], orig[c], **kw) + (s,)
+
+        best = trial(SCALE_ONE)
+        if scaling:
+            for s in (ls_scale(nn[c], deblocked[c], orig[c]),):
+                if s != SCALE_ONE:
+                    best = min(best, trial(s), key=lambda t: t[0])
+            if best[2] != MODE_OFF:
+                mask = _ctu_mask(best[3], size, np.shape(nn[c])) if best[2] == MODE_CTU else None
+                s = ls_scale(nn[c], deblocked[c], orig[c], mask)
+                if s != best[4]:
+                    best = min(best, trial(s), key=lambda t: t[0])
+        cost, cost_off, m, on, s = best
         modes.append(m)
-        ctus.append(on if m == MODE_CTU else np.zeros(grid, bool))
-    flags = NNLFFlags(tuple(modes), tuple(ctus))
+        ctus.append(on)
+        scales.append(s if m != MODE_OFF else SCALE_ONE)
+        gain += cost_off - cost
     # The section itself (length u16 + modes byte) costs 24 bits when anything is on.
-    if flags.any_on:
-        gain = 0.0
-        for c in range(3):
-            size = ctu_size if c == 0 else ctu_size // 2
-            s_db = _ctu_sse(deblocked[c], orig[c], size, grid)
-            s_nn = _ctu_sse(nn[c], orig[c], size, grid)
-            chosen = {MODE_OFF: s_db, MODE_ALL: s_nn, MODE_CTU: np.where(ctus[c], s_nn, s_db)}[modes[c]]
-            gain += float(s_db.sum() - chosen.sum()) - lambda_ * (nbits if modes[c] == MODE_CTU else 0)
-        if gain <= 24 * lambda_:
-            return all_off(grid)
-    return flags
+    if not any(m != MODE_OFF for m in modes) or gain <= 24 * lambda_:
+        return all_off(grid)
+    return NNLFFlags(tuple(modes), tuple(ctus), tuple(scales))
 
 
-def apply_flags(flags: NNLFFlags, nn, deblocked, *, ctu_size: int) -> tuple:
-    """Output planes: NN samples where enabled, deblocked elsewhere (int32)."""
+def apply_flags(flags: NNLFFlags, nn, deblocked, *, ctu_size: int, bit_depth: int) -> tuple:
+    """Output planes: the (residual-scaled) NN samples where enabled, deblocked elsewhere (int32)."""
     out = []
     for c in range(3):
-        db, f = np.asarray(deblocked[c], np.int32), np.asarray(nn[c], np.int32)
+        db = np.asarray(deblocked[c], np.int32)
         m = flags.modes[c]
         if m == MODE_OFF:
             out.append(db)
-        elif m == MODE_ALL:
+            continue
+        f = scale_residual(nn[c], db, flags.scale[c], bit_depth=bit_depth)
+        if m == MODE_ALL:
             out.append(f)
         else:
             size = ctu_size if c == 0 else ctu_size // 2
-            mask = np.repeat(np.repeat(flags.ctu[c], size, 0), size, 1)[:db.shape[0], :db.shape[1]]
-            out.append(np.where(mask, f, db))
+            out.append(np.where(_ctu_mask(flags.ctu[c], size, db.shape), f, db))
     return tuple(out)
 
 
-def pack_flags(flags: NNLFFlags) -> bytes:
-    """modes byte (2 bits per component, Y in the low bits) | CTU flags of the MODE_CTU
-    components in raster order, concatenated, bit-packed (MSB first)."""
+def pack_flags(flags: NNLFFlags, *, scaling: bool = False) -> bytes:
+    """modes byte (2 bits per component, Y in the low bits) | with ``scaling``, one scale byte
+    per enabled component in Y, U, V order | CTU flags of the MODE_CTU components in raster
+    order, concatenated, bit-packed (MSB first)."""
     head = flags.modes[0] | flags.modes[1] << 2 | flags.modes[2] << 4
+    scales = bytes(flags.scale[c] for c in range(3) if flags.modes[c] != MODE_OFF) if scaling else b""
     bits = [flags.ctu[c].reshape(-1) for c in range(3) if flags.modes[c] == MODE_CTU]
     body = np.packbits(np.concatenate(bits).astype(np.uint8)).tobytes() if bits else b""
-    return bytes([head]) + body
+    return bytes([head]) + scales + body
 
 
-def unpack_flags(data: bytes, grid) -> NNLFFlags:
+def unpack_flags(data: bytes, grid, *, scaling: bool = False) -> NNLFFlags:
     """Inverse of :func:`pack_flags` for a picture with CTU grid ``grid``; raises
     `BitstreamError` on a bad mode or a section of the wrong length."""
     if len(data) < 1:
@@ -366,9 +439,12 @@ def unpack_flags(data: bytes, grid) -> NNLFFlags:
         raise BitstreamError(f"bad NNLF modes byte 0x{head:02x}")
     n = grid[0] * grid[1]
     k = sum(m == MODE_CTU for m in modes)
-    if len(data) != 1 + (k * n + 7) // 8:
-        raise BitstreamError(f"NNLF flag section has {len(data)} bytes, expected {1 + (k * n + 7) // 8}")
-    bits = np.unpackbits(np.frombuffer(data[1:], np.uint8))[:k * n].astype(bool)
+    ns = sum(m != MODE_OFF for m in modes) if scaling else 0
+    if len(data) != 1 + ns + (k * n + 7) // 8:
+        raise BitstreamError(f"NNLF flag section has {len(data)} bytes, expected {1 + ns + (k * n + 7) // 8}")
+    it = iter(data[1:1 + ns])
+    scale = tuple(next(it) if scaling and m != MODE_OFF else SCALE_ONE for m in modes)
+    bits = np.unpackbits(np.frombuffer(data[1 + ns:], np.uint8))[:k * n].astype(bool)
     ctus, j = [], 0
     for m in modes:
         if m == MODE_CTU:
@@ -376,14 +452,16 @@ def unpack_flags(data: bytes, grid) -> NNLFFlags:
             j += 1
         else:
             ctus.append(np.zeros(grid, bool))
-    return NNLFFlags(modes, tuple(ctus))
+    return NNLFFlags(modes, tuple(ctus), scale)
 
 
 def encode_step(model: NNLFModel, state, seq, orig, *, lambda_: float, force: bool | None = None):
-    """Encoder side: filter, decide, apply. Returns ``(state with the final output, flags)``."""
+    """Encoder side: filter, decide, apply. Returns ``(state with the final output, flags)``.
+    ``seq.nnlf_scaling`` switches residual scaling (paper 001 III-C)."""
     nn = filter_picture(model, state, seq)
-    flags = decide_flags(nn, state.deblocked, orig, ctu_size=seq.ctu_size, lambda_=lambda_, force=force)
-    out = apply_flags(flags, nn, state.deblocked, ctu_size=seq.ctu_size)
+    flags = decide_flags(nn, state.deblocked, orig, ctu_size=seq.ctu_size, lambda_=lambda_, force=force,
+                         scaling=seq.nnlf_scaling, bit_depth=seq.bit_depth)
+    out = apply_flags(flags, nn, state.deblocked, ctu_size=seq.ctu_size, bit_depth=seq.bit_depth)
     return state._replace(output=out), flags
 
 
@@ -392,4 +470,5 @@ def decode_step(model: NNLFModel, state, seq, flags: NNLFFlags):
     if not flags.any_on:
         return state
     nn = filter_picture(model, state, seq)
-    return state._replace(output=apply_flags(flags, nn, state.deblocked, ctu_size=seq.ctu_size))
+    return state._replace(output=apply_flags(flags, nn, state.deblocked, ctu_size=seq.ctu_size,
+                                             bit_depth=seq.bit_depth))

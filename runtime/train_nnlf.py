@@ -49,6 +49,10 @@ class NNLFTrainConfig:
       stage2_steps, stage2_lr: stage 2 of paper 001 Fig. 7 (0: off): re-encode the clips with the
         stage-1 models in the loop and fine-tune on the new inter pictures plus the stage-1 data,
         ``stage2_steps`` luma steps (half for chroma) from ``stage2_lr``.
+      stage2_data_model: a model file (path or name in models/) whose loop makes the stage-2
+        pictures instead of this run's stage-1 model ("": Fig. 7 as it is). Another run's
+        stage-2 pictures, already in the run directory, are then reused without new encodes:
+        a larger model can be trained on the inter pictures of a smaller one's loop.
       stage3_steps, stage3_lr: stage 2 once more (0: off; needs stage 2): re-encode with the
         stage-2 models in the loop and fine-tune on every earlier picture plus the new inter ones.
       stage3_reencode: False skips stage 3's encodes: it only fine-tunes further, on the stage-1
@@ -75,6 +79,7 @@ class NNLFTrainConfig:
     augment: bool = True
     stage2_steps: int = 0
     stage2_lr: float = 5e-4
+    stage2_data_model: str = ""
     stage3_steps: int = 0
     stage3_lr: float = 3e-4
     stage3_reencode: bool = True
@@ -465,7 +470,10 @@ def train(cfg: NNLFTrainConfig, *, out_dir, export_to=None, progress: bool = Tru
     for k, luma_steps, chroma_steps, lr, prefix in stages:
         if k > 1 and (k == 2 or cfg.stage3_reencode):
             prev = out / f"stage{k - 1}.jxnnlf"
-            if k - 1 < start and prev.is_file():
+            if k == 2 and cfg.stage2_data_model:
+                prev = nnlf.resolve_model_path(cfg.stage2_data_model)
+                digest_prev = nnlf.load_model(prev).digest
+            elif k - 1 < start and prev.is_file():
                 digest_prev = nnlf.load_model(prev).digest
             elif k - 1 < start:
                 raise ConfigError(f"{out} holds stage-{start} checkpoints but not {prev.name}, which the stage-{k} "

@@ -10,7 +10,7 @@ import pytest
 
 from codec_clips import generated_clip
 from jaxcodec.io import read_y4m, write_y4m
-from runtime.bitstream import TOOL_NNLF, parse_stream
+from runtime.bitstream import TOOL_NNLF, TOOL_NNLF_SCALE, parse_stream
 
 CLI = [sys.executable, "-m", "runtime.cli"]
 
@@ -46,13 +46,13 @@ def test_encode_decode_roundtrip(y4m):
     rec, _ = read_y4m(d / "rec.y4m")
     assert all(np.array_equal(getattr(dec, c), getattr(rec, c)) for c in "yuv")
     assert dec.y.shape == clip.y.shape
-    # The shipped NN loop filter is on by default; --nnlf off gives the bare codec.
+    # The shipped NN loop filter is on by default, with residual scaling; --nnlf off gives the bare codec.
     seq, _ = parse_stream((d / "a.jxc").read_bytes())
-    assert seq.tool_flags & TOOL_NNLF and seq.nnlf_model
+    assert seq.tool_flags & TOOL_NNLF and seq.tool_flags & TOOL_NNLF_SCALE and seq.nnlf_model
     p = run("encode", d / "in.y4m", "-o", d / "off.jxc", "--config", "ld", "--qp", "30", "--nnlf", "off", "-q", cwd=d)
     assert p.returncode == 0, p.stderr
     seq, _ = parse_stream((d / "off.jxc").read_bytes())
-    assert not seq.tool_flags & TOOL_NNLF
+    assert not seq.tool_flags & (TOOL_NNLF | TOOL_NNLF_SCALE)
 
 
 def test_bad_streams(y4m):

@@ -61,10 +61,12 @@ def cfg():
 
 @pytest.fixture(scope="module")
 def coded(clip, cfg, model_path):
-    """(off stream, off recon, {force: (stream, recon)}) with the tiny model."""
+    """(off stream, off recon, {force: (stream, recon)}) with the tiny model; the key
+    "noscale" is the encoder's own choice without residual scaling."""
     off = encode(clip, cfg)
     on = {f: encode(clip, cfg.replace(nnlf=True, nnlf_model=str(model_path)), nnlf_force=f)
           for f in (None, True, False)}
+    on["noscale"] = encode(clip, cfg.replace(nnlf=True, nnlf_model=str(model_path), nnlf_scaling=False))
     return off, on
 
 
@@ -73,6 +75,7 @@ def test_roundtrip_with_nnlf_on(coded, model_path):
     for force, (data, recon) in on.items():
         seq, frames = bs.parse_stream(data)
         assert seq.tool_flags & bs.TOOL_NNLF
+        assert bool(seq.tool_flags & bs.TOOL_NNLF_SCALE) == (force != "noscale")
         assert seq.nnlf_model == nnlf.load_model(model_path).digest
         assert _same(recon, decode(data, nnlf_model=str(model_path))), force  # MD5 checked per frame too
 
@@ -93,6 +96,67 @@ def test_encoder_choice_does_not_hurt(clip, coded):
     (_, off_recon), on = coded
     sse = lambda r: sum(float(np.sum((np.asarray(getattr(r, c), float) - getattr(clip, c)) ** 2)) for c in "yuv")  # noqa: E731
     assert sse(on[None][1]) <= sse(off_recon)
+    assert sse(on["noscale"][1]) <= sse(off_recon)
+
+
+def _reference_scale(nn, db, s, bd):
+    """Eq. 3 sample by sample in float64 (exact at these magnitudes): round half up, clip."""
+    n, d = np.asarray(nn, np.float64), np.asarray(db, np.float64)
+    return np.clip(np.floor(d + s * (n - d) / nnlf.SCALE_ONE + 0.5), 0, 2 ** bd - 1)
+
+
+@pytest.mark.parametrize("bd", [8, 10])
+def test_scale_residual_matches_reference(bd):
+    rng = np.random.default_rng(bd)
+    nn, db = (rng.integers(0, 2 ** bd, (17, 23)).astype(np.int32) for _ in range(2))
+    np.testing.assert_array_equal(nnlf.scale_residual(nn, db, nnlf.SCALE_ONE, bit_depth=bd), nn)
+    for s in (0, 1, 31, 32, 63, 65, 100, nnlf.SCALE_MAX):
+        got = nnlf.scale_residual(nn, db, s, bit_depth=bd)
+        assert got.dtype == np.int32
+        np.testing.assert_array_equal(got, _reference_scale(nn, db, s, bd), err_msg=f"s={s}")
+
+
+def test_ls_scale_recovers_a_known_scale():
+    rng = np.random.default_rng(1)
+    db = rng.integers(50, 200, (32, 32)).astype(np.int64)
+    nn = db + 2 * rng.integers(-20, 21, (32, 32))
+    for s in (0, 24, 64, 96):
+        orig = db + s * (nn - db) // nnlf.SCALE_ONE  # floored: within one sample of the line, so s +- 1
+        got = nnlf.ls_scale(nn, db, orig)
+        assert abs(got - s) <= 1, (s, got)
+    # Clipped to the byte range, and no residual -> 1.
+    assert nnlf.ls_scale(nn, db, db + 10 * (nn - db)) == nnlf.SCALE_MAX
+    assert nnlf.ls_scale(nn, db, db - (nn - db)) == 0
+    assert nnlf.ls_scale(db, db, nn) == nnlf.SCALE_ONE
+    # Over a mask: only the masked samples count.
+    mask = np.zeros(db.shape, bool)
+    mask[:16] = True
+    orig = np.where(mask, db + (nn - db) // 2, nn)
+    assert nnlf.ls_scale(nn, db, orig, mask) == 32
+
+
+def test_scaling_decision_never_costs_more():
+    """With scaling the encoder's SSE + lambda * bits (scale bytes included) is never above the
+    unscaled choice's, and a filter that overshoots by 2x gets a scale near 1/2."""
+    rng = np.random.default_rng(2)
+    h, w, ctu, lam = 64, 96, 32, 50.0
+    shapes = ((h, w), (h // 2, w // 2), (h // 2, w // 2))
+    orig = tuple(rng.integers(40, 200, s) for s in shapes)
+    db = tuple(o + rng.integers(-6, 7, o.shape) for o in orig)
+    nn = tuple(np.clip(d + 2 * (o - d) + rng.integers(-1, 2, o.shape), 0, 255) for o, d in zip(orig, db))
+
+    def cost(flags, scaling):
+        out = nnlf.apply_flags(flags, nn, db, ctu_size=ctu, bit_depth=8)
+        bits = 0
+        for c, m in enumerate(flags.modes):
+            bits += (m != nnlf.MODE_OFF) * (8 if scaling else 0) + (m == nnlf.MODE_CTU) * flags.ctu[c].size
+        return sum(float(np.sum((o.astype(float) - x) ** 2)) for o, x in zip(orig, out)) + lam * bits
+
+    plain = nnlf.decide_flags(nn, db, orig, ctu_size=ctu, lambda_=lam)
+    scaled = nnlf.decide_flags(nn, db, orig, ctu_size=ctu, lambda_=lam, scaling=True, bit_depth=8)
+    assert plain.scale == (nnlf.SCALE_ONE,) * 3
+    assert cost(scaled, True) <= cost(plain, False)
+    assert scaled.modes[0] != nnlf.MODE_OFF and abs(scaled.scale[0] - 32) <= 2
 
 
 def test_jit_and_no_jit_filter_identical(clip, model_path):
@@ -121,6 +185,17 @@ def test_flag_packing_round_trip_and_refusal():
         assert g.modes == modes and all(np.array_equal(a, b) for a, b in zip(g.ctu, f.ctu))
     with pytest.raises(BitstreamError, match="bytes, expected"):
         nnlf.unpack_flags(bytes([2]), grid)
+    # With residual scaling: one scale byte per enabled component, before the CTU flags.
+    for modes in ((1, 0, 0), (2, 1, 2), (0, 2, 0)):
+        ctu = tuple(rng.random(grid) < 0.5 if m == nnlf.MODE_CTU else np.zeros(grid, bool) for m in modes)
+        scale = tuple(int(s) if m else nnlf.SCALE_ONE for s, m in zip(rng.integers(0, 256, 3), modes))
+        f = nnlf.NNLFFlags(modes, ctu, scale)
+        data = nnlf.pack_flags(f, scaling=True)
+        assert len(data) == 1 + sum(m != 0 for m in modes) + (sum(m == 2 for m in modes) * 15 + 7) // 8
+        g = nnlf.unpack_flags(data, grid, scaling=True)
+        assert g.modes == modes and g.scale == scale and all(np.array_equal(a, b) for a, b in zip(g.ctu, f.ctu))
+        with pytest.raises(BitstreamError, match="bytes, expected"):
+            nnlf.unpack_flags(data, grid)  # read as a stream without scaling
     with pytest.raises(BitstreamError, match="modes byte"):
         nnlf.unpack_flags(bytes([3]), grid)
 
@@ -172,12 +247,22 @@ def test_decoder_finds_the_shipped_model_the_stream_names(coded, model_path, tmp
     assert _same(recon, decode(data))
 
 
+def test_scaling_without_the_filter_refused(coded):
+    import dataclasses
+    data = coded[1][None][0]
+    seq, _ = bs.parse_stream(data)
+    hdr = bs.write_sequence_header(dataclasses.replace(seq, tool_flags=seq.tool_flags & ~bs.TOOL_NNLF, nnlf_model=b""))
+    with pytest.raises(BitstreamError, match="residual scaling flagged without"):
+        bs.parse_stream(hdr + data[len(bs.write_sequence_header(seq)):])
+
+
 def test_frame_flags_without_sequence_tool_refused(coded):
     data = coded[1][True][0]
     seq, frames = bs.parse_stream(data)
     # Rewrite the sequence header without TOOL_NNLF: the frames' flag sections are then refused.
     import dataclasses
-    hdr = bs.write_sequence_header(dataclasses.replace(seq, tool_flags=seq.tool_flags & ~bs.TOOL_NNLF, nnlf_model=b""))
+    hdr = bs.write_sequence_header(dataclasses.replace(seq, tool_flags=seq.tool_flags & ~(bs.TOOL_NNLF | bs.TOOL_NNLF_SCALE),
+                                                       nnlf_model=b""))
     old = len(bs.write_sequence_header(seq))
     with pytest.raises(BitstreamError, match="no NN loop filter"):
         bs.parse_stream(hdr + data[old:])

@@ -97,6 +97,19 @@ def test_three_stage_training_exports_a_model_the_codec_runs(tmp_path):
     assert "ckpt3_luma" in names_b and "stage2.jxnnlf" not in names_b and not any("_s3_" in n for n in names_b)
     assert res_b["pictures"] == result["pictures"] - 2 and res_b["digest"] != result["digest"]
 
+    # stage2_data_model: stage 2 trains on the pictures of another model's loop (here the first
+    # run's stage-1 model), found in the cache: no stage-1 export, no encode with a new digest.
+    out_c = tmp_path / "run_c"
+    shutil.copytree(out, out_c, ignore=shutil.ignore_patterns("ckpt*", "*_s3_*", "*.jxnnlf", "metrics.jsonl"))
+    cfg_c = dataclasses.replace(cfg, stage3_steps=0, stage2_data_model=str(out / "stage1.jxnnlf"))
+    res_c = train_nnlf.train(cfg_c, out_dir=out_c, progress=False)
+    names_c = {p.name for p in out_c.iterdir()}
+    records_c = [json.loads(line) for line in (out_c / "metrics.jsonl").read_text().splitlines()]
+    assert "stage1.jxnnlf" not in names_c and "ckpt2_luma" in names_c
+    assert [r["digest"] for r in records_c if r["msg"] == "converted"] == [res_c["digest"]]
+    assert {n for n in names_c if "_s2_" in n} == {n for n in names if "_s2_" in n}
+    assert res_c["pictures"] == res_b["pictures"]
+
     # A run resumes from its latest finished stage: earlier checkpoints are not needed, only the
     # earlier model files that name the cache files; the same model comes out.
     for kind in ("luma", "chroma"):
