@@ -380,9 +380,9 @@ def decide_flags(nn, deblocked, orig, *, ctu_size: int, lambda_: float, force: b
 
         best = trial(SCALE_ONE)
         if scaling:
-            for s in (ls_scale(nn[c], deblocked[c], orig[c]),):
-                if s != SCALE_ONE:
-                    best = min(best, trial(s), key=lambda t: t[0])
+            s = ls_scale(nn[c], deblocked[c], orig[c])
+            if s != SCALE_ONE:
+                best = min(best, trial(s), key=lambda t: t[0])
             if best[2] != MODE_OFF:
                 mask = _ctu_mask(best[3], size, np.shape(nn[c])) if best[2] == MODE_CTU else None
                 s = ls_scale(nn[c], deblocked[c], orig[c], mask)
