@@ -202,7 +202,7 @@ def main(argv=None) -> int:
         for qp in args.qps:
             for mode in ("off", "on"):
                 cfg = load_coding_config(args.config, qp=qp, nnlf=mode == "on", nnlf_model=args.nnlf_model,
-                                     nnlf_scaling=args.nnlf_scaling == "on")
+                                         nnlf_scaling=args.nnlf_scaling == "on")
                 seq = seq_params(cfg, f.bit_depth)
                 capture_s = [0.0]
 

@@ -339,11 +339,11 @@ def ls_scale(nn, deblocked, orig, mask: np.ndarray | None = None) -> int:
     return int(min(max(s, 0), SCALE_MAX))
 
 
-def _component_choice(nn_c, db_c, orig_c, *, size: int, grid, lambda_: float, scale_bits: int):
-    """Best (cost, mode, ctu flags) of one component's filtered plane ``nn_c`` against off.
-    Costs are ``SSE + lambda_ * bits``; the 2 mode bits are the same for every mode."""
+def _component_choice(nn_c, s_db, orig_c, *, size: int, grid, lambda_: float, scale_bits: int):
+    """Best (cost, cost off, mode, ctu flags) of one component's filtered plane ``nn_c`` against
+    the deblocked one, whose per-CTU SSE is ``s_db``. Costs are ``SSE + lambda_ * bits``; the 2
+    mode bits are the same for every mode."""
     nbits = grid[0] * grid[1]
-    s_db = _ctu_sse(db_c, orig_c, size, grid)
     s_nn = _ctu_sse(nn_c, orig_c, size, grid)
     on = s_nn < s_db
     cost = {MODE_OFF: float(s_db.sum()),
@@ -354,7 +354,7 @@ def _component_choice(nn_c, db_c, orig_c, *, size: int, grid, lambda_: float, sc
 
 
 def decide_flags(nn, deblocked, orig, *, ctu_size: int, lambda_: float, force: bool | None = None,
-                 scaling: bool = False, bit_depth: int = 8) -> NNLFFlags:
+                 scaling: bool = False, bit_depth: int) -> NNLFFlags:
     """Encoder choice (paper 002 II-C) per component: off, all CTUs on, or per-CTU flags, by
     ``SSE + lambda_ * bits``; a CTU is on where the NN output has the lower SSE.
 
@@ -373,10 +373,11 @@ def decide_flags(nn, deblocked, orig, *, ctu_size: int, lambda_: float, force: b
     for c in range(3):
         size = ctu_size if c == 0 else ctu_size // 2
         kw = dict(size=size, grid=grid, lambda_=lambda_, scale_bits=SCALE_FIELD_BITS if scaling else 0)
+        s_db = _ctu_sse(deblocked[c], orig[c], size, grid)
 
         def trial(s):
             return _component_choice(scale_residual(nn[c], deblocked[c], s, bit_depth=bit_depth),
-                                     deblocked[c], orig[c], **kw) + (s,)
+                                     s_db, orig[c], **kw) + (s,)
 
         best = trial(SCALE_ONE)
         if scaling:

@@ -395,6 +395,8 @@ def train(cfg: NNLFTrainConfig, *, out_dir, export_to=None, progress: bool = Tru
 
     if cfg.loss not in lf.LOSSES:
         raise ConfigError(f"loss = {cfg.loss!r} is not one of {lf.LOSSES}")
+    if cfg.stage2_data_model:  # a bad path fails now, not after stage 1's training
+        nnlf.load_model(cfg.stage2_data_model)
     t0 = time.perf_counter()
     pics = make_data(cfg, out, log=log, jobs=jobs)
     bd = 8

@@ -152,7 +152,7 @@ def test_scaling_decision_never_costs_more():
             bits += (m != nnlf.MODE_OFF) * (8 if scaling else 0) + (m == nnlf.MODE_CTU) * flags.ctu[c].size
         return sum(float(np.sum((o.astype(float) - x) ** 2)) for o, x in zip(orig, out)) + lam * bits
 
-    plain = nnlf.decide_flags(nn, db, orig, ctu_size=ctu, lambda_=lam)
+    plain = nnlf.decide_flags(nn, db, orig, ctu_size=ctu, lambda_=lam, bit_depth=8)
     scaled = nnlf.decide_flags(nn, db, orig, ctu_size=ctu, lambda_=lam, scaling=True, bit_depth=8)
     assert plain.scale == (nnlf.SCALE_ONE,) * 3
     assert cost(scaled, True) <= cost(plain, False)

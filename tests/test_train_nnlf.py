@@ -154,3 +154,11 @@ def test_generated_clip_cache_is_named_by_content(tmp_path, monkeypatch):
     monkeypatch.setattr(synthetic, "cartoon_clips", lambda frames: small(frames, seed=1))
     train_nnlf.make_data(cfg, tmp_path)
     assert len(list(tmp_path.glob("data_*.npz"))) == 2
+
+
+def test_missing_stage2_data_model_fails_before_training(tmp_path):
+    from jaxcodec.errors import ModelError
+    cfg = NNLFTrainConfig(clips=("carphone",), stage2_steps=10, stage2_data_model=str(tmp_path / "nope.jxnnlf"))
+    with pytest.raises(ModelError, match="not found"):
+        train_nnlf.train(cfg, out_dir=tmp_path / "run", progress=False)
+    assert not any((tmp_path / "run").glob("data_*"))
