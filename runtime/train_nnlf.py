@@ -33,7 +33,9 @@ class NNLFTrainConfig:
 
     Attributes:
       clips: training clip names (bigbuckbunny is refused: it is held out); ``generated``,
-        ``cartoon`` and ``stills`` expand to the clips of `jaxcodec.io.synthetic`.
+        ``cartoon`` and ``stills`` expand to the clips of `jaxcodec.io.synthetic`. ``NAME@N``
+        takes ``frames`` frames from frame ``N`` of a clip (``bikes@120``), so a long clip can
+        give several segments with their own motion.
       frames: frames per clip encoded for data.
       qps: base QPs of the data encodes.
       codec_config: coding config of the data encodes (``ra``: intra and inter pictures).
@@ -59,6 +61,9 @@ class NNLFTrainConfig:
         and stage-2 pictures (a stage-2 fine-tune continued from a lower learning rate).
       loss: ``mse`` (batch MSE) or ``relative`` (each patch's MSE over its unfiltered MSE, so
         that low-QP and clean patches weigh as much as coarse ones); `jaxcodec.nn.loopfilter.loss_fn`.
+      sampling: how a batch draws its pictures: ``picture`` (each picture equally likely) or
+        ``pixel`` (likelihood in proportion to the picture's area, so every pixel is equally
+        likely: a 640x272 clip weighs 4.7 times a 256x144 pan).
     """
 
     clips: tuple[str, ...] = ("carphone", "bikes")
@@ -84,6 +89,11 @@ class NNLFTrainConfig:
     stage3_lr: float = 3e-4
     stage3_reencode: bool = True
     loss: str = "mse"
+    sampling: str = "picture"
+
+    def __post_init__(self):
+        if self.sampling not in ("picture", "pixel"):
+            raise ConfigError(f"sampling must be 'picture' or 'pixel', got {self.sampling!r}")
 
 
 def register_train(subparsers) -> None:
@@ -246,16 +256,38 @@ def _frames_digest(frames) -> str:
     return h.hexdigest()[:8]
 
 
+def split_segment(clip: str) -> tuple[str, int]:
+    """``"bikes@120"`` -> ``("bikes", 120)``; a plain name or path starts at frame 0."""
+    from jaxcodec.errors import ConfigError
+
+    name, at, start = clip.rpartition("@")
+    if not at:
+        return clip, 0
+    if not start.isdigit():
+        raise ConfigError(f"training clip {clip!r}: the frame after '@' must be a whole number")
+    return name, int(start)
+
+
+def read_segment(clip: str, nframes: int):
+    """(frames, fps) of ``nframes`` frames of ``clip`` (``NAME@N`` starts at frame ``N``)."""
+    from jaxcodec.errors import InputError
+    from jaxcodec.io import read_video
+
+    name, start = split_segment(clip)
+    video = read_video(name, max_frames=start + nframes)
+    if len(video.frames) < start + nframes:
+        raise InputError(f"{clip}: needs frames {start}..{start + nframes - 1}, the clip has {len(video.frames)}")
+    return video.frames[start:start + nframes], video.fps
+
+
 def _encode_job(path, clip, frames, fps, nframes: int, codec_config: str, qp: int, nnlf_model: str) -> int:
     """One data encode (``frames`` None: read ``clip``), written to ``path``; the number of
     pictures. A module-level function so that `make_data` can run it in worker processes."""
     from jaxcodec.config import load_coding_config
     from jaxcodec.errors import InputError
-    from jaxcodec.io import read_video
 
     if frames is None:
-        video = read_video(clip, max_frames=nframes)
-        frames, fps = video.frames, video.fps
+        frames, fps = read_segment(clip, nframes)
         if frames.bit_depth != 8:
             raise InputError(f"{clip}: the NN loop filter trains on 8-bit clips, this one is {frames.bit_depth}-bit")
     ccfg = load_coding_config(codec_config, qp=qp, nnlf=bool(nnlf_model), nnlf_model=nnlf_model)
@@ -290,7 +322,9 @@ def make_data(cfg: NNLFTrainConfig, out_dir, *, log=print, nnlf_model: str = "",
             # Named by content too: a changed generator must not pick up another clip's encodes.
             sources = [(f"{clip}{i}-{_frames_digest(g)}", g, Fraction(25)) for i, g in enumerate(generated)]
         else:  # a shipped clip name or a file path: cache files named by the stem and a path hash
-            tag_ = clip if clip in CLIP_NAMES else f"{Path(clip).stem}-{hashlib.sha1(clip.encode()).hexdigest()[:8]}"
+            name, start = split_segment(clip)
+            tag_ = name if name in CLIP_NAMES else f"{Path(name).stem}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+            tag_ += f"-f{start}" if start else ""
             sources = [(tag_, None, None)]
         for name, frames, fps in sources:
             for qp in cfg.qps:
@@ -340,11 +374,13 @@ def _dihedral(a, k: int):
     return np.ascontiguousarray(a[:, ::-1] if k >= 4 else a)
 
 
-def _batch(pics, rng, cfg, kind, bd):
+def _batch(pics, rng, cfg, kind, bd, weights=None):
+    """One batch of patches; ``weights`` (the pictures' sampling probabilities, `_sampling_weights`)
+    None draws every picture equally likely."""
     import numpy as np
     xs, ts = [], []
     for _ in range(cfg.batch):
-        pic = pics[rng.integers(len(pics))]
+        pic = pics[rng.integers(len(pics)) if weights is None else rng.choice(len(pics), p=weights)]
         h, w = pic["y"].shape
         p = min(cfg.patch, h - h % 8, w - w % 8)
         y0 = 8 * rng.integers(0, (h - p) // 8 + 1)
@@ -359,6 +395,15 @@ def _batch(pics, rng, cfg, kind, bd):
         xs.append(x)
         ts.append(t)
     return tuple(np.stack([x[i] for x in xs]) for i in range(5)), np.stack(ts)
+
+
+def _sampling_weights(pics, sampling: str):
+    """Per-picture probabilities of `_batch` (None: uniform over pictures)."""
+    import numpy as np
+    if sampling == "picture":
+        return None
+    area = np.array([p["y"].size for p in pics], np.float64)
+    return area / area.sum()
 
 
 def _psnr(mse, bd=8):
@@ -421,8 +466,9 @@ def train(cfg: NNLFTrainConfig, *, out_dir, export_to=None, progress: bool = Tru
             from tqdm import tqdm
             bar = tqdm(total=steps, desc=f"train {ckpt.name}", leave=False)
         run = base = 0.0
+        weights = _sampling_weights(data, cfg.sampling)
         for i in range(steps):
-            x, t = _batch(data, rng, cfg, kind, bd)
+            x, t = _batch(data, rng, cfg, kind, bd, weights)
             params, opt_state, loss = step(params, rest, opt_state, tuple(jnp.asarray(a) for a in x), jnp.asarray(t))
             # running means of the loss and of the unfiltered reconstruction's MSE on the same batches
             unfiltered = float(np.mean((x[0] - t) ** 2))

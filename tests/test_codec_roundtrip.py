@@ -81,6 +81,7 @@ def test_two_frame_threads_same_bytes(clip):
     assert _same(recon2, decode(two))
 
 
+@pytest.mark.slow  # about 100 s: every decode op runs eagerly
 def test_decode_without_jit_equals_jit():
     clip = generated_clip(n=2, height=16, width=16, seed=3)
     data, recon = encode(clip, load_coding_config("ld", qp=30))
@@ -109,7 +110,10 @@ def test_ten_bit_roundtrip():
     assert dec.y.dtype == np.uint16 and _same(dec, recon)
 
 
-@pytest.mark.parametrize("name", ["ai", "ld", "ra"])
+# ai and ld on the real clip are slow runs (about 55 s each on CI); the generated round trips
+# above cover those configs in the default run.
+@pytest.mark.parametrize("name", [pytest.param("ai", marks=pytest.mark.slow), pytest.param("ld", marks=pytest.mark.slow),
+                                  "ra"])
 def test_carphone_roundtrip_short(name):
     from jaxcodec.io import read_video
 

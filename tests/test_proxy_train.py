@@ -23,6 +23,7 @@ def _params(run_dir):
     return [np.asarray(x) for x in jax.tree.leaves(nnx.state(model, nnx.Param))], cal
 
 
+@pytest.mark.slow  # about 50 s on CI; the default run restores saved models in test_init_from_*
 def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
     """Also: prefetching target batches on 3 threads trains exactly what inline batches train."""
     target = resolve_target("x264", gop=2)

@@ -31,6 +31,32 @@ def test_bigbuckbunny_is_refused(tmp_path):
         train_nnlf.make_data(NNLFTrainConfig(clips=("bigbuckbunny",)), tmp_path)
 
 
+def test_clip_segment_reads_the_frames_from_its_start(tmp_path):
+    from jaxcodec.errors import InputError
+    clip = cartoon_clips(count=1, frames=6, size=(16, 32))[0]
+    path = tmp_path / "c.y4m"
+    write_y4m(path, clip)
+    frames, _ = train_nnlf.read_segment(f"{path}@3", 2)
+    for got, want in zip((frames.y, frames.u, frames.v), (clip.y, clip.u, clip.v)):
+        np.testing.assert_array_equal(got, want[3:5])
+    assert train_nnlf.split_segment("bikes") == ("bikes", 0)
+    assert train_nnlf.split_segment("bikes@120") == ("bikes", 120)
+    with pytest.raises(InputError, match="needs frames 5..6"):
+        train_nnlf.read_segment(f"{path}@5", 2)
+    with pytest.raises(ConfigError, match="whole number"):
+        train_nnlf.split_segment("bikes@x")
+    with pytest.raises(ConfigError, match="held-out"):
+        train_nnlf.make_data(NNLFTrainConfig(clips=("bigbuckbunny@30",)), tmp_path)
+
+
+def test_pixel_sampling_draws_pictures_in_proportion_to_area():
+    pics = [{"y": np.zeros((8, 8))}, {"y": np.zeros((16, 24))}]
+    assert train_nnlf._sampling_weights(pics, "picture") is None
+    np.testing.assert_allclose(train_nnlf._sampling_weights(pics, "pixel"), [64 / 448, 384 / 448])
+    with pytest.raises(ConfigError, match="sampling"):
+        NNLFTrainConfig(sampling="area")
+
+
 def test_picture_cache_round_trip_leaves_no_temporary(tmp_path):
     rng = np.random.default_rng(0)
     pics = [{k: rng.integers(0, 1024, (8, 8)).astype(np.uint16) for k in train_nnlf.PICTURE_KEYS} for _ in range(2)]
