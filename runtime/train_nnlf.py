@@ -257,14 +257,11 @@ def _frames_digest(frames) -> str:
 
 
 def split_segment(clip: str) -> tuple[str, int]:
-    """``"bikes@120"`` -> ``("bikes", 120)``; a plain name or path starts at frame 0."""
-    from jaxcodec.errors import ConfigError
-
+    """``"bikes@120"`` -> ``("bikes", 120)``; a plain name or path starts at frame 0 (a path
+    may hold an ``@`` that is not followed by digits only)."""
     name, at, start = clip.rpartition("@")
-    if not at:
+    if not at or not start.isdigit():
         return clip, 0
-    if not start.isdigit():
-        raise ConfigError(f"training clip {clip!r}: the frame after '@' must be a whole number")
     return name, int(start)
 
 
