@@ -109,7 +109,7 @@ def test_compress_decompress_round_trip(tiny, carphone, refine):
         decompress(tiny, tables, c1.bitstream[:-3])
 
 
-@pytest.mark.parametrize("name", ["proxy_x264_small", "proxy_x264_refined"])
+@pytest.mark.parametrize("name", [pytest.param("proxy_x264_small", marks=pytest.mark.slow), "proxy_x264_refined"])
 def test_rate_estimate_matches_coded_size_on_real_clip(carphone, name):
     """The proxy's own rate (float likelihoods) is within 2% of the real coded size."""
     model, tables, _, _ = load_model(MODELS / name)

@@ -23,7 +23,7 @@ def _params(run_dir):
     return [np.asarray(x) for x in jax.tree.leaves(nnx.state(model, nnx.Param))], cal
 
 
-@pytest.mark.slow  # about 50 s on CI; the default run restores saved models in test_init_from_*
+@pytest.mark.slow  # about 50 s on CI
 def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
     """Also: prefetching target batches on 3 threads trains exactly what inline batches train."""
     target = resolve_target("x264", gop=2)
@@ -161,6 +161,7 @@ def test_distortion_match_adds_the_log_mse_gap_to_eq1():
     assert float(loss) == pytest.approx(eq1 + 0.01 * gap, rel=1e-4)
 
 
+@pytest.mark.slow  # about 65 s on CI
 def test_init_from_starts_at_a_saved_model_and_refuses_another_config(tmp_path):
     from flax import nnx
 

@@ -93,3 +93,15 @@ def test_more_stills_are_new_views_and_new_photographs():
     (portrait,) = still_pans(frames=2, images=("grace_hopper",), seed=1)
     assert portrait.y.shape == (2, 144, 256) and portrait.y.std() > 5
     assert max(np.abs(p.astype(int) - 128).max() for p in (portrait.u, portrait.v)) > 4
+
+
+def test_sklearn_stills_are_colour_photographs():
+    """`stills_sklearn`: the two photographs scikit-learn ships (the train extra), 256x144 pans."""
+    pytest.importorskip("sklearn", reason="the train extra (scikit-learn) is not installed")
+    from jaxcodec.io.synthetic import SKLEARN_STILL_IMAGES, SKLEARN_STILLS, SKLEARN_STILLS_PER_IMAGE
+
+    clips = synthetic_clips(SKLEARN_STILLS, frames=2)
+    assert len(clips) == SKLEARN_STILLS_PER_IMAGE * len(SKLEARN_STILL_IMAGES)
+    assert all(c.y.shape == (2, 144, 256) and c.y.std() > 5 for c in clips)
+    assert all(max(np.abs(p.astype(int) - 128).max() for p in (c.u, c.v)) > 16 for c in clips)
+    assert len({c.y.tobytes() for c in clips}) == len(clips)  # every view is its own

@@ -45,6 +45,11 @@ seed). Seven of the 13 photographs of the other sets are greyscale, so their chr
 and a chroma filter learns nothing from them. (A wrapper post filter trained on this set harms
 real clips' chroma more, not less: models/wrapper_x264_small.md.)"""
 COLOUR_STILLS_PER_IMAGE = 6
+SKLEARN_STILLS = "stills_sklearn"
+"""Clip name that trainers expand to `still_pans` of `SKLEARN_STILL_IMAGES`, two colour
+photographs of outdoor scenes that scikit-learn ships in its wheel, `SKLEARN_STILLS_PER_IMAGE`
+clips per photograph, 256x144 (a fifth seed)."""
+SKLEARN_STILLS_PER_IMAGE = 9
 
 # scikit-image's bundled photographs (skimage.data names; loaded from the installed wheel, never
 # downloaded). Microscopy, astronomy and document images are left out: not camera content.
@@ -52,6 +57,8 @@ STILL_IMAGES = ("grass", "gravel", "brick", "chelsea", "coffee", "astronaut", "r
 # More camera photographs: three more from scikit-image and matplotlib's sample portrait
 # (`grace_hopper`, shipped in matplotlib's wheel under mpl-data/sample_data).
 MORE_STILL_IMAGES = ("grace_hopper", "coins", "clock", "moon")
+# scikit-learn's sample photographs (sklearn.datasets.load_sample_image, shipped in its wheel).
+SKLEARN_STILL_IMAGES = ("china", "flower")
 COLOUR_STILL_IMAGES = ("chelsea", "coffee", "astronaut", "rocket", "stereo_motorcycle", "grace_hopper")
 
 
@@ -165,7 +172,8 @@ def cartoon_clips(*, count: int = 4, frames: int = 9, size: tuple[int, int] = (1
 
 
 def _load_still(name: str) -> np.ndarray:
-    """Float RGB ``(H, W, 3)`` of a scikit-image sample photograph (grey images on all channels)."""
+    """Float RGB ``(H, W, 3)`` of a scikit-image, matplotlib or scikit-learn sample photograph (grey
+    images on all channels)."""
     from jaxcodec.errors import ConfigError
 
     if name == "grace_hopper":
@@ -174,6 +182,13 @@ def _load_still(name: str) -> np.ndarray:
 
         with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
             return np.asarray(matplotlib.image.imread(f, format="jpg"), np.float64)[..., :3]
+    if name in SKLEARN_STILL_IMAGES:
+        try:
+            from sklearn.datasets import load_sample_image
+        except ImportError as exc:  # an extra (pip install -e '.[train]'); say so instead of a traceback
+            raise ConfigError(f"the '{SKLEARN_STILLS}' training clips need scikit-learn "
+                              "(pip install -e '.[train]')") from exc
+        return np.asarray(load_sample_image(f"{name}.jpg"), np.float64)[..., :3]
     try:
         import skimage.data
     except ImportError as exc:  # a dependency; say so instead of a traceback
@@ -245,7 +260,7 @@ def _pan(img: np.ndarray, name: str, rng: np.random.Generator, frames: int, h: i
 
 def synthetic_clips(name: str, *, frames: int) -> list[Frame] | None:
     """The clips behind a generated-content name (`GENERATED`, `CARTOON`, `STILLS`, `MORE_STILLS`,
-    `THIRD_STILLS`, `COLOUR_STILLS`), or None."""
+    `THIRD_STILLS`, `COLOUR_STILLS`, `SKLEARN_STILLS`), or None."""
     if name == GENERATED:
         return moving_textures(frames=frames)
     if name == CARTOON:
@@ -258,4 +273,6 @@ def synthetic_clips(name: str, *, frames: int) -> list[Frame] | None:
         return still_pans(frames=frames, images=STILL_IMAGES + MORE_STILL_IMAGES, per_image=STILLS_PER_IMAGE, seed=24680)
     if name == COLOUR_STILLS:
         return still_pans(frames=frames, images=COLOUR_STILL_IMAGES, per_image=COLOUR_STILLS_PER_IMAGE, seed=13579)
+    if name == SKLEARN_STILLS:
+        return still_pans(frames=frames, images=SKLEARN_STILL_IMAGES, per_image=SKLEARN_STILLS_PER_IMAGE, seed=86420)
     return None
