@@ -103,6 +103,7 @@ def test_decode_in_fresh_process_same_output(clip, tmp_path):
     assert out.stdout.strip() == want
 
 
+@pytest.mark.slow  # about 85 s on CI: every codec stage compiles again for 10-bit samples
 def test_ten_bit_roundtrip():
     clip = generated_clip(n=2, height=16, width=24, bit_depth=10)
     data, recon = encode(clip, load_coding_config("ld", qp=32))
@@ -111,8 +112,7 @@ def test_ten_bit_roundtrip():
 
 
 # Slow (about 110 s on CI for the first config: every codec stage compiles at carphone's size).
-# The default run codes carphone in test_demo (ra, MD5-checked decode) and the configs here on
-# generated clips.
+# The default run covers these configs on generated clips (above).
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["ai", "ld", "ra"])
 def test_carphone_roundtrip_short(name):
