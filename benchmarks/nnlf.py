@@ -8,7 +8,10 @@ the encoder and decoder time ratios (on / off; EncT, DecT) and how often the enc
 the filter on (frames and CTUs, from the streams' NNLF flags). Every stream is decoded and
 checked against the encoder's reconstruction. ``--nnlf-scaling off`` measures the filter
 without residual scaling (paper 001 III-C; on by default, as in the codec's default config);
-with it, ``usage`` lists the scales sent per component (units of 1/64).
+with it, ``usage`` lists the scales sent per component (units of 1/64). ``--nnlf-params``
+sets the QP-input candidates of parameter selection (paper 001 III-B; default 0,-5,5 as in the
+codec's default config, ``off`` for none); ``usage.params`` counts the candidate chosen by
+luma and by chroma over the pictures where they are on.
 
 Float vs integer model quality: every picture of the anchor encodes (filter off, every clip
 and QP) is captured as the in-loop filter would see it, and both the float flax models (the
@@ -149,9 +152,13 @@ def main(argv=None) -> int:
     ap.add_argument("--nnlf-model", default="", help="model name/path (default: the shipped nnlf_medium)")
     ap.add_argument("--nnlf-scaling", choices=("on", "off"), default="on",
                     help="residual scaling of the NN output (paper 001 III-C) in the 'on' encodes")
+    ap.add_argument("--nnlf-params", default="0,-5,5",
+                    help="QP-input candidates of parameter selection (paper 001 III-B) in the 'on' encodes, "
+                         "comma-separated offsets, or 'off'")
     ap.add_argument("--speed-reps", type=int, default=11, help="timed runs of the float vs integer comparison")
     ap.add_argument("--speed-planes", help=argparse.SUPPRESS)  # the one-CPU child of the speed comparison
     args = ap.parse_args(argv)
+    params = (0,) if args.nnlf_params == "off" else tuple(int(t) for t in args.nnlf_params.split(","))
     if args.speed_planes:
         print(json.dumps(_speed(args.speed_planes, args.nnlf_model, args.speed_reps)))
         return 0
@@ -169,6 +176,7 @@ def main(argv=None) -> int:
 
     model = nnlf.load_model(args.nnlf_model)
     result = {"config": args.config, "frames": args.frames, "qps": args.qps, "nnlf_scaling": args.nnlf_scaling,
+              "nnlf_params": list(params),
               "model": model.path,
               "model_id": model.digest.hex(), "clips": {}}
     speed_planes: dict = {}
@@ -180,11 +188,11 @@ def main(argv=None) -> int:
         rows = {"off": [], "on": []}
         times = {"off": [0.0, 0.0], "on": [0.0, 0.0]}
         usage = {"frames_on": 0, "frames": 0, "components_on": [0, 0, 0], "ctu_flags_on": 0, "ctu_flags": 0,
-                 "scales": [[], [], []]}
+                 "scales": [[], [], []], "params": [[0] * len(params), [0] * len(params)]}
         # Warm-up (jit compilation) outside the timings, for both modes.
         for mode in ("off", "on"):
             cfg = load_coding_config(args.config, qp=args.qps[0], nnlf=mode == "on", nnlf_model=args.nnlf_model,
-                                     nnlf_scaling=args.nnlf_scaling == "on")
+                                     nnlf_scaling=args.nnlf_scaling == "on", nnlf_params=params)
             small = type(f)(y=f.y[:2], u=f.u[:2], v=f.v[:2], bit_depth=f.bit_depth)
             cfg = cfg.replace(intra_period=-1, gop_size=2) if args.config == "ra" else cfg
             seq = seq_params(cfg, f.bit_depth)
@@ -202,7 +210,7 @@ def main(argv=None) -> int:
         for qp in args.qps:
             for mode in ("off", "on"):
                 cfg = load_coding_config(args.config, qp=qp, nnlf=mode == "on", nnlf_model=args.nnlf_model,
-                                         nnlf_scaling=args.nnlf_scaling == "on")
+                                         nnlf_scaling=args.nnlf_scaling == "on", nnlf_params=params)
                 seq = seq_params(cfg, f.bit_depth)
                 capture_s = [0.0]
 
@@ -235,7 +243,12 @@ def main(argv=None) -> int:
                         usage["frames"] += 1
                         if fh.tool_flags & bs.TOOL_NNLF:
                             usage["frames_on"] += 1
-                            fl = nnlf.unpack_flags(fh.nnlf, grid, scaling=bool(seq.tool_flags & bs.TOOL_NNLF_SCALE))
+                            fl = nnlf.unpack_flags(fh.nnlf, grid, scaling=bool(seq.tool_flags & bs.TOOL_NNLF_SCALE),
+                                                   params=len(seq.nnlf_params))
+                            if fl.modes[0] != nnlf.MODE_OFF:
+                                usage["params"][0][fl.param[0]] += 1
+                            if fl.modes[1] != nnlf.MODE_OFF or fl.modes[2] != nnlf.MODE_OFF:
+                                usage["params"][1][fl.param[1]] += 1
                             for c, m in enumerate(fl.modes):
                                 usage["components_on"][c] += m != nnlf.MODE_OFF
                                 if m != nnlf.MODE_OFF:

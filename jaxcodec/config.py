@@ -62,6 +62,10 @@ class CodingConfig:
       nnlf_scaling: NN loop-filter residual scaling (paper 001 III-C eq. 3) when ``nnlf`` is
         on: a least-squares scale of the NN residual per enabled component and picture
         (flagged in the sequence header).
+      nnlf_params: NN loop-filter parameter selection (paper 001 III-B) when ``nnlf`` is on:
+        offsets added to the filter's QP input, one candidate each; the encoder runs the
+        filter with every candidate and signals the best per picture for luma and for chroma
+        (the list goes in the sequence header). One entry, ``(0,)``, switches it off.
       frame_threads: encoder threads that code frames whose references are ready.
     """
 
@@ -88,6 +92,7 @@ class CodingConfig:
     nnlf: bool = False
     nnlf_model: str = ""
     nnlf_scaling: bool = True
+    nnlf_params: tuple[int, ...] = (0, -5, 5)
     frame_threads: int = 1
 
     def __post_init__(self):
@@ -109,6 +114,11 @@ class CodingConfig:
         _check(-12 <= self.intra_qp_offset <= 12, f"intra_qp_offset must be in -12..12, got {self.intra_qp_offset}")
         _check(len(self.qp_offsets) == 5, f"qp_offsets needs 5 entries (layers 0..4), got {len(self.qp_offsets)}")
         _check(self.lambda_scale > 0, "lambda_scale must be positive")
+        _check(1 <= len(self.nnlf_params) <= 4 and len(set(self.nnlf_params)) == len(self.nnlf_params)
+               and all(-16 <= o <= 16 for o in self.nnlf_params),
+               f"nnlf_params needs 1..4 distinct QP-input offsets in -16..16, got {self.nnlf_params}")
+        _check(len(self.nnlf_params) > 1 or self.nnlf_params == (0,),
+               f"a single nnlf_params entry must be 0 (parameter selection off), got {self.nnlf_params}")
         _check(self.frame_threads >= 1, f"frame_threads must be >= 1, got {self.frame_threads}")
 
     def replace(self, **changes: Any) -> "CodingConfig":

@@ -8,6 +8,7 @@ Sequence header (version 4)::
     | intra_period i16 | num_refs u8 | ctu_size u8 | min_cu_size u8 | tool_flags u16
     | chroma_qp_offset i8 | qp u8 | num_frames u32
     | [nnlf_model 16 bytes: identity of the NN loop-filter model, only if tool_flags & TOOL_NNLF]
+    | [n_params u8 (2..4) | QP-input offsets i8 x n_params, only if tool_flags & TOOL_NNLF_PARAM]
     | crc32 u32 (of everything before it)
 
 Frame (coding order)::
@@ -16,7 +17,8 @@ Frame (coding order)::
     | n_l0 u8 | l0 POCs u32 x n_l0 | n_l1 u8 | l1 POCs | n_release u8 | release POCs
     | md5 16 bytes | payload_len u32
     | [nnlf_len u16 | NNLF flags nnlf_len bytes (runtime.nnlf.pack_flags, with a residual scale byte
-       per enabled component when the sequence has TOOL_NNLF_SCALE), only if tool_flags & TOOL_NNLF]
+       per enabled component when the sequence has TOOL_NNLF_SCALE and a parameter byte when it
+       has TOOL_NNLF_PARAM), only if tool_flags & TOOL_NNLF]
     | crc32 u32 (of the frame header) | payload
 
 Every field is range-checked on parsing; anything inconsistent raises `BitstreamError` with
@@ -42,8 +44,14 @@ TOOL_NNLF = 4
 TOOL_INTRA_4X4 = 8  # split_transform_flag of intra 8x8 CUs (four 4x4 luma TUs, DST-VII)
 TOOL_INTER_TU_SPLIT = 16  # split_transform_flag of inter CUs up to 32x32 (one level)
 TOOL_NNLF_SCALE = 32  # NN loop-filter residual scaling (a scale byte per enabled component; needs TOOL_NNLF)
-KNOWN_TOOLS = TOOL_DEBLOCKING | TOOL_SUBPEL | TOOL_NNLF | TOOL_INTRA_4X4 | TOOL_INTER_TU_SPLIT | TOOL_NNLF_SCALE
+TOOL_NNLF_PARAM = 64  # NN loop-filter parameter selection (QP-input candidates; needs TOOL_NNLF)
+KNOWN_TOOLS = (TOOL_DEBLOCKING | TOOL_SUBPEL | TOOL_NNLF | TOOL_INTRA_4X4 | TOOL_INTER_TU_SPLIT | TOOL_NNLF_SCALE
+               | TOOL_NNLF_PARAM)
+#: Sequence tools that describe how to read the NNLF section and never appear in a frame's flags.
+SEQ_ONLY_TOOLS = TOOL_NNLF_SCALE | TOOL_NNLF_PARAM
 NNLF_ID_BYTES = 16
+NNLF_MAX_PARAMS = 4
+NNLF_MAX_PARAM_OFFSET = 16
 MAX_REFS = 4
 
 _SEQ = struct.Struct("<BHHBBIIBBhBBBHbBI")
@@ -68,6 +76,7 @@ class SequenceHeader:
     qp: int
     num_frames: int
     nnlf_model: bytes = b""  # model identity (runtime.nnlf digest) when tool_flags & TOOL_NNLF
+    nnlf_params: tuple[int, ...] = ()  # QP-input offsets of the NNLF parameter candidates (TOOL_NNLF_PARAM)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +102,11 @@ def write_sequence_header(h: SequenceHeader) -> bytes:
         if len(h.nnlf_model) != NNLF_ID_BYTES:
             raise ValueError(f"nnlf_model identity must be {NNLF_ID_BYTES} bytes")
         body += h.nnlf_model
+    if h.tool_flags & TOOL_NNLF_PARAM:
+        p = tuple(h.nnlf_params)
+        if not 2 <= len(p) <= NNLF_MAX_PARAMS or any(abs(o) > NNLF_MAX_PARAM_OFFSET for o in p):
+            raise ValueError(f"nnlf_params needs 2..{NNLF_MAX_PARAMS} offsets in +-{NNLF_MAX_PARAM_OFFSET}, got {p}")
+        body += struct.pack(f"<B{len(p)}b", len(p), *p)
     return body + struct.pack("<I", zlib.crc32(body))
 
 
@@ -139,6 +153,11 @@ def parse_sequence_header(r: _Reader) -> SequenceHeader:
         raise BitstreamError(f"unsupported stream version {r.data[4]} (this decoder reads version {VERSION})")
     f = r.unpack(_SEQ, "sequence header")
     nnlf_model = r.take(NNLF_ID_BYTES, "NNLF model identity") if f[13] & TOOL_NNLF else b""
+    nnlf_params: tuple[int, ...] = ()
+    if f[13] & TOOL_NNLF_PARAM:
+        (n,) = r.unpack("<B", "NNLF parameter count")
+        _need(2 <= n <= NNLF_MAX_PARAMS, f"bad NNLF parameter count {n} (2..{NNLF_MAX_PARAMS})")
+        nnlf_params = r.unpack(f"<{n}b", "NNLF parameter offsets")
     (crc,) = r.unpack("<I", "sequence header crc")
     _need(zlib.crc32(bytes(r.data[start:r.pos - 4])) == crc, "sequence header is corrupt (crc mismatch)")
     (_, w, h, bd, cf, fn, fd, gop, gsz, ip, nref, ctu, mincu, tools, cqp, qp, nf) = f
@@ -151,9 +170,13 @@ def parse_sequence_header(r: _Reader) -> SequenceHeader:
     _need(0 <= qp <= 51 and nf >= 1, "bad qp or frame count")
     _need(not tools & ~KNOWN_TOOLS, f"unknown tool flags 0x{tools & ~KNOWN_TOOLS:x}")
     _need(not tools & TOOL_NNLF_SCALE or bool(tools & TOOL_NNLF), "NN residual scaling flagged without the NN loop filter")
+    _need(not tools & TOOL_NNLF_PARAM or bool(tools & TOOL_NNLF),
+          "NN parameter selection flagged without the NN loop filter")
+    _need(all(abs(o) <= NNLF_MAX_PARAM_OFFSET for o in nnlf_params),
+          f"NNLF parameter offset out of range (+-{NNLF_MAX_PARAM_OFFSET}): {nnlf_params}")
     name = {v: k for k, v in GOP_CODES.items()}[gop]
     return SequenceHeader(w, h, bd, "420", Fraction(fn, fd), name, gsz, ip, nref, ctu, mincu, tools, cqp, qp, nf,
-                          nnlf_model)
+                          nnlf_model, tuple(nnlf_params))
 
 
 def parse_frame(r: _Reader, seq: SequenceHeader) -> tuple[FrameHeader, bytes]:

@@ -99,6 +99,17 @@ def summary_line(orig, recon, nbytes: int, fps, seconds: float) -> str:
             f"PSNR-YUV {(6 * py + pu + pv) / 8:.2f}  seconds {seconds:.2f}  fps {n / max(seconds, 1e-9):.2f}")
 
 
+def _param_offsets(text: str) -> tuple[int, ...]:
+    """``--nnlf-params``: 'off' or comma-separated integers (range checks: `CodingConfig`)."""
+    import argparse
+    if text.strip().lower() == "off":
+        return (0,)
+    try:
+        return tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'off' or comma-separated integers, got {text!r}") from None
+
+
 def _encode(args) -> int:
     import time
     from pathlib import Path
@@ -110,7 +121,7 @@ def _encode(args) -> int:
     nnlf = None if args.nnlf is None else args.nnlf == "on"
     scaling = None if args.nnlf_scaling is None else args.nnlf_scaling == "on"
     cfg = load_coding_config(args.config, defaults=ENCODER_DEFAULTS, qp=args.qp, frame_threads=args.threads, nnlf=nnlf,
-                             nnlf_model=args.nnlf_model, nnlf_scaling=scaling)
+                             nnlf_model=args.nnlf_model, nnlf_scaling=scaling, nnlf_params=args.nnlf_params)
     video = read_video(args.input, max_frames=args.frames, size=args.size)
     t0 = time.perf_counter()
     data, recon = encode(video.frames, cfg, fps=video.fps, progress=not args.quiet)
@@ -167,6 +178,9 @@ def register_encode(sub) -> None:
     p.add_argument("--nnlf-scaling", choices=("on", "off"), default=None,
                    help="residual scaling of the NN filter output (paper 001 III-C; default: the config's "
                         "nnlf_scaling key, on)")
+    p.add_argument("--nnlf-params", type=_param_offsets, default=None, metavar="OFFSETS",
+                   help="NN filter parameter selection (paper 001 III-B): comma-separated QP-input offsets, "
+                        "e.g. 0,-5,5, or 'off' (default: the config's nnlf_params key, 0,-5,5)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_encode)
 

@@ -56,7 +56,7 @@ def decode(data: bytes, *, progress: bool = False, return_fps: bool = False, nnl
                        ctu_size=seq.ctu_size, gop_structure=seq.gop_structure,
                        intra_4x4=bool(seq.tool_flags & bs.TOOL_INTRA_4X4),
                        inter_tu_split=bool(seq.tool_flags & bs.TOOL_INTER_TU_SPLIT),
-                       nnlf_scaling=bool(seq.tool_flags & bs.TOOL_NNLF_SCALE))
+                       nnlf_scaling=bool(seq.tool_flags & bs.TOOL_NNLF_SCALE), nnlf_params=seq.nnlf_params)
     ph, pw = -(-seq.height // PAD) * PAD, -(-seq.width // PAD) * PAD
     dpb: dict[int, tuple] = {}
     out: dict[int, tuple] = {}
@@ -75,7 +75,7 @@ def decode(data: bytes, *, progress: bool = False, return_fps: bool = False, nnl
         if fh.tool_flags & bs.TOOL_NNLF:
             from runtime import nnlf as nnlf_lib
             flags = nnlf_lib.unpack_flags(fh.nnlf, nnlf_lib.ctu_grid((ph, pw), params.ctu_size),
-                                          scaling=params.nnlf_scaling)
+                                          scaling=params.nnlf_scaling, params=len(params.nnlf_params))
             state = nnlf_lib.decode_step(nn_model, state, params, flags)
         rec = state.output
         if frame_md5(rec, seq.height, seq.width, seq.bit_depth) != fh.md5:

@@ -38,7 +38,8 @@ def seq_params(config: CodingConfig, bit_depth: int) -> SeqParams:
                      search_range=config.search_range, subpel=config.subpel_refine,
                      coarse_range=config.coarse_search_range, lambda_scale=config.lambda_scale,
                      intra_in_inter=config.intra_in_inter, intra_4x4=config.intra_4x4,
-                     inter_tu_split=config.inter_tu_split, nnlf_scaling=config.nnlf and config.nnlf_scaling)
+                     inter_tu_split=config.inter_tu_split, nnlf_scaling=config.nnlf and config.nnlf_scaling,
+                     nnlf_params=config.nnlf_params if config.nnlf and len(config.nnlf_params) > 1 else ())
 
 
 def _lambda(spec, config: CodingConfig, bit_depth: int) -> float:
@@ -80,11 +81,13 @@ def encode(frames: Frame, config: CodingConfig, *, fps: Fraction = Fraction(25),
     tools = (bs.TOOL_DEBLOCKING if config.deblocking else 0) | (bs.TOOL_SUBPEL if config.subpel_refine else 0)
     tools |= bs.TOOL_NNLF if nn_model is not None else 0
     tools |= bs.TOOL_NNLF_SCALE if nn_model is not None and seq.nnlf_scaling else 0
+    tools |= bs.TOOL_NNLF_PARAM if nn_model is not None and seq.nnlf_params else 0
     tools |= bs.TOOL_INTRA_4X4 if config.intra_4x4 else 0
     tools |= bs.TOOL_INTER_TU_SPLIT if config.inter_tu_split else 0
     header = bs.SequenceHeader(width, height, bd, "420", Fraction(fps), config.gop_structure, config.gop_size,
                                config.intra_period, config.num_refs, config.ctu_size, config.min_cu_size, tools,
-                               config.chroma_qp_offset, config.qp, n, nn_model.digest if nn_model else b"")
+                               config.chroma_qp_offset, config.qp, n, nn_model.digest if nn_model else b"",
+                               seq.nnlf_params if nn_model is not None else ())
 
     dpb: dict[int, tuple] = {}
     done = {s.poc: threading.Event() for s in plan}
@@ -97,12 +100,13 @@ def encode(frames: Frame, config: CodingConfig, *, fps: Fraction = Fraction(25),
         with lock:
             refs = {r: dpb[r] for r in set(spec.refs_l0 + spec.refs_l1)}
         state, payload = code_picture(planes[spec.poc], spec, refs, seq)
-        frame_tools, flags = tools & ~(bs.TOOL_NNLF | bs.TOOL_NNLF_SCALE), b""
+        frame_tools, flags = tools & ~(bs.TOOL_NNLF | bs.SEQ_ONLY_TOOLS), b""
         if nn_model is not None:
             state, nn_flags = nnlf_lib.encode_step(nn_model, state, seq, planes[spec.poc],
                                                    lambda_=_lambda(spec, config, bd), force=nnlf_force)
             if nn_flags.any_on:
-                frame_tools, flags = frame_tools | bs.TOOL_NNLF, nnlf_lib.pack_flags(nn_flags, scaling=seq.nnlf_scaling)
+                frame_tools, flags = frame_tools | bs.TOOL_NNLF, nnlf_lib.pack_flags(nn_flags, scaling=seq.nnlf_scaling,
+                                                                                    params=len(seq.nnlf_params))
         if on_picture is not None:
             on_picture(spec.poc, state, planes[spec.poc])
         rec = state.output

@@ -15,7 +15,10 @@ flags by distortion against the source plus lambda times the flag bits
 `runtime.bitstream` frame ``nnlf`` section) and the decoder follows it. With residual scaling
 (paper 001 III-C, sequence tool ``TOOL_NNLF_SCALE``) an enabled component takes
 ``D + s (N - D)`` instead of ``N`` (:func:`scale_residual`), ``s`` a least-squares byte the
-encoder sends per picture. Both sides run the
+encoder sends per picture. With parameter selection (paper 001 III-B, sequence tool
+``TOOL_NNLF_PARAM``) the encoder runs the filter once per QP-input candidate (the block QP plus
+each offset of the sequence's list) and picks one candidate for luma and one shared by both
+chroma planes (:func:`decide_flags`); the decoder runs only the chosen ones. Both sides run the
 filter through the integer runtime (`runtime.nnint.execute`), whose float paths are
 provably exact, so the output does not depend on jit, thread count or summation order.
 
@@ -58,6 +61,14 @@ SCALE_BITS = 6
 SCALE_ONE = 1 << SCALE_BITS
 SCALE_MAX = 255
 SCALE_FIELD_BITS = 8
+
+#: Parameter selection (paper 001 III-B): QP-input offsets a picture may choose from. The paper
+#: lists {q, q-5, q-10} for low and {q, q-5, q+5} for high temporal layers; one list for every
+#: picture keeps the syntax simple; on our training clips -5 (weaker) wins on many inter
+#: pictures, whose references were filtered already, and +5 on some intra pictures.
+DEFAULT_PARAM_OFFSETS = (0, -5, 5)
+#: Largest QP input a model sees (the QP plane is normalised by 2**LOG2_QP).
+QP_INPUT_MAX = 63
 
 # log2 of the divisor that normalises each input plane (jaxcodec.nn.loopfilter.normalise):
 # samples / 2**bit_depth, bS / 2, QP / 64, prediction type / 2.
@@ -239,13 +250,24 @@ def _nhwc(a):
     return a[None, :, :, None] if a.ndim == 2 else a[None]
 
 
-def filter_planes(model: NNLFModel, x: FilterInputs, *, bit_depth: int, jit: bool = True) -> tuple:
+def with_qp_offset(x: FilterInputs, offset: int) -> FilterInputs:
+    """``x`` with ``offset`` added to its QP input plane, clipped to ``0..QP_INPUT_MAX`` (the
+    filter-strength knob of paper 001 III-B; the coded QPs are untouched)."""
+    if offset == 0:
+        return x
+    return x._replace(qp=np.clip(np.asarray(x.qp, np.int32) + offset, 0, QP_INPUT_MAX).astype(np.int32))
+
+
+def filter_planes(model: NNLFModel, x: FilterInputs, *, bit_depth: int, jit: bool = True,
+                  qp_offset: tuple[int, int] = (0, 0)) -> tuple:
     """NN-filtered planes (y, u, v), int32, from integer inputs, through the integer runtime only
-    (the kernel of :func:`filter_picture`; identical samples with ``jit`` True or False)."""
+    (the kernel of :func:`filter_picture`; identical samples with ``jit`` True or False).
+    ``qp_offset``: (luma, chroma) offsets of the QP input (:func:`with_qp_offset`)."""
     from runtime.nnint import planes as nnplanes
 
     outs = []
-    for which, arrays in (("luma", luma_arrays(x, bit_depth)), ("chroma", chroma_arrays(x, bit_depth))):
+    for which, arrays in (("luma", luma_arrays(with_qp_offset(x, qp_offset[0]), bit_depth)),
+                          ("chroma", chroma_arrays(with_qp_offset(x, qp_offset[1]), bit_depth))):
         graph: Graph = getattr(model, which)
         ins = [nnplanes.to_input(_nhwc(a), s, graph.nodes[i]) for (a, s), i in zip(arrays, graph.inputs)]
         (out,) = model.executor(which, jit=jit)(*ins)
@@ -255,7 +277,7 @@ def filter_planes(model: NNLFModel, x: FilterInputs, *, bit_depth: int, jit: boo
     return y[..., 0], uv[..., 0], uv[..., 1]
 
 
-def filter_picture(model: NNLFModel, state, seq, *, jit: bool = True) -> tuple:
+def filter_picture(model: NNLFModel, state, seq, *, jit: bool = True, qp_offset: tuple[int, int] = (0, 0)) -> tuple:
     """NN-filtered planes (y, u, v), int32, of one picture (paper 001 Fig. 8: the NN reads the
     unfiltered reconstruction, not the deblocked one).
 
@@ -264,8 +286,9 @@ def filter_picture(model: NNLFModel, state, seq, *, jit: bool = True) -> tuple:
       state: the picture's `runtime.framecoder.PictureState` (unfiltered rec, pred, decisions).
       seq: `runtime.framecoder.SeqParams` (bit depth).
       jit: run the jitted executor (default) or the plain one; both give identical samples.
+      qp_offset: (luma, chroma) offsets of the QP input (parameter selection, paper 001 III-B).
     """
-    return filter_planes(model, filter_inputs(state, seq), bit_depth=seq.bit_depth, jit=jit)
+    return filter_planes(model, filter_inputs(state, seq), bit_depth=seq.bit_depth, jit=jit, qp_offset=qp_offset)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,11 +298,13 @@ def filter_picture(model: NNLFModel, state, seq, *, jit: bool = True) -> tuple:
 class NNLFFlags(NamedTuple):
     """Per component (Y, U, V): frame mode (MODE_OFF / MODE_ALL / MODE_CTU), the CTU flags
     (bool ``(ceil(H/ctu), ceil(W/ctu))``, luma CTU grid) used when the mode is MODE_CTU, and the
-    residual scale (``SCALE_ONE`` = the NN output as it is; :func:`scale_residual`)."""
+    residual scale (``SCALE_ONE`` = the NN output as it is; :func:`scale_residual`); then the
+    (luma, chroma) index into the sequence's QP-input candidates (parameter selection)."""
 
     modes: tuple[int, int, int]
     ctu: tuple[np.ndarray, np.ndarray, np.ndarray]
     scale: tuple[int, int, int] = (SCALE_ONE,) * 3
+    param: tuple[int, int] = (0, 0)
 
     @property
     def any_on(self) -> bool:
@@ -353,51 +378,62 @@ def _component_choice(nn_c, s_db, orig_c, *, size: int, grid, lambda_: float, sc
     return cost[m], cost[MODE_OFF], m, (on if m == MODE_CTU else np.zeros(grid, bool))
 
 
+def _decide_component(nn_c, db_c, orig_c, *, size: int, grid, lambda_: float, scaling: bool, bit_depth: int):
+    """Best ``(cost, cost off, mode, ctu flags, scale)`` of one component. With ``scaling`` the
+    scale candidates are 1 (the plain NN output), the least-squares scale over the whole picture,
+    and the least-squares scale over the CTUs the better of those two enables."""
+    kw = dict(size=size, grid=grid, lambda_=lambda_, scale_bits=SCALE_FIELD_BITS if scaling else 0)
+    s_db = _ctu_sse(db_c, orig_c, size, grid)
+
+    def trial(s):
+        return _component_choice(scale_residual(nn_c, db_c, s, bit_depth=bit_depth), s_db, orig_c, **kw) + (s,)
+
+    best = trial(SCALE_ONE)
+    if scaling:
+        s = ls_scale(nn_c, db_c, orig_c)
+        if s != SCALE_ONE:
+            best = min(best, trial(s), key=lambda t: t[0])
+        if best[2] != MODE_OFF:
+            mask = _ctu_mask(best[3], size, np.shape(nn_c)) if best[2] == MODE_CTU else None
+            s = ls_scale(nn_c, db_c, orig_c, mask)
+            if s != best[4]:
+                best = min(best, trial(s), key=lambda t: t[0])
+    return best
+
+
 def decide_flags(nn, deblocked, orig, *, ctu_size: int, lambda_: float, force: bool | None = None,
                  scaling: bool = False, bit_depth: int) -> NNLFFlags:
     """Encoder choice (paper 002 II-C) per component: off, all CTUs on, or per-CTU flags, by
     ``SSE + lambda_ * bits``; a CTU is on where the NN output has the lower SSE.
 
     With ``scaling`` (paper 001 III-C) each enabled component also carries a residual scale
-    (8 bits). Candidates: 1 (the plain NN output), the least-squares scale over the whole
-    picture, and the least-squares scale over the CTUs the better of those two enables; the
-    cheapest wins.
+    (8 bits; :func:`_decide_component`).
+
+    ``nn`` is one tuple of filtered planes (y, u, v), or with parameter selection (paper 001
+    III-B) a list of them, one per QP-input candidate: luma takes its cheapest candidate, and
+    both chroma planes the candidate cheapest for the two together (they share one parameter).
 
     ``force`` True / False: every component MODE_ALL / MODE_OFF (tests, benchmarks).
     """
-    grid = ctu_grid(np.shape(nn[0]), ctu_size)
+    cands = list(nn) if isinstance(nn, list) else [nn]
+    grid = ctu_grid(np.shape(cands[0][0]), ctu_size)
     if force is not None:
         on = np.ones(grid, bool)
         return NNLFFlags((MODE_ALL if force else MODE_OFF,) * 3, (on,) * 3)
-    modes, ctus, scales, gain = [], [], [], 0.0
-    for c in range(3):
-        size = ctu_size if c == 0 else ctu_size // 2
-        kw = dict(size=size, grid=grid, lambda_=lambda_, scale_bits=SCALE_FIELD_BITS if scaling else 0)
-        s_db = _ctu_sse(deblocked[c], orig[c], size, grid)
-
-        def trial(s):
-            return _component_choice(scale_residual(nn[c], deblocked[c], s, bit_depth=bit_depth),
-                                     s_db, orig[c], **kw) + (s,)
-
-        best = trial(SCALE_ONE)
-        if scaling:
-            s = ls_scale(nn[c], deblocked[c], orig[c])
-            if s != SCALE_ONE:
-                best = min(best, trial(s), key=lambda t: t[0])
-            if best[2] != MODE_OFF:
-                mask = _ctu_mask(best[3], size, np.shape(nn[c])) if best[2] == MODE_CTU else None
-                s = ls_scale(nn[c], deblocked[c], orig[c], mask)
-                if s != best[4]:
-                    best = min(best, trial(s), key=lambda t: t[0])
-        cost, cost_off, m, on, s = best
-        modes.append(m)
-        ctus.append(on)
-        scales.append(s if m != MODE_OFF else SCALE_ONE)
-        gain += cost_off - cost
-    # The section itself (length u16 + modes byte) costs 24 bits when anything is on.
-    if not any(m != MODE_OFF for m in modes) or gain <= 24 * lambda_:
+    kw = dict(grid=grid, lambda_=lambda_, scaling=scaling, bit_depth=bit_depth)
+    choice = [[_decide_component(cand[c], deblocked[c], orig[c], size=ctu_size if c == 0 else ctu_size // 2, **kw)
+               for c in range(3)] for cand in cands]
+    il = min(range(len(cands)), key=lambda i: (choice[i][0][0], i))
+    ic = min(range(len(cands)), key=lambda i: (choice[i][1][0] + choice[i][2][0], i))
+    best = [choice[il][0], choice[ic][1], choice[ic][2]]
+    gain = sum(b[1] - b[0] for b in best)
+    modes = tuple(b[2] for b in best)
+    # The section itself (length u16 + modes byte, + the parameter byte) costs 24 (32) bits.
+    overhead = 24 + (8 if len(cands) > 1 else 0)
+    if not any(m != MODE_OFF for m in modes) or gain <= overhead * lambda_:
         return all_off(grid)
-    return NNLFFlags(tuple(modes), tuple(ctus), tuple(scales))
+    return NNLFFlags(modes, tuple(b[3] for b in best), tuple(b[4] if b[2] != MODE_OFF else SCALE_ONE for b in best),
+                     (il if modes[0] != MODE_OFF else 0, ic if modes[1] != MODE_OFF or modes[2] != MODE_OFF else 0))
 
 
 def apply_flags(flags: NNLFFlags, nn, deblocked, *, ctu_size: int, bit_depth: int) -> tuple:
@@ -418,20 +454,24 @@ def apply_flags(flags: NNLFFlags, nn, deblocked, *, ctu_size: int, bit_depth: in
     return tuple(out)
 
 
-def pack_flags(flags: NNLFFlags, *, scaling: bool = False) -> bytes:
-    """modes byte (2 bits per component, Y in the low bits) | with ``scaling``, one scale byte
-    per enabled component in Y, U, V order | CTU flags of the MODE_CTU components in raster
-    order, concatenated, bit-packed (MSB first)."""
+def pack_flags(flags: NNLFFlags, *, scaling: bool = False, params: int = 0) -> bytes:
+    """modes byte (2 bits per component, Y in the low bits) | with ``params`` (the sequence's
+    candidate count, parameter selection on), the parameter byte (luma index in the low nibble,
+    chroma index in the high one) | with ``scaling``, one scale byte per enabled component in
+    Y, U, V order | CTU flags of the MODE_CTU components in raster order, concatenated,
+    bit-packed (MSB first)."""
     head = flags.modes[0] | flags.modes[1] << 2 | flags.modes[2] << 4
+    param = bytes([flags.param[0] | flags.param[1] << 4]) if params > 1 else b""
     scales = bytes(flags.scale[c] for c in range(3) if flags.modes[c] != MODE_OFF) if scaling else b""
     bits = [flags.ctu[c].reshape(-1) for c in range(3) if flags.modes[c] == MODE_CTU]
     body = np.packbits(np.concatenate(bits).astype(np.uint8)).tobytes() if bits else b""
-    return bytes([head]) + scales + body
+    return bytes([head]) + param + scales + body
 
 
-def unpack_flags(data: bytes, grid, *, scaling: bool = False) -> NNLFFlags:
+def unpack_flags(data: bytes, grid, *, scaling: bool = False, params: int = 0) -> NNLFFlags:
     """Inverse of :func:`pack_flags` for a picture with CTU grid ``grid``; raises
-    `BitstreamError` on a bad mode or a section of the wrong length."""
+    `BitstreamError` on a bad mode, a parameter index outside the ``params`` candidates or a
+    section of the wrong length."""
     if len(data) < 1:
         raise BitstreamError("empty NNLF flag section")
     head = data[0]
@@ -441,11 +481,15 @@ def unpack_flags(data: bytes, grid, *, scaling: bool = False) -> NNLFFlags:
     n = grid[0] * grid[1]
     k = sum(m == MODE_CTU for m in modes)
     ns = sum(m != MODE_OFF for m in modes) if scaling else 0
-    if len(data) != 1 + ns + (k * n + 7) // 8:
-        raise BitstreamError(f"NNLF flag section has {len(data)} bytes, expected {1 + ns + (k * n + 7) // 8}")
-    it = iter(data[1:1 + ns])
+    npb = 1 if params > 1 else 0
+    if len(data) != 1 + npb + ns + (k * n + 7) // 8:
+        raise BitstreamError(f"NNLF flag section has {len(data)} bytes, expected {1 + npb + ns + (k * n + 7) // 8}")
+    param = (data[1] & 15, data[1] >> 4) if npb else (0, 0)
+    if max(param) >= max(params, 1):
+        raise BitstreamError(f"NNLF parameter index {max(param)} out of range ({params} candidates)")
+    it = iter(data[1 + npb:1 + npb + ns])
     scale = tuple(next(it) if scaling and m != MODE_OFF else SCALE_ONE for m in modes)
-    bits = np.unpackbits(np.frombuffer(data[1 + ns:], np.uint8))[:k * n].astype(bool)
+    bits = np.unpackbits(np.frombuffer(data[1 + npb + ns:], np.uint8))[:k * n].astype(bool)
     ctus, j = [], 0
     for m in modes:
         if m == MODE_CTU:
@@ -453,23 +497,34 @@ def unpack_flags(data: bytes, grid, *, scaling: bool = False) -> NNLFFlags:
             j += 1
         else:
             ctus.append(np.zeros(grid, bool))
-    return NNLFFlags(modes, tuple(ctus), scale)
+    return NNLFFlags(modes, tuple(ctus), scale, param)
+
+
+def _offsets(seq) -> tuple[int, ...]:
+    return tuple(seq.nnlf_params) or (0,)
 
 
 def encode_step(model: NNLFModel, state, seq, orig, *, lambda_: float, force: bool | None = None):
-    """Encoder side: filter, decide, apply. Returns ``(state with the final output, flags)``.
+    """Encoder side: filter (once per QP-input candidate of ``seq.nnlf_params``, paper 001
+    III-B), decide, apply. Returns ``(state with the final output, flags)``.
     ``seq.nnlf_scaling`` switches residual scaling (paper 001 III-C)."""
-    nn = filter_picture(model, state, seq)
-    flags = decide_flags(nn, state.deblocked, orig, ctu_size=seq.ctu_size, lambda_=lambda_, force=force,
+    offsets = _offsets(seq) if force is None else (0,)
+    x = filter_inputs(state, seq)
+    cands = [filter_planes(model, x, bit_depth=seq.bit_depth, qp_offset=(o, o)) for o in offsets]
+    flags = decide_flags(cands, state.deblocked, orig, ctu_size=seq.ctu_size, lambda_=lambda_, force=force,
                          scaling=seq.nnlf_scaling, bit_depth=seq.bit_depth)
+    il, ic = flags.param
+    nn = (cands[il][0], cands[ic][1], cands[ic][2])
     out = apply_flags(flags, nn, state.deblocked, ctu_size=seq.ctu_size, bit_depth=seq.bit_depth)
     return state._replace(output=out), flags
 
 
 def decode_step(model: NNLFModel, state, seq, flags: NNLFFlags):
-    """Decoder side: follow the flags (the NN runs only when some component is on)."""
+    """Decoder side: follow the flags (the NN runs only when some component is on, once, with
+    the chosen QP-input candidates)."""
     if not flags.any_on:
         return state
-    nn = filter_picture(model, state, seq)
+    offsets = _offsets(seq)
+    nn = filter_picture(model, state, seq, qp_offset=(offsets[flags.param[0]], offsets[flags.param[1]]))
     return state._replace(output=apply_flags(flags, nn, state.deblocked, ctu_size=seq.ctu_size,
                                              bit_depth=seq.bit_depth))

@@ -2,6 +2,8 @@
 change the decoded pictures, the same output) -- never another exception, never a hang."""
 
 import struct
+import zlib
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -44,6 +46,33 @@ def test_headers_roundtrip(stream):
     assert frames[0][0].frame_type == "I" and frames[2][0].refs_l0 == (1, 0)
     rebuilt = bs.write_sequence_header(seq) + b"".join(bs.write_frame(f, p) for f, p in frames)
     assert rebuilt == data
+
+
+def _nnlf_header(tools, params):
+    seq = bs.SequenceHeader(64, 32, 8, "420", Fraction(25), "ra", 8, 32, 2, 64, 8, tools, 0, 32,
+                            1, bytes(range(16)), params)
+    return bs.write_sequence_header(seq)
+
+
+def test_nnlf_parameter_candidates_in_the_sequence_header():
+    """Parameter selection's QP-input offsets (paper 001 III-B) travel in the sequence header,
+    range-checked on both sides."""
+    tools = bs.TOOL_NNLF | bs.TOOL_NNLF_PARAM
+    data = _nnlf_header(tools, (0, -5, 5))
+    seq = bs.parse_sequence_header(bs._Reader(data))
+    assert seq.nnlf_params == (0, -5, 5) and seq.nnlf_model == bytes(range(16))
+    assert bs.parse_sequence_header(bs._Reader(_nnlf_header(bs.TOOL_NNLF, ()))).nnlf_params == ()
+    for bad in ((0,), (0, 1, 2, 3, 4), (0, 17)):
+        with pytest.raises(ValueError, match="nnlf_params"):
+            _nnlf_header(tools, bad)
+    # A count outside 2..4 or an offset outside +-16 in a stream (crc fixed up): one clear error.
+    body = bytearray(data[:-4])
+    for pos, value, msg in ((-4, 9, "parameter count 9"), (-1, 100, "offset out of range")):
+        b = bytearray(body)
+        b[pos] = value
+        b += struct.pack("<I", zlib.crc32(bytes(b)))
+        with pytest.raises(BitstreamError, match=msg):
+            bs.parse_sequence_header(bs._Reader(bytes(b)))
 
 
 def test_wrong_magic_and_version(stream):

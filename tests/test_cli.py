@@ -10,7 +10,7 @@ import pytest
 
 from codec_clips import generated_clip
 from jaxcodec.io import read_y4m, write_y4m
-from runtime.bitstream import TOOL_NNLF, TOOL_NNLF_SCALE, parse_stream
+from runtime.bitstream import TOOL_NNLF, TOOL_NNLF_PARAM, TOOL_NNLF_SCALE, parse_stream
 
 CLI = [sys.executable, "-m", "runtime.cli"]
 
@@ -46,13 +46,15 @@ def test_encode_decode_roundtrip(y4m):
     rec, _ = read_y4m(d / "rec.y4m")
     assert all(np.array_equal(getattr(dec, c), getattr(rec, c)) for c in "yuv")
     assert dec.y.shape == clip.y.shape
-    # The shipped NN loop filter is on by default, with residual scaling; --nnlf off gives the bare codec.
+    # The shipped NN loop filter is on by default, with residual scaling and parameter selection;
+    # --nnlf off gives the bare codec.
     seq, _ = parse_stream((d / "a.jxc").read_bytes())
     assert seq.tool_flags & TOOL_NNLF and seq.tool_flags & TOOL_NNLF_SCALE and seq.nnlf_model
+    assert seq.tool_flags & TOOL_NNLF_PARAM and seq.nnlf_params == (0, -5, 5)
     p = run("encode", d / "in.y4m", "-o", d / "off.jxc", "--config", "ld", "--qp", "30", "--nnlf", "off", "-q", cwd=d)
     assert p.returncode == 0, p.stderr
     seq, _ = parse_stream((d / "off.jxc").read_bytes())
-    assert not seq.tool_flags & (TOOL_NNLF | TOOL_NNLF_SCALE)
+    assert not seq.tool_flags & (TOOL_NNLF | TOOL_NNLF_SCALE | TOOL_NNLF_PARAM)
 
 
 def test_bad_streams(y4m):
@@ -87,3 +89,7 @@ def test_bad_inputs(y4m):
     assert "unknown config" in p.stderr and not (d / "x.jxc").exists()
     p = run("encode", d / "in.y4m", "-o", d / "x.jxc", "--qp", "60", cwd=d)
     _one_line_error(p)
+    for bad, msg in (("0,x", "comma-separated integers"), ("0,0", "nnlf_params needs")):
+        p = run("encode", d / "in.y4m", "-o", d / "x.jxc", "--nnlf-params", bad, cwd=d)
+        _one_line_error(p)
+        assert msg in p.stderr and not (d / "x.jxc").exists()

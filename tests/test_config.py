@@ -34,6 +34,11 @@ def test_bad_values_rejected():
         load_coding_config("ra", qp="high")
     with pytest.raises(ConfigError, match="dyadic"):
         CodingConfig(gop_structure="ra", gop_size=6)
+    for bad in ((0, 0), (0, 1, 2, 3, 4), (0, 20), ()):
+        with pytest.raises(ConfigError, match="nnlf_params needs"):
+            CodingConfig(nnlf_params=bad)
+    with pytest.raises(ConfigError, match="single nnlf_params entry must be 0"):
+        CodingConfig(nnlf_params=(3,))
 
 
 def test_overrides_apply_and_none_is_ignored():

@@ -67,6 +67,9 @@ def coded(clip, cfg, model_path):
     on = {f: encode(clip, cfg.replace(nnlf=True, nnlf_model=str(model_path)), nnlf_force=f)
           for f in (None, True, False)}
     on["noscale"] = encode(clip, cfg.replace(nnlf=True, nnlf_model=str(model_path), nnlf_scaling=False))
+    on["noparam"] = encode(clip, cfg.replace(nnlf=True, nnlf_model=str(model_path), nnlf_params=(0,)))
+    # No zero candidate: whatever the encoder picks, the decoder must apply a shifted QP input.
+    on["shifted"] = encode(clip, cfg.replace(nnlf=True, nnlf_model=str(model_path), nnlf_params=(-9, 9)))
     return off, on
 
 
@@ -76,6 +79,8 @@ def test_roundtrip_with_nnlf_on(coded, model_path):
         seq, frames = bs.parse_stream(data)
         assert seq.tool_flags & bs.TOOL_NNLF
         assert bool(seq.tool_flags & bs.TOOL_NNLF_SCALE) == (force != "noscale")
+        assert seq.nnlf_params == {"noparam": (), "shifted": (-9, 9)}.get(force, nnlf.DEFAULT_PARAM_OFFSETS)
+        assert bool(seq.tool_flags & bs.TOOL_NNLF_PARAM) == (force != "noparam")
         assert seq.nnlf_model == nnlf.load_model(model_path).digest
         assert _same(recon, decode(data, nnlf_model=str(model_path))), force  # MD5 checked per frame too
 
@@ -97,6 +102,7 @@ def test_encoder_choice_does_not_hurt(clip, coded):
     sse = lambda r: sum(float(np.sum((np.asarray(getattr(r, c), float) - getattr(clip, c)) ** 2)) for c in "yuv")  # noqa: E731
     assert sse(on[None][1]) <= sse(off_recon)
     assert sse(on["noscale"][1]) <= sse(off_recon)
+    assert sse(on["noparam"][1]) <= sse(off_recon)
 
 
 def _reference_scale(nn, db, s, bd):
@@ -173,6 +179,48 @@ def test_jit_and_no_jit_filter_identical(clip, model_path):
         np.testing.assert_array_equal(p, q)
 
 
+def _random_inputs(rng, h, w, qp=30):
+    planes = lambda: tuple(rng.integers(0, 256, s).astype(np.int32) for s in ((h, w), (h // 2, w // 2), (h // 2, w // 2)))  # noqa: E731
+    return nnlf.FilterInputs(planes(), planes(), rng.integers(0, 3, (h, w)).astype(np.int32),
+                             np.full((h, w), qp, np.int32), rng.integers(0, 3, (h, w)).astype(np.int32))
+
+
+def test_qp_offset_is_the_qp_input_shifted(model_path):
+    """Parameter selection (paper 001 III-B) changes nothing but the QP input: filtering with
+    ``qp_offset`` equals filtering inputs whose QP plane was shifted (and clipped), per model."""
+    m = nnlf.load_model(model_path)
+    x = _random_inputs(np.random.default_rng(4), 24, 40, qp=30)
+    base = nnlf.filter_planes(m, x, bit_depth=8)
+    for off in (-9, 9, 40):
+        shifted = x._replace(qp=np.clip(x.qp + off, 0, nnlf.QP_INPUT_MAX).astype(np.int32))
+        want = nnlf.filter_planes(m, shifted, bit_depth=8)
+        got = nnlf.filter_planes(m, x, bit_depth=8, qp_offset=(off, off))
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)
+        assert not np.array_equal(got[0], base[0])  # the random model reads its QP input
+        mixed = nnlf.filter_planes(m, x, bit_depth=8, qp_offset=(off, 0))
+        np.testing.assert_array_equal(mixed[0], want[0])
+        np.testing.assert_array_equal(mixed[1], base[1])
+
+
+def test_parameter_selection_picks_the_cheapest_candidate():
+    """Luma takes its best candidate, the chroma planes the one best for both together; one
+    candidate in a list decides like the plain call."""
+    rng = np.random.default_rng(5)
+    h, w, ctu, lam = 64, 96, 32, 20.0
+    shapes = ((h, w), (h // 2, w // 2), (h // 2, w // 2))
+    orig = tuple(rng.integers(40, 200, s).astype(np.int32) for s in shapes)
+    db = tuple(o + rng.integers(-8, 9, o.shape) for o in orig)
+    good = tuple(o + rng.integers(-1, 2, o.shape) for o in orig)
+    bad = tuple(o + rng.integers(-12, 13, o.shape) for o in orig)
+    cands = [bad, (good[0], bad[1], bad[2]), (bad[0], good[1], good[2])]
+    f = nnlf.decide_flags(cands, db, orig, ctu_size=ctu, lambda_=lam, scaling=True, bit_depth=8)
+    assert f.param == (1, 2) and all(m != nnlf.MODE_OFF for m in f.modes)
+    one = nnlf.decide_flags([good], db, orig, ctu_size=ctu, lambda_=lam, scaling=True, bit_depth=8)
+    plain = nnlf.decide_flags(good, db, orig, ctu_size=ctu, lambda_=lam, scaling=True, bit_depth=8)
+    assert one.modes == plain.modes and one.scale == plain.scale and one.param == plain.param == (0, 0)
+
+
 def test_flag_packing_round_trip_and_refusal():
     rng = np.random.default_rng(0)
     grid = (3, 5)
@@ -198,6 +246,16 @@ def test_flag_packing_round_trip_and_refusal():
             nnlf.unpack_flags(data, grid)  # read as a stream without scaling
     with pytest.raises(BitstreamError, match="modes byte"):
         nnlf.unpack_flags(bytes([3]), grid)
+    # With parameter selection: one byte (luma index low nibble, chroma high) after the modes.
+    f = nnlf.NNLFFlags((2, 1, 0), (rng.random(grid) < 0.5, np.zeros(grid, bool), np.zeros(grid, bool)), (70, 50, 64), (2, 1))
+    data = nnlf.pack_flags(f, scaling=True, params=3)
+    assert data[1] == 2 | 1 << 4 and len(data) == 1 + 1 + 2 + 2
+    g = nnlf.unpack_flags(data, grid, scaling=True, params=3)
+    assert g.param == (2, 1) and g.scale == f.scale and np.array_equal(g.ctu[0], f.ctu[0])
+    with pytest.raises(BitstreamError, match="parameter index 2 out of range"):
+        nnlf.unpack_flags(data, grid, scaling=True, params=2)
+    with pytest.raises(BitstreamError, match="bytes, expected"):
+        nnlf.unpack_flags(data, grid, scaling=True)  # read as a stream without parameter selection
 
 
 def test_missing_model_file_is_one_clear_error(clip, cfg, tmp_path):
@@ -261,7 +319,7 @@ def test_frame_flags_without_sequence_tool_refused(coded):
     seq, frames = bs.parse_stream(data)
     # Rewrite the sequence header without TOOL_NNLF: the frames' flag sections are then refused.
     import dataclasses
-    hdr = bs.write_sequence_header(dataclasses.replace(seq, tool_flags=seq.tool_flags & ~(bs.TOOL_NNLF | bs.TOOL_NNLF_SCALE),
+    hdr = bs.write_sequence_header(dataclasses.replace(seq, tool_flags=seq.tool_flags & ~(bs.TOOL_NNLF | bs.SEQ_ONLY_TOOLS),
                                                        nnlf_model=b""))
     old = len(bs.write_sequence_header(seq))
     with pytest.raises(BitstreamError, match="no NN loop filter"):
