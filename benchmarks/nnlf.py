@@ -144,6 +144,8 @@ def _speed_in_child(planes: dict, model_path: str, reps: int) -> dict:
 
 
 def main(argv=None) -> int:
+    from runtime.cli import parse_param_offsets
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", nargs="+", default=["bigbuckbunny"])
     ap.add_argument("--frames", type=int, default=9)
@@ -152,13 +154,13 @@ def main(argv=None) -> int:
     ap.add_argument("--nnlf-model", default="", help="model name/path (default: the shipped nnlf_medium)")
     ap.add_argument("--nnlf-scaling", choices=("on", "off"), default="on",
                     help="residual scaling of the NN output (paper 001 III-C) in the 'on' encodes")
-    ap.add_argument("--nnlf-params", default="0,-5,5",
+    ap.add_argument("--nnlf-params", type=parse_param_offsets, default=(0, -5, 5),
                     help="QP-input candidates of parameter selection (paper 001 III-B) in the 'on' encodes, "
                          "comma-separated offsets, or 'off'")
     ap.add_argument("--speed-reps", type=int, default=11, help="timed runs of the float vs integer comparison")
     ap.add_argument("--speed-planes", help=argparse.SUPPRESS)  # the one-CPU child of the speed comparison
     args = ap.parse_args(argv)
-    params = (0,) if args.nnlf_params == "off" else tuple(int(t) for t in args.nnlf_params.split(","))
+    params = args.nnlf_params
     if args.speed_planes:
         print(json.dumps(_speed(args.speed_planes, args.nnlf_model, args.speed_reps)))
         return 0

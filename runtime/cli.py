@@ -99,7 +99,7 @@ def summary_line(orig, recon, nbytes: int, fps, seconds: float) -> str:
             f"PSNR-YUV {(6 * py + pu + pv) / 8:.2f}  seconds {seconds:.2f}  fps {n / max(seconds, 1e-9):.2f}")
 
 
-def _param_offsets(text: str) -> tuple[int, ...]:
+def parse_param_offsets(text: str) -> tuple[int, ...]:
     """``--nnlf-params``: 'off' or comma-separated integers (range checks: `CodingConfig`)."""
     import argparse
     if text.strip().lower() == "off":
@@ -178,7 +178,7 @@ def register_encode(sub) -> None:
     p.add_argument("--nnlf-scaling", choices=("on", "off"), default=None,
                    help="residual scaling of the NN filter output (paper 001 III-C; default: the config's "
                         "nnlf_scaling key, on)")
-    p.add_argument("--nnlf-params", type=_param_offsets, default=None, metavar="OFFSETS",
+    p.add_argument("--nnlf-params", type=parse_param_offsets, default=None, metavar="OFFSETS",
                    help="NN filter parameter selection (paper 001 III-B): comma-separated QP-input offsets, "
                         "e.g. 0,-5,5, or 'off' (default: the config's nnlf_params key, 0,-5,5)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
