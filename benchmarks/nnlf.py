@@ -11,7 +11,9 @@ without residual scaling (paper 001 III-C; on by default, as in the codec's defa
 with it, ``usage`` lists the scales sent per component (units of 1/64). ``--nnlf-params``
 sets the QP-input candidates of parameter selection (paper 001 III-B; default 0,-5,5 as in the
 codec's default config, ``off`` for none); ``usage.params`` counts the candidate chosen by
-luma and by chroma over the pictures where they are on.
+luma and by chroma over the pictures where they are on (picture-level choices), and
+``usage.block_params`` the candidates of the CTUs enabled by block-level choices (Cost_4,
+``--nnlf-block-params on``; off by default as in the codec's default config).
 
 Float vs integer model quality: every picture of the anchor encodes (filter off, every clip
 and QP) is captured as the in-loop filter would see it, and both the float flax models (the
@@ -157,6 +159,8 @@ def main(argv=None) -> int:
     ap.add_argument("--nnlf-params", type=parse_param_offsets, default=(0, -5, 5),
                     help="QP-input candidates of parameter selection (paper 001 III-B) in the 'on' encodes, "
                          "comma-separated offsets, or 'off'")
+    ap.add_argument("--nnlf-block-params", choices=("on", "off"), default="off",
+                    help="per-CTU parameter choice (paper 001 III-B Cost_4) in the 'on' encodes")
     ap.add_argument("--speed-reps", type=int, default=11, help="timed runs of the float vs integer comparison")
     ap.add_argument("--speed-planes", help=argparse.SUPPRESS)  # the one-CPU child of the speed comparison
     args = ap.parse_args(argv)
@@ -178,7 +182,7 @@ def main(argv=None) -> int:
 
     model = nnlf.load_model(args.nnlf_model)
     result = {"config": args.config, "frames": args.frames, "qps": args.qps, "nnlf_scaling": args.nnlf_scaling,
-              "nnlf_params": list(params),
+              "nnlf_params": list(params), "nnlf_block_params": args.nnlf_block_params,
               "model": model.path,
               "model_id": model.digest.hex(), "clips": {}}
     speed_planes: dict = {}
@@ -190,11 +194,13 @@ def main(argv=None) -> int:
         rows = {"off": [], "on": []}
         times = {"off": [0.0, 0.0], "on": [0.0, 0.0]}
         usage = {"frames_on": 0, "frames": 0, "components_on": [0, 0, 0], "ctu_flags_on": 0, "ctu_flags": 0,
-                 "scales": [[], [], []], "params": [[0] * len(params), [0] * len(params)]}
+                 "scales": [[], [], []], "params": [[0] * len(params), [0] * len(params)],
+                 "block_params": [[0] * len(params), [0] * len(params)], "modes": [[0] * 4 for _ in range(3)]}
         # Warm-up (jit compilation) outside the timings, for both modes.
         for mode in ("off", "on"):
             cfg = load_coding_config(args.config, qp=args.qps[0], nnlf=mode == "on", nnlf_model=args.nnlf_model,
-                                     nnlf_scaling=args.nnlf_scaling == "on", nnlf_params=params)
+                                     nnlf_scaling=args.nnlf_scaling == "on", nnlf_params=params,
+                                     nnlf_block_params=args.nnlf_block_params == "on")
             small = type(f)(y=f.y[:2], u=f.u[:2], v=f.v[:2], bit_depth=f.bit_depth)
             cfg = cfg.replace(intra_period=-1, gop_size=2) if args.config == "ra" else cfg
             seq = seq_params(cfg, f.bit_depth)
@@ -212,7 +218,8 @@ def main(argv=None) -> int:
         for qp in args.qps:
             for mode in ("off", "on"):
                 cfg = load_coding_config(args.config, qp=qp, nnlf=mode == "on", nnlf_model=args.nnlf_model,
-                                         nnlf_scaling=args.nnlf_scaling == "on", nnlf_params=params)
+                                         nnlf_scaling=args.nnlf_scaling == "on", nnlf_params=params,
+                                     nnlf_block_params=args.nnlf_block_params == "on")
                 seq = seq_params(cfg, f.bit_depth)
                 capture_s = [0.0]
 
@@ -247,15 +254,20 @@ def main(argv=None) -> int:
                             usage["frames_on"] += 1
                             fl = nnlf.unpack_flags(fh.nnlf, grid, scaling=bool(seq.tool_flags & bs.TOOL_NNLF_SCALE),
                                                    params=len(seq.nnlf_params))
-                            if fl.modes[0] != nnlf.MODE_OFF:
-                                usage["params"][0][fl.param[0]] += 1
-                            if fl.modes[1] != nnlf.MODE_OFF or fl.modes[2] != nnlf.MODE_OFF:
-                                usage["params"][1][fl.param[1]] += 1
+                            for g, planes in ((0, (0,)), (1, (1, 2))):
+                                ms = [fl.modes[c] for c in planes]
+                                if nnlf.MODE_BLOCK in ms:
+                                    on = np.any([fl.ctu[c] for c in planes], 0)
+                                    for k in fl.block_index(planes[0])[on]:
+                                        usage["block_params"][g][int(k)] += 1
+                                elif any(m != nnlf.MODE_OFF for m in ms):
+                                    usage["params"][g][fl.param[g]] += 1
                             for c, m in enumerate(fl.modes):
                                 usage["components_on"][c] += m != nnlf.MODE_OFF
+                                usage["modes"][c][m] += 1
                                 if m != nnlf.MODE_OFF:
                                     usage["scales"][c].append(fl.scale[c])
-                                if m == nnlf.MODE_CTU:
+                                if m in (nnlf.MODE_CTU, nnlf.MODE_BLOCK):
                                     usage["ctu_flags_on"] += int(fl.ctu[c].sum())
                                     usage["ctu_flags"] += fl.ctu[c].size
                 print(f"{clip} qp {qp} nnlf {mode}: {row['kbps']:.1f} kbps  PSNR-Y {row['psnr_y']:.3f}  "

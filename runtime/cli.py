@@ -120,8 +120,10 @@ def _encode(args) -> int:
 
     nnlf = None if args.nnlf is None else args.nnlf == "on"
     scaling = None if args.nnlf_scaling is None else args.nnlf_scaling == "on"
+    block = None if args.nnlf_block_params is None else args.nnlf_block_params == "on"
     cfg = load_coding_config(args.config, defaults=ENCODER_DEFAULTS, qp=args.qp, frame_threads=args.threads, nnlf=nnlf,
-                             nnlf_model=args.nnlf_model, nnlf_scaling=scaling, nnlf_params=args.nnlf_params)
+                             nnlf_model=args.nnlf_model, nnlf_scaling=scaling, nnlf_params=args.nnlf_params,
+                             nnlf_block_params=block)
     video = read_video(args.input, max_frames=args.frames, size=args.size)
     t0 = time.perf_counter()
     data, recon = encode(video.frames, cfg, fps=video.fps, progress=not args.quiet)
@@ -181,6 +183,9 @@ def register_encode(sub) -> None:
     p.add_argument("--nnlf-params", type=parse_param_offsets, default=None, metavar="OFFSETS",
                    help="NN filter parameter selection (paper 001 III-B): comma-separated QP-input offsets, "
                         "e.g. 0,-5,5, or 'off' (default: the config's nnlf_params key, 0,-5,5)")
+    p.add_argument("--nnlf-block-params", choices=("on", "off"), default=None,
+                   help="let the encoder choose the parameter per CTU too (paper 001 III-B Cost_4; default: "
+                        "the config's nnlf_block_params key, off)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_encode)
 

@@ -103,7 +103,8 @@ def encode(frames: Frame, config: CodingConfig, *, fps: Fraction = Fraction(25),
         frame_tools, flags = tools & ~(bs.TOOL_NNLF | bs.SEQ_ONLY_TOOLS), b""
         if nn_model is not None:
             state, nn_flags = nnlf_lib.encode_step(nn_model, state, seq, planes[spec.poc],
-                                                   lambda_=_lambda(spec, config, bd), force=nnlf_force)
+                                                   lambda_=_lambda(spec, config, bd), force=nnlf_force,
+                                                   block=config.nnlf_block_params)
             if nn_flags.any_on:
                 frame_tools, flags = frame_tools | bs.TOOL_NNLF, nnlf_lib.pack_flags(nn_flags, scaling=seq.nnlf_scaling,
                                                                                     params=len(seq.nnlf_params))

@@ -52,8 +52,10 @@ DEFAULT_MODEL = "nnlf_medium"
 MODEL_FILE = "model.jxnnlf"
 DIGEST_BYTES = 16
 
-#: Frame modes per component (2 bits each in the frame's NNLF section).
-MODE_OFF, MODE_ALL, MODE_CTU = 0, 1, 2
+#: Frame modes per component (2 bits each in the frame's NNLF section). MODE_BLOCK (paper 001
+#: III-B, Cost_4) is MODE_CTU with a QP-input candidate per CTU; it needs parameter selection,
+#: and the two chroma planes share its per-CTU candidate (both MODE_BLOCK, or one of them off).
+MODE_OFF, MODE_ALL, MODE_CTU, MODE_BLOCK = 0, 1, 2, 3
 
 #: Residual scale (paper 001 III-C): one unsigned byte per enabled component, in units of
 #: 2**-SCALE_BITS, so 0..~4 in steps of 1/64; SCALE_ONE keeps the NN output as it is.
@@ -259,22 +261,27 @@ def with_qp_offset(x: FilterInputs, offset: int) -> FilterInputs:
 
 
 def filter_planes(model: NNLFModel, x: FilterInputs, *, bit_depth: int, jit: bool = True,
-                  qp_offset: tuple[int, int] = (0, 0)) -> tuple:
+                  qp_offset: tuple[int, int] = (0, 0), run: tuple[bool, bool] = (True, True)) -> tuple:
     """NN-filtered planes (y, u, v), int32, from integer inputs, through the integer runtime only
     (the kernel of :func:`filter_picture`; identical samples with ``jit`` True or False).
-    ``qp_offset``: (luma, chroma) offsets of the QP input (:func:`with_qp_offset`)."""
+    ``qp_offset``: (luma, chroma) offsets of the QP input (:func:`with_qp_offset`).
+    ``run``: (luma, chroma) models to run; a model not run gives None planes."""
     from runtime.nnint import planes as nnplanes
 
     outs = []
-    for which, arrays in (("luma", luma_arrays(with_qp_offset(x, qp_offset[0]), bit_depth)),
-                          ("chroma", chroma_arrays(with_qp_offset(x, qp_offset[1]), bit_depth))):
+    for which, go, off in (("luma", run[0], qp_offset[0]), ("chroma", run[1], qp_offset[1])):
+        if not go:
+            outs.append(None)
+            continue
+        xo = with_qp_offset(x, off)
+        arrays = luma_arrays(xo, bit_depth) if which == "luma" else chroma_arrays(xo, bit_depth)
         graph: Graph = getattr(model, which)
         ins = [nnplanes.to_input(_nhwc(a), s, graph.nodes[i]) for (a, s), i in zip(arrays, graph.inputs)]
         (out,) = model.executor(which, jit=jit)(*ins)
         q = graph.nodes[graph.outputs[0]].q
         outs.append(nnplanes.to_samples(np.asarray(out)[0], q, bit_depth).astype(np.int32))
     y, uv = outs
-    return y[..., 0], uv[..., 0], uv[..., 1]
+    return (None if y is None else y[..., 0],) + ((None, None) if uv is None else (uv[..., 0], uv[..., 1]))
 
 
 def filter_picture(model: NNLFModel, state, seq, *, jit: bool = True, qp_offset: tuple[int, int] = (0, 0)) -> tuple:
@@ -296,19 +303,36 @@ def filter_picture(model: NNLFModel, state, seq, *, jit: bool = True, qp_offset:
 # ---------------------------------------------------------------------------------------------
 
 class NNLFFlags(NamedTuple):
-    """Per component (Y, U, V): frame mode (MODE_OFF / MODE_ALL / MODE_CTU), the CTU flags
-    (bool ``(ceil(H/ctu), ceil(W/ctu))``, luma CTU grid) used when the mode is MODE_CTU, and the
-    residual scale (``SCALE_ONE`` = the NN output as it is; :func:`scale_residual`); then the
-    (luma, chroma) index into the sequence's QP-input candidates (parameter selection)."""
+    """Per component (Y, U, V): frame mode (MODE_OFF / MODE_ALL / MODE_CTU / MODE_BLOCK), the CTU
+    flags (bool ``(ceil(H/ctu), ceil(W/ctu))``, luma CTU grid) used when the mode is MODE_CTU or
+    MODE_BLOCK, and the residual scale (``SCALE_ONE`` = the NN output as it is;
+    :func:`scale_residual`); then the (luma, chroma) index into the sequence's QP-input
+    candidates (parameter selection) of MODE_ALL / MODE_CTU components, and the (luma, chroma)
+    per-CTU candidate indices (int ``grid`` arrays, or None = all 0) of MODE_BLOCK components."""
 
     modes: tuple[int, int, int]
     ctu: tuple[np.ndarray, np.ndarray, np.ndarray]
     scale: tuple[int, int, int] = (SCALE_ONE,) * 3
     param: tuple[int, int] = (0, 0)
+    block_param: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
 
     @property
     def any_on(self) -> bool:
         return any(m != MODE_OFF for m in self.modes)
+
+    def block_index(self, c: int) -> np.ndarray:
+        """Per-CTU candidate index of component ``c`` (0 where unused)."""
+        b = self.block_param[min(c, 1)]
+        return np.zeros(np.shape(self.ctu[0]), np.int64) if b is None else np.asarray(b, np.int64)
+
+    def used_params(self, c: int) -> set[int]:
+        """Candidate indices whose filtered planes component ``c`` of this picture reads."""
+        m = self.modes[c]
+        if m == MODE_OFF:
+            return set()
+        if m == MODE_BLOCK:
+            return {int(k) for k in np.unique(self.block_index(c)[self.ctu[c]])}
+        return {self.param[min(c, 1)]}
 
 
 def ctu_grid(shape, ctu_size: int) -> tuple[int, int]:
@@ -319,6 +343,11 @@ def ctu_grid(shape, ctu_size: int) -> tuple[int, int]:
 def all_off(grid) -> NNLFFlags:
     z = np.zeros(grid, bool)
     return NNLFFlags((MODE_OFF,) * 3, (z, z, z))
+
+
+def param_bits(n: int) -> int:
+    """Bits of one per-CTU candidate index among ``n`` candidates (fixed length)."""
+    return max(n - 1, 0).bit_length()
 
 
 def _ctu_sse(a, b, size: int, grid) -> np.ndarray:
@@ -364,6 +393,15 @@ def ls_scale(nn, deblocked, orig, mask: np.ndarray | None = None) -> int:
     return int(min(max(s, 0), SCALE_MAX))
 
 
+def select_blocks(planes, index: np.ndarray, on: np.ndarray, size: int, shape) -> np.ndarray:
+    """One plane made of ``planes[index[ctu]]`` on each enabled CTU (0 elsewhere); ``planes``
+    entries a picture does not use may be None (the decoder filters only what it reads)."""
+    out = np.zeros(shape, np.int32)
+    for k in np.unique(np.asarray(index)[on]):
+        out = np.where(_ctu_mask(on & (index == k), size, shape), np.asarray(planes[int(k)], np.int32), out)
+    return out
+
+
 def _component_choice(nn_c, s_db, orig_c, *, size: int, grid, lambda_: float, scale_bits: int):
     """Best (cost, cost off, mode, ctu flags) of one component's filtered plane ``nn_c`` against
     the deblocked one, whose per-CTU SSE is ``s_db``. Costs are ``SSE + lambda_ * bits``; the 2
@@ -378,31 +416,112 @@ def _component_choice(nn_c, s_db, orig_c, *, size: int, grid, lambda_: float, sc
     return cost[m], cost[MODE_OFF], m, (on if m == MODE_CTU else np.zeros(grid, bool))
 
 
+def _scale_candidates(trial, best, nn_of, db_c, orig_c, mask_of, *, scaling: bool):
+    """Residual-scale search shared by the picture- and block-level choices: 1 (the plain NN
+    output), the least-squares scale over the whole picture, and the least-squares scale over
+    the CTUs the better of those two enables. ``trial(s)`` -> a choice tuple (cost first, scale
+    last); ``nn_of(choice)`` the filtered plane it used, ``mask_of(choice)`` its enabled samples
+    (None: all)."""
+    if not scaling:
+        return best
+    s = ls_scale(nn_of(best), db_c, orig_c)
+    if s != SCALE_ONE:
+        best = min(best, trial(s), key=lambda t: t[0])
+    mask = mask_of(best)
+    if mask is not False:
+        s = ls_scale(nn_of(best), db_c, orig_c, mask)
+        if s != best[-1]:
+            best = min(best, trial(s), key=lambda t: t[0])
+    return best
+
+
 def _decide_component(nn_c, db_c, orig_c, *, size: int, grid, lambda_: float, scaling: bool, bit_depth: int):
-    """Best ``(cost, cost off, mode, ctu flags, scale)`` of one component. With ``scaling`` the
-    scale candidates are 1 (the plain NN output), the least-squares scale over the whole picture,
-    and the least-squares scale over the CTUs the better of those two enables."""
+    """Best ``(cost, cost off, mode, ctu flags, scale)`` of one component (scales:
+    :func:`_scale_candidates`)."""
     kw = dict(size=size, grid=grid, lambda_=lambda_, scale_bits=SCALE_FIELD_BITS if scaling else 0)
     s_db = _ctu_sse(db_c, orig_c, size, grid)
 
     def trial(s):
         return _component_choice(scale_residual(nn_c, db_c, s, bit_depth=bit_depth), s_db, orig_c, **kw) + (s,)
 
-    best = trial(SCALE_ONE)
-    if scaling:
-        s = ls_scale(nn_c, db_c, orig_c)
-        if s != SCALE_ONE:
-            best = min(best, trial(s), key=lambda t: t[0])
-        if best[2] != MODE_OFF:
-            mask = _ctu_mask(best[3], size, np.shape(nn_c)) if best[2] == MODE_CTU else None
-            s = ls_scale(nn_c, db_c, orig_c, mask)
-            if s != best[4]:
-                best = min(best, trial(s), key=lambda t: t[0])
+    def mask_of(t):
+        return False if t[2] == MODE_OFF else _ctu_mask(t[3], size, np.shape(nn_c)) if t[2] == MODE_CTU else None
+
+    return _scale_candidates(trial, trial(SCALE_ONE), lambda t: nn_c, db_c, orig_c, mask_of, scaling=scaling)
+
+
+def _decide_block_luma(cands_y, db_y, orig_y, *, size: int, grid, lambda_: float, scaling: bool, bit_depth: int):
+    """Cost_4 of paper 001 III-B for luma: each CTU off, or on with its cheapest candidate (an on
+    flag per CTU, plus ``param_bits`` per enabled CTU). Returns ``(cost, mode, on, index, scale)``."""
+    pb = param_bits(len(cands_y)) * lambda_
+    s_db = _ctu_sse(db_y, orig_y, size, grid)
+    fixed = (grid[0] * grid[1] + (SCALE_FIELD_BITS if scaling else 0)) * lambda_
+
+    def trial(s):
+        sse = np.stack([_ctu_sse(scale_residual(c, db_y, s, bit_depth=bit_depth), orig_y, size, grid) for c in cands_y])
+        k = sse.argmin(0)
+        best = sse.min(0) + pb
+        on = best < s_db
+        return float(np.where(on, best, s_db).sum()) + fixed, MODE_BLOCK, on, np.where(on, k, 0), s
+
+    shape = np.shape(db_y)
+    mix = lambda t: select_blocks(cands_y, t[3], np.ones(grid, bool), size, shape)  # noqa: E731
+    mask = lambda t: _ctu_mask(t[2], size, shape) if t[2].any() else False  # noqa: E731
+    return _scale_candidates(trial, trial(SCALE_ONE), mix, db_y, orig_y, mask, scaling=scaling)
+
+
+def _decide_block_chroma(cands, db, orig, *, size: int, grid, lambda_: float, scaling: bool, bit_depth: int):
+    """Cost_4 for chroma: U and V share each CTU's candidate (paper 001 III-B), each with its own
+    on flag; one of them may be off for the whole picture. Returns ``(cost, modes (u, v), on
+    (u, v), index, scales (u, v))``; scales: 1, then each plane's least-squares scale over the
+    mixture of the CTUs' candidates (whole picture, then the enabled CTUs)."""
+    pb = param_bits(len(cands)) * lambda_
+    sb = SCALE_FIELD_BITS if scaling else 0
+    nb = grid[0] * grid[1]
+    s_db = [_ctu_sse(db[c], orig[c], size, grid) for c in (1, 2)]
+
+    def trial(su, sv, use):
+        """use: (u, v) in block mode."""
+        sse = [np.stack([_ctu_sse(scale_residual(cd[c], db[c], s, bit_depth=bit_depth), orig[c], size, grid)
+                         for cd in cands]) if u else None for c, s, u in ((1, su, use[0]), (2, sv, use[1]))]
+        # per candidate: each plane's cheaper of on / off; a CTU with some plane on pays the index
+        per = [np.minimum(e, d) if e is not None else np.broadcast_to(d, (len(cands),) + d.shape)
+               for e, d in zip(sse, s_db)]
+        k = (per[0] + per[1]).argmin(0)
+        take = lambda a: np.take_along_axis(a, k[None], 0)[0]  # noqa: E731
+        on = [take(e) < d if e is not None else np.zeros(grid, bool) for e, d in zip(sse, s_db)]
+        on_cost = take(per[0]) + take(per[1]) + pb
+        off_cost = s_db[0] + s_db[1]
+        any_on = (on[0] | on[1]) & (on_cost < off_cost)
+        on = [o & any_on for o in on]
+        cost = float(np.where(any_on, on_cost, off_cost).sum()) + (nb + sb) * lambda_ * (use[0] + use[1])
+        modes = tuple(MODE_BLOCK if u else MODE_OFF for u in use)
+        return cost, modes, tuple(on), np.where(any_on, k, 0), (su if use[0] else SCALE_ONE, sv if use[1] else SCALE_ONE)
+
+    best = None
+    for use in ((True, True), (True, False), (False, True)):
+        t = trial(SCALE_ONE, SCALE_ONE, use)
+        if scaling:
+            for masked in (False, True):
+                s = []
+                for j, c in enumerate((1, 2)):
+                    if not use[j]:
+                        s.append(SCALE_ONE)
+                        continue
+                    m = select_blocks([cd[c] for cd in cands], t[3], np.ones(grid, bool), size, np.shape(db[c]))
+                    on = t[2][j]
+                    if masked and not on.any():
+                        s.append(t[4][j])
+                        continue
+                    s.append(ls_scale(m, db[c], orig[c], _ctu_mask(on, size, np.shape(db[c])) if masked else None))
+                if tuple(s) != t[4]:
+                    t = min(t, trial(*s, use), key=lambda x: x[0])
+        best = t if best is None or t[0] < best[0] else best
     return best
 
 
 def decide_flags(nn, deblocked, orig, *, ctu_size: int, lambda_: float, force: bool | None = None,
-                 scaling: bool = False, bit_depth: int) -> NNLFFlags:
+                 scaling: bool = False, bit_depth: int, block: bool = True) -> NNLFFlags:
     """Encoder choice (paper 002 II-C) per component: off, all CTUs on, or per-CTU flags, by
     ``SSE + lambda_ * bits``; a CTU is on where the NN output has the lower SSE.
 
@@ -410,8 +529,11 @@ def decide_flags(nn, deblocked, orig, *, ctu_size: int, lambda_: float, force: b
     (8 bits; :func:`_decide_component`).
 
     ``nn`` is one tuple of filtered planes (y, u, v), or with parameter selection (paper 001
-    III-B) a list of them, one per QP-input candidate: luma takes its cheapest candidate, and
-    both chroma planes the candidate cheapest for the two together (they share one parameter).
+    III-B) a list of them, one per QP-input candidate: Cost_0 .. Cost_3 of the paper are the
+    picture-level choices (luma takes its cheapest candidate, both chroma planes the candidate
+    cheapest for the two together: they share one parameter), Cost_4 the block level
+    (MODE_BLOCK: each CTU off or on with its own candidate, :func:`_decide_block_luma`,
+    :func:`_decide_block_chroma`); ``block`` False leaves Cost_4 out.
 
     ``force`` True / False: every component MODE_ALL / MODE_OFF (tests, benchmarks).
     """
@@ -426,18 +548,41 @@ def decide_flags(nn, deblocked, orig, *, ctu_size: int, lambda_: float, force: b
     il = min(range(len(cands)), key=lambda i: (choice[i][0][0], i))
     ic = min(range(len(cands)), key=lambda i: (choice[i][1][0] + choice[i][2][0], i))
     best = [choice[il][0], choice[ic][1], choice[ic][2]]
-    gain = sum(b[1] - b[0] for b in best)
-    modes = tuple(b[2] for b in best)
+    off = [b[1] for b in best]
+    modes = [b[2] for b in best]
+    ctu = [b[3] for b in best]
+    scale = [b[4] if b[2] != MODE_OFF else SCALE_ONE for b in best]
+    param = [il, ic]
+    bparam: list = [None, None]
+    cost = [best[0][0], best[1][0] + best[2][0]]
+    if block and len(cands) > 1:
+        bl = _decide_block_luma([c[0] for c in cands], deblocked[0], orig[0], size=ctu_size, **kw)
+        if bl[0] < cost[0]:
+            cost[0], modes[0], ctu[0], bparam[0], scale[0], param[0] = bl[0], bl[1], bl[2], bl[3], bl[4], 0
+        bc = _decide_block_chroma(cands, deblocked, orig, size=ctu_size // 2, **kw)
+        if bc[0] < cost[1]:
+            cost[1], bparam[1], param[1] = bc[0], bc[3], 0
+            modes[1:], ctu[1:], scale[1:] = bc[1], bc[2], bc[4]
+    gain = off[0] + off[1] + off[2] - cost[0] - cost[1]
     # The section itself (length u16 + modes byte, + the parameter byte) costs 24 (32) bits.
     overhead = 24 + (8 if len(cands) > 1 else 0)
     if not any(m != MODE_OFF for m in modes) or gain <= overhead * lambda_:
         return all_off(grid)
-    return NNLFFlags(modes, tuple(b[3] for b in best), tuple(b[4] if b[2] != MODE_OFF else SCALE_ONE for b in best),
-                     (il if modes[0] != MODE_OFF else 0, ic if modes[1] != MODE_OFF or modes[2] != MODE_OFF else 0))
+    if modes[0] == MODE_OFF:
+        param[0] = 0
+    if modes[1] == MODE_OFF and modes[2] == MODE_OFF:
+        param[1] = 0
+    return NNLFFlags(tuple(modes), tuple(c if m in (MODE_CTU, MODE_BLOCK) else np.zeros(grid, bool)
+                                         for c, m in zip(ctu, modes)),
+                     tuple(s if m != MODE_OFF else SCALE_ONE for s, m in zip(scale, modes)), tuple(param), tuple(bparam))
 
 
 def apply_flags(flags: NNLFFlags, nn, deblocked, *, ctu_size: int, bit_depth: int) -> tuple:
-    """Output planes: the (residual-scaled) NN samples where enabled, deblocked elsewhere (int32)."""
+    """Output planes: the (residual-scaled) NN samples where enabled, deblocked elsewhere (int32).
+
+    ``nn``: one tuple of filtered planes (y, u, v), or a list of them indexed by QP-input
+    candidate (parameter selection), where candidates the flags do not use may be None."""
+    cands = nn if isinstance(nn, list) else None
     out = []
     for c in range(3):
         db = np.asarray(deblocked[c], np.int32)
@@ -445,51 +590,84 @@ def apply_flags(flags: NNLFFlags, nn, deblocked, *, ctu_size: int, bit_depth: in
         if m == MODE_OFF:
             out.append(db)
             continue
-        f = scale_residual(nn[c], db, flags.scale[c], bit_depth=bit_depth)
+        size = ctu_size if c == 0 else ctu_size // 2
+        if m == MODE_BLOCK:
+            plane = select_blocks([None if cd is None else cd[c] for cd in (cands or [nn])], flags.block_index(c),
+                                  flags.ctu[c], size, db.shape)
+        else:
+            plane = cands[flags.param[min(c, 1)]][c] if cands is not None else nn[c]
+        f = scale_residual(plane, db, flags.scale[c], bit_depth=bit_depth)
         if m == MODE_ALL:
             out.append(f)
         else:
-            size = ctu_size if c == 0 else ctu_size // 2
             out.append(np.where(_ctu_mask(flags.ctu[c], size, db.shape), f, db))
     return tuple(out)
+
+
+def _block_bits(flags: NNLFFlags, comps: tuple[int, ...], pbits: int) -> list[int]:
+    """Block-level part of one MODE_BLOCK group (luma, or the chroma planes): per CTU in raster
+    order, the on flag of each plane in ``comps``, then the candidate index (``pbits`` bits, MSB
+    first) when some plane is on."""
+    out: list[int] = []
+    idx = flags.block_index(comps[0]).reshape(-1)
+    ons = [flags.ctu[c].reshape(-1) for c in comps]
+    for i in range(idx.size):
+        on = [bool(o[i]) for o in ons]
+        out += on
+        if any(on):
+            out += [(int(idx[i]) >> (pbits - 1 - b)) & 1 for b in range(pbits)]
+    return out
 
 
 def pack_flags(flags: NNLFFlags, *, scaling: bool = False, params: int = 0) -> bytes:
     """modes byte (2 bits per component, Y in the low bits) | with ``params`` (the sequence's
     candidate count, parameter selection on), the parameter byte (luma index in the low nibble,
     chroma index in the high one) | with ``scaling``, one scale byte per enabled component in
-    Y, U, V order | CTU flags of the MODE_CTU components in raster order, concatenated,
-    bit-packed (MSB first)."""
+    Y, U, V order | bits, MSB first, padded with zeros to a byte: the CTU flags of the MODE_CTU
+    components in raster order, concatenated, then the MODE_BLOCK groups (luma, then the
+    chroma planes that are MODE_BLOCK; :func:`_block_bits`)."""
     head = flags.modes[0] | flags.modes[1] << 2 | flags.modes[2] << 4
     param = bytes([flags.param[0] | flags.param[1] << 4]) if params > 1 else b""
     scales = bytes(flags.scale[c] for c in range(3) if flags.modes[c] != MODE_OFF) if scaling else b""
-    bits = [flags.ctu[c].reshape(-1) for c in range(3) if flags.modes[c] == MODE_CTU]
-    body = np.packbits(np.concatenate(bits).astype(np.uint8)).tobytes() if bits else b""
+    bits = [flags.ctu[c].reshape(-1).astype(np.uint8) for c in range(3) if flags.modes[c] == MODE_CTU]
+    pb = param_bits(params)
+    for comps in ((0,), tuple(c for c in (1, 2) if flags.modes[c] == MODE_BLOCK)):
+        if comps and flags.modes[comps[0]] == MODE_BLOCK:
+            bits.append(np.array(_block_bits(flags, comps, pb), np.uint8))
+    body = np.packbits(np.concatenate(bits)).tobytes() if bits else b""
     return bytes([head]) + param + scales + body
 
 
 def unpack_flags(data: bytes, grid, *, scaling: bool = False, params: int = 0) -> NNLFFlags:
     """Inverse of :func:`pack_flags` for a picture with CTU grid ``grid``; raises
-    `BitstreamError` on a bad mode, a parameter index outside the ``params`` candidates or a
+    `BitstreamError` on a bad mode, MODE_BLOCK without parameter selection or beside a chroma
+    plane in another enabled mode, a parameter index outside the ``params`` candidates or a
     section of the wrong length."""
     if len(data) < 1:
         raise BitstreamError("empty NNLF flag section")
     head = data[0]
     modes = tuple((head >> (2 * c)) & 3 for c in range(3))
-    if head >> 6 or any(m > MODE_CTU for m in modes):
+    if head >> 6:
         raise BitstreamError(f"bad NNLF modes byte 0x{head:02x}")
+    if MODE_BLOCK in modes and params < 2:
+        raise BitstreamError(f"NNLF block-level parameters (modes byte 0x{head:02x}) without parameter selection")
+    if MODE_BLOCK in modes[1:] and not all(m in (MODE_OFF, MODE_BLOCK) for m in modes[1:]):
+        raise BitstreamError(f"NNLF chroma planes mix block-level parameters with another mode (0x{head:02x})")
     n = grid[0] * grid[1]
     k = sum(m == MODE_CTU for m in modes)
     ns = sum(m != MODE_OFF for m in modes) if scaling else 0
     npb = 1 if params > 1 else 0
-    if len(data) != 1 + npb + ns + (k * n + 7) // 8:
-        raise BitstreamError(f"NNLF flag section has {len(data)} bytes, expected {1 + npb + ns + (k * n + 7) // 8}")
+    start = 1 + npb + ns
+    if MODE_BLOCK not in modes and len(data) != start + (k * n + 7) // 8:
+        raise BitstreamError(f"NNLF flag section has {len(data)} bytes, expected {start + (k * n + 7) // 8}")
+    if len(data) < start + (k * n + 7) // 8:
+        raise BitstreamError(f"NNLF flag section has {len(data)} bytes, expected at least {start + (k * n + 7) // 8}")
     param = (data[1] & 15, data[1] >> 4) if npb else (0, 0)
     if max(param) >= max(params, 1):
         raise BitstreamError(f"NNLF parameter index {max(param)} out of range ({params} candidates)")
-    it = iter(data[1 + npb:1 + npb + ns])
+    it = iter(data[1 + npb:start])
     scale = tuple(next(it) if scaling and m != MODE_OFF else SCALE_ONE for m in modes)
-    bits = np.unpackbits(np.frombuffer(data[1 + npb + ns:], np.uint8))[:k * n].astype(bool)
+    bits = np.unpackbits(np.frombuffer(data[start:], np.uint8)).astype(bool)
     ctus, j = [], 0
     for m in modes:
         if m == MODE_CTU:
@@ -497,34 +675,64 @@ def unpack_flags(data: bytes, grid, *, scaling: bool = False, params: int = 0) -
             j += 1
         else:
             ctus.append(np.zeros(grid, bool))
-    return NNLFFlags(modes, tuple(ctus), scale, param)
+    pos, block = k * n, [None, None]
+    pb = param_bits(params)
+    for g, comps in enumerate(((0,), tuple(c for c in (1, 2) if modes[c] == MODE_BLOCK))):
+        if not comps or modes[comps[0]] != MODE_BLOCK:
+            continue
+        on = np.zeros((len(comps), n), bool)
+        idx = np.zeros(n, np.int64)
+        for i in range(n):
+            if pos + len(comps) > bits.size:
+                raise BitstreamError("NNLF flag section truncated in its block-level parameters")
+            on[:, i] = bits[pos:pos + len(comps)]
+            pos += len(comps)
+            if on[:, i].any():
+                if pos + pb > bits.size:
+                    raise BitstreamError("NNLF flag section truncated in its block-level parameters")
+                idx[i] = int(sum(int(b) << (pb - 1 - t) for t, b in enumerate(bits[pos:pos + pb])))
+                pos += pb
+                if idx[i] >= params:
+                    raise BitstreamError(f"NNLF block parameter index {idx[i]} out of range ({params} candidates)")
+        for j, c in enumerate(comps):
+            ctus[c] = on[j].reshape(grid)
+        block[g] = idx.reshape(grid)
+    if MODE_BLOCK in modes and len(data) != start + (pos + 7) // 8:
+        raise BitstreamError(f"NNLF flag section has {len(data)} bytes, expected {start + (pos + 7) // 8}")
+    return NNLFFlags(modes, tuple(ctus), scale, param, tuple(block))
 
 
 def _offsets(seq) -> tuple[int, ...]:
     return tuple(seq.nnlf_params) or (0,)
 
 
-def encode_step(model: NNLFModel, state, seq, orig, *, lambda_: float, force: bool | None = None):
+def encode_step(model: NNLFModel, state, seq, orig, *, lambda_: float, force: bool | None = None,
+                block: bool = True):
     """Encoder side: filter (once per QP-input candidate of ``seq.nnlf_params``, paper 001
     III-B), decide, apply. Returns ``(state with the final output, flags)``.
-    ``seq.nnlf_scaling`` switches residual scaling (paper 001 III-C)."""
+    ``seq.nnlf_scaling`` switches residual scaling (paper 001 III-C); ``block`` the per-CTU
+    candidate choice (Cost_4)."""
     offsets = _offsets(seq) if force is None else (0,)
     x = filter_inputs(state, seq)
     cands = [filter_planes(model, x, bit_depth=seq.bit_depth, qp_offset=(o, o)) for o in offsets]
     flags = decide_flags(cands, state.deblocked, orig, ctu_size=seq.ctu_size, lambda_=lambda_, force=force,
-                         scaling=seq.nnlf_scaling, bit_depth=seq.bit_depth)
-    il, ic = flags.param
-    nn = (cands[il][0], cands[ic][1], cands[ic][2])
-    out = apply_flags(flags, nn, state.deblocked, ctu_size=seq.ctu_size, bit_depth=seq.bit_depth)
+                         scaling=seq.nnlf_scaling, bit_depth=seq.bit_depth, block=block)
+    out = apply_flags(flags, cands, state.deblocked, ctu_size=seq.ctu_size, bit_depth=seq.bit_depth)
     return state._replace(output=out), flags
 
 
 def decode_step(model: NNLFModel, state, seq, flags: NNLFFlags):
-    """Decoder side: follow the flags (the NN runs only when some component is on, once, with
-    the chosen QP-input candidates)."""
+    """Decoder side: follow the flags. The NN runs only for the candidates the picture reads:
+    once with picture-level parameters, once per candidate some CTU chose with block-level
+    ones (luma and chroma models separately)."""
     if not flags.any_on:
         return state
     offsets = _offsets(seq)
-    nn = filter_picture(model, state, seq, qp_offset=(offsets[flags.param[0]], offsets[flags.param[1]]))
-    return state._replace(output=apply_flags(flags, nn, state.deblocked, ctu_size=seq.ctu_size,
+    luma, chroma = flags.used_params(0), flags.used_params(1) | flags.used_params(2)
+    x = filter_inputs(state, seq)
+    cands: list = [None] * len(offsets)
+    for k in sorted(luma | chroma):
+        cands[k] = filter_planes(model, x, bit_depth=seq.bit_depth, qp_offset=(offsets[k], offsets[k]),
+                                 run=(k in luma, k in chroma))
+    return state._replace(output=apply_flags(flags, cands, state.deblocked, ctu_size=seq.ctu_size,
                                              bit_depth=seq.bit_depth))

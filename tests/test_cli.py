@@ -55,6 +55,15 @@ def test_encode_decode_roundtrip(y4m):
     assert p.returncode == 0, p.stderr
     seq, _ = parse_stream((d / "off.jxc").read_bytes())
     assert not seq.tool_flags & (TOOL_NNLF | TOOL_NNLF_SCALE | TOOL_NNLF_PARAM)
+    # Block-level parameters (an encoder choice, off by default): the decoder follows the stream.
+    p = run("encode", d / "in.y4m", "-o", d / "blk.jxc", "--config", "ld", "--qp", "30", "--nnlf-block-params", "on",
+            "--recon", d / "blk.y4m", "-q", cwd=d)
+    assert p.returncode == 0, p.stderr
+    p = run("decode", d / "blk.jxc", "-o", d / "blkdec.y4m", "-q", cwd=d)
+    assert p.returncode == 0, p.stderr
+    dec, _ = read_y4m(d / "blkdec.y4m")
+    rec, _ = read_y4m(d / "blk.y4m")
+    assert all(np.array_equal(getattr(dec, c), getattr(rec, c)) for c in "yuv")
 
 
 def test_bad_streams(y4m):

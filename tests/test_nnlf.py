@@ -70,6 +70,7 @@ def coded(clip, cfg, model_path):
     on["noparam"] = encode(clip, cfg.replace(nnlf=True, nnlf_model=str(model_path), nnlf_params=(0,)))
     # No zero candidate: whatever the encoder picks, the decoder must apply a shifted QP input.
     on["shifted"] = encode(clip, cfg.replace(nnlf=True, nnlf_model=str(model_path), nnlf_params=(-9, 9)))
+    on["block"] = encode(clip, cfg.replace(nnlf=True, nnlf_model=str(model_path), nnlf_block_params=True))
     return off, on
 
 
@@ -324,3 +325,113 @@ def test_frame_flags_without_sequence_tool_refused(coded):
     old = len(bs.write_sequence_header(seq))
     with pytest.raises(BitstreamError, match="no NN loop filter"):
         bs.parse_stream(hdr + data[old:])
+
+
+def _block_flags(rng, grid, modes, params):
+    """Random flags with MODE_BLOCK groups: on flags, and candidate indices where on."""
+    ctu = tuple(rng.random(grid) < 0.6 if m in (nnlf.MODE_CTU, nnlf.MODE_BLOCK) else np.zeros(grid, bool) for m in modes)
+    idx_l = np.where(ctu[0], rng.integers(0, params, grid), 0) if modes[0] == nnlf.MODE_BLOCK else None
+    chroma_on = ctu[1] | ctu[2]
+    idx_c = np.where(chroma_on, rng.integers(0, params, grid), 0) if nnlf.MODE_BLOCK in modes[1:] else None
+    scale = tuple(int(s) if m else nnlf.SCALE_ONE for s, m in zip(rng.integers(0, 256, 3), modes))
+    param = (0 if modes[0] in (0, 3) else int(rng.integers(params)), 0 if set(modes[1:]) <= {0, 3} else int(rng.integers(params)))
+    return nnlf.NNLFFlags(tuple(modes), ctu, scale, param, (idx_l, idx_c))
+
+
+def test_block_parameter_flags_round_trip_and_refusal():
+    """Cost_4 syntax (paper 001 III-B): per CTU the on flags of the group's planes, then the
+    candidate index (2 bits for 3 candidates) where some plane is on; chroma shares it."""
+    rng = np.random.default_rng(7)
+    grid, params = (3, 5), 3
+    for modes in ((3, 3, 3), (3, 0, 3), (3, 2, 0), (1, 3, 0), (2, 3, 3), (0, 0, 3)):
+        f = _block_flags(rng, grid, modes, params)
+        data = nnlf.pack_flags(f, scaling=True, params=params)
+        nbits = 15 * sum(m == 2 for m in modes)
+        if modes[0] == 3:
+            nbits += 15 + 2 * int(f.ctu[0].sum())
+        chroma = [c for c in (1, 2) if modes[c] == 3]
+        if chroma:
+            nbits += 15 * len(chroma) + 2 * int(np.any([f.ctu[c] for c in chroma], 0).sum())
+        assert len(data) == 2 + sum(m != 0 for m in modes) + (nbits + 7) // 8, modes
+        g = nnlf.unpack_flags(data, grid, scaling=True, params=params)
+        assert g.modes == modes and g.scale == f.scale and g.param == f.param
+        for c in range(3):
+            np.testing.assert_array_equal(g.ctu[c], f.ctu[c])
+            if modes[c] == 3:
+                np.testing.assert_array_equal(g.block_index(c), f.block_index(c))
+                assert g.used_params(c) == {int(k) for k in f.block_index(c)[f.ctu[c]]}
+        with pytest.raises(BitstreamError, match="truncated|bytes, expected"):
+            nnlf.unpack_flags(data[:-1], grid, scaling=True, params=params)
+        with pytest.raises(BitstreamError, match="bytes, expected"):
+            nnlf.unpack_flags(data + b"\0", grid, scaling=True, params=params)
+    with pytest.raises(BitstreamError, match="without parameter selection"):
+        nnlf.unpack_flags(bytes([3, 0xff]), grid)
+    with pytest.raises(BitstreamError, match="mix block-level"):
+        nnlf.unpack_flags(bytes([3 << 2 | 1 << 4, 0, 0]), grid, params=params)
+    # Index 3 of 3 candidates: one CTU on with index 0b11, the other 14 off.
+    bits = np.zeros(24, np.uint8)
+    bits[:3] = 1
+    with pytest.raises(BitstreamError, match="block parameter index 3 out of range"):
+        nnlf.unpack_flags(bytes([3, 0]) + np.packbits(bits).tobytes(), grid, params=params)
+
+
+def test_block_choice_takes_each_ctus_best_candidate():
+    """Where each candidate is the good one in its own CTU columns, Cost_4 wins, with the
+    right index per CTU, for luma and for the chroma pair; with ``block=False`` the choice is
+    picture-level, and its SSE is higher."""
+    rng = np.random.default_rng(8)
+    h, w, ctu, lam = 64, 96, 32, 4.0
+    shapes = ((h, w), (h // 2, w // 2), (h // 2, w // 2))
+    orig = tuple(rng.integers(40, 200, s).astype(np.int32) for s in shapes)
+    db = tuple(o + rng.integers(-8, 9, o.shape) for o in orig)
+    cands = []
+    for k in range(3):
+        cand = []
+        for c, o in enumerate(orig):
+            size = ctu if c == 0 else ctu // 2
+            col = np.arange(o.shape[1])[None, :] // size
+            cand.append(np.where(col == k, o + rng.integers(-1, 2, o.shape), o + rng.integers(-14, 15, o.shape)))
+        cands.append(tuple(cand))
+    f = nnlf.decide_flags(cands, db, orig, ctu_size=ctu, lambda_=lam, scaling=True, bit_depth=8)
+    assert f.modes == (nnlf.MODE_BLOCK,) * 3
+    want = np.broadcast_to(np.arange(3)[None], (2, 3))
+    for c in range(3):
+        assert f.ctu[c].all()
+        np.testing.assert_array_equal(f.block_index(c), want)
+    assert f.used_params(0) == f.used_params(1) == {0, 1, 2}
+    g = nnlf.decide_flags(cands, db, orig, ctu_size=ctu, lambda_=lam, scaling=True, bit_depth=8, block=False)
+    assert nnlf.MODE_BLOCK not in g.modes
+    sse = lambda fl: sum(float(np.sum((o - x) ** 2.0)) for o, x in zip(orig, nnlf.apply_flags(  # noqa: E731
+        fl, cands, db, ctu_size=ctu, bit_depth=8)))
+    assert sse(f) < sse(g)
+    # One candidate good everywhere: block-level indices would only add bits.
+    good = tuple(o + rng.integers(-1, 2, o.shape) for o in orig)
+    f1 = nnlf.decide_flags([cands[0], good, cands[2]], db, orig, ctu_size=ctu, lambda_=lam, scaling=True, bit_depth=8)
+    assert nnlf.MODE_BLOCK not in f1.modes and f1.param == (1, 1)
+
+
+def test_block_parameters_decode_like_the_encoder(clip, cfg, model_path):
+    """On a real picture of the codec, flags with block-level candidates give the encoder's
+    output (:func:`apply_flags` on every candidate) in the decoder (:func:`decode_step`, which
+    filters only the candidates the flags use), after the flags' pack/unpack round trip."""
+    from runtime.encoder import seq_params
+
+    c = cfg.replace(nnlf=True, nnlf_model=str(model_path))
+    seq = seq_params(c, clip.bit_depth)
+    states = []
+    encode(clip, c, on_picture=lambda poc, state, orig: states.append(state))
+    m = nnlf.load_model(model_path)
+    offsets = seq.nnlf_params
+    rng = np.random.default_rng(9)
+    for state in states[:2]:
+        x = nnlf.filter_inputs(state, seq)
+        cands = [nnlf.filter_planes(m, x, bit_depth=8, qp_offset=(o, o)) for o in offsets]
+        grid = nnlf.ctu_grid(np.shape(state.deblocked[0]), seq.ctu_size)
+        for modes in ((3, 3, 3), (3, 1, 0), (2, 0, 3)):
+            f = _block_flags(rng, grid, modes, len(offsets))
+            f = nnlf.unpack_flags(nnlf.pack_flags(f, scaling=True, params=len(offsets)), grid, scaling=True,
+                                  params=len(offsets))
+            want = nnlf.apply_flags(f, cands, state.deblocked, ctu_size=seq.ctu_size, bit_depth=8)
+            got = nnlf.decode_step(m, state, seq, f).output
+            for a, b in zip(want, got):
+                np.testing.assert_array_equal(a, b)
