@@ -238,3 +238,33 @@ def test_loss_scores_are_the_library_metrics():
     assert float(heavy.ssim) == pytest.approx(expected, rel=1e-5)
     l1 = sum(w * float(jnp.mean(jnp.abs(a - b))) for w, a, b in zip(weights, tensor_to_planes(src), tensor_to_planes(out)))
     assert float(heavy.l1) == pytest.approx(l1, rel=1e-5)
+
+
+def test_post_only_step_without_the_proxy_updates_o_alike(proxy_dir):
+    """Post only with eq. 8, O's input is I_C's value and lambda * R_M does not depend on O: the
+    proxy-free wrapper step (the default there) moves O exactly as the step through the proxy."""
+    from wrappers.train import init_state, make_steps
+
+    cfg = _config(pre=False, post_qp_input=True, lambda_=0.1, normalise_distortion=True)
+    state, wgraph, pgraph, opts, _, _ = init_state(cfg, proxy_dir)
+    # A non-zero tail, so that every layer of O gets a gradient.
+    net = nnx.merge(wgraph, state.wrapper)
+    net.post.tail.kernel[...] = jax.random.normal(jax.random.key(1), net.post.tail.kernel.shape) * 0.05
+    state = state._replace(wrapper=nnx.split(net, nnx.Param)[1])
+    state = state._replace(opt_wrapper=opts[0].init(state.wrapper))
+    rng = np.random.default_rng(0)
+    source = jnp.asarray(rng.random((2, 1, 16, 16, 6)), jnp.float32)
+    i_c = jnp.clip(source + jnp.asarray(rng.normal(0, 0.03, source.shape), jnp.float32), 0, 1)
+    args = (state, source, i_c, jnp.asarray([8]), jnp.asarray([[30.0]]), jax.random.key(2), jnp.full((2, 1), 900.0))
+    fast, terms_fast, out_fast = make_steps(cfg, wgraph, pgraph, opts).wrapper(*args)
+    ref, terms_ref, out_ref = make_steps(cfg, wgraph, pgraph, opts, proxy_free=False).wrapper(*args)
+    np.testing.assert_allclose(out_fast, out_ref, atol=1e-6)
+    np.testing.assert_allclose(terms_fast["distortion"], terms_ref["distortion"], rtol=1e-6)
+    assert float(terms_fast["rate_bpp"]) == pytest.approx(900.0 / (4 * 16 * 16))  # the real codec's rate
+    moved = 0.0
+    for a, b, c in zip(jax.tree.leaves(fast.wrapper), jax.tree.leaves(ref.wrapper), jax.tree.leaves(state.wrapper)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+        moved = max(moved, float(jnp.max(jnp.abs(a - c))))
+    assert moved > 0
+    with pytest.raises(Exception, match="proxy-free"):
+        make_steps(_config(), wgraph, pgraph, opts, proxy_free=True)

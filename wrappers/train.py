@@ -197,8 +197,12 @@ def _calibration(calib):
     return Calibration(calib[0], calib[1], calib[2], calib[3])
 
 
-def make_steps(config: WrapperTrainConfig, wrapper_graph, proxy_graph, optimizers) -> Steps:
-    """The three jitted pure steps of Algorithm 1 (the codec runs between ``pre`` and ``proxy``)."""
+def make_steps(config: WrapperTrainConfig, wrapper_graph, proxy_graph, optimizers, *,
+               proxy_free: bool | None = None) -> Steps:
+    """The three jitted pure steps of Algorithm 1 (the codec runs between ``pre`` and ``proxy``).
+
+    ``proxy_free`` (default: post only with eq. 8) leaves the proxy out of the wrapper step; the
+    other value is the reference path of the test that holds both equal."""
     import jax
     import jax.numpy as jnp
     import optax
@@ -250,8 +254,22 @@ def make_steps(config: WrapperTrainConfig, wrapper_graph, proxy_graph, optimizer
                              calib=optax.apply_updates(state.calib, u_c), opt_calib=o_c)
         return new, {"proxy_mse": mse, "proxy_bpp": bpp, "calib_mse": c_loss}
 
-    def end_to_end(wrapper, state: TrainState, source, i_c, codec_d, qp_index, qp, key):
+    # Post only with eq. 8: P is the identity and O reads I_C's value, so the proxy changes
+    # neither O's input nor its gradient, and lambda * R_M is a constant. Skipping the proxy's
+    # forward pass gives the same updates of O at a fraction of the cost; the logged rate is then
+    # the real codec's.
+    if proxy_free is None:
+        proxy_free = not config.pre and config.stop_gradient
+    if proxy_free and (config.pre or not config.stop_gradient):
+        raise ConfigError("the proxy-free wrapper step needs pre = false and stop_gradient = true")
+
+    def end_to_end(wrapper, state: TrainState, source, i_c, codec_d, qp_index, qp, key, bits_c):
         net = nnx.merge(wrapper_graph, wrapper)
+        if proxy_free:
+            out = apply_wrapper(net.post, i_c, qp)
+            terms = wrapper_loss(source, out, bits_c / pixels(i_c), weights,
+                                 baseline_distortion=codec_d if config.normalise_distortion else None)
+            return terms.total, (terms, out)
         i_p = apply_wrapper(net.pre, source, qp)
         model = nnx.merge(proxy_graph, jax.lax.stop_gradient(state.transform), jax.lax.stop_gradient(state.hyper))
         coder = ForwardCoder(rate_surrogate=ste_round, synthesis_surrogate=ste_round, key=key)
@@ -264,14 +282,15 @@ def make_steps(config: WrapperTrainConfig, wrapper_graph, proxy_graph, optimizer
         return terms.total, (terms, out)
 
     @jax.jit
-    def wrapper(state: TrainState, source, i_c, qp_index, qp, key):
-        """``qp``: (1, B) codec QPs, one per sample, broadcast over the GOP axis of the tensors."""
+    def wrapper(state: TrainState, source, i_c, qp_index, qp, key, bits_c):
+        """``qp``: (1, B) codec QPs, one per sample, broadcast over the GOP axis of the tensors;
+        ``bits_c``: (T, B) the real codec's bits per frame (the logged rate when ``proxy_free``)."""
         # Per-image eq. 4 distortion of the codec output: the logged baseline of every step, and
         # the weights of `normalise_distortion`. It does not depend on the wrapper: computed once,
         # outside the gradient.
         codec_d = distortion_terms(source, i_c, weights)[0]
         (loss, (terms, out)), grads = jax.value_and_grad(end_to_end, has_aux=True)(state.wrapper, state, source, i_c,
-                                                                                  codec_d, qp_index, qp, key)
+                                                                                  codec_d, qp_index, qp, key, bits_c)
         updates, opt = opt_w.update(grads, state.opt_wrapper, state.wrapper)
         new = state._replace(wrapper=optax.apply_updates(state.wrapper, updates), opt_wrapper=opt, step=state.step + 1)
         return new, {**terms._asdict(), "codec_distortion": jnp.mean(codec_d)}, out
@@ -569,7 +588,8 @@ def train(config: WrapperTrainConfig, *, target, target_name: str, proxy_path: s
             else:
                 proxy_terms = {}
             qp = jnp.asarray(pb.qp, jnp.float32)[None]
-            state, terms, out = steps.wrapper(state, source[gop:], i_c, qp_index, qp, key)
+            state, terms, out = steps.wrapper(state, source[gop:], i_c, qp_index, qp, key,
+                                              jnp.asarray(tb.bits.T, jnp.float32))
             row = {"step": step + 1, **{k: float(v) for k, v in {**terms, **proxy_terms}.items()},
                    "target_bpp": float(tb.bits.sum() / (tb.bits.size * config.patch ** 2)),
                    "codec_s": tb.codec_seconds, "jax_s": time.perf_counter() - t1, "step_s": time.perf_counter() - t0}
