@@ -78,6 +78,30 @@ def test_luma_only_postprocessor_passes_chroma_through(tmp_path, clip):
         WrapperTrainConfig(post_planes="uv")
 
 
+@pytest.mark.parametrize("planes", ["y", "yuv"])
+def test_zero_mean_correction_keeps_each_planes_mean(planes):
+    """NetConfig(zero_mean=True): O's correction sums to zero per image and plane (luma phases
+    together), so it cannot shift a picture's brightness; without it the same weights do."""
+    import jax
+    import jax.numpy as jnp
+
+    from wrappers.nets import LUMA_CHANNELS, ResidualCNN
+
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(0.3 + 0.4 * rng.random((2, 12, 20, 6)), jnp.float32)  # mid-range: no clipping
+    means = {}
+    for zm in (False, True):
+        net = ResidualCNN(NetConfig(8, 1, planes=planes, zero_mean=zm), rngs=nnx.Rngs(0))
+        net.tail.kernel.value = jax.random.normal(jax.random.key(3), net.tail.kernel.value.shape) * 0.05
+        net.tail.bias.value = net.tail.bias.value + 0.02
+        r = np.asarray(net(x), np.float64) - np.asarray(x, np.float64)
+        means[zm] = [r[..., :LUMA_CHANNELS].mean(axis=(1, 2, 3))] + [r[..., c].mean(axis=(1, 2)) for c in (4, 5)]
+        assert np.abs(r).max() > 1e-3  # it still corrects samples
+    for m in means[True]:
+        np.testing.assert_allclose(m, 0.0, atol=1e-6)
+    assert np.abs(means[False][0]).min() > 1e-3
+
+
 def test_cli_encode_decode_round_trip(tmp_path, clip, wrapper_dir):
     from jaxcodec.io import write_y4m
 

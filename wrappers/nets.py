@@ -53,6 +53,13 @@ class NetConfig:
       planes: which planes the network changes: ``"yuv"`` all, ``"y"`` luma only (it still reads
         chroma; Cb and Cr pass through unchanged, so it cannot harm them). Post filters trained on
         our synthetic content damaged real clips' chroma (models/wrapper_x264_small.md).
+      zero_mean: the network's correction has zero mean over each image and plane (the luma
+        phases together): it may move samples locally but never shifts a picture's brightness.
+        On the panned photographs that make most of our training data, x264's decodes are
+        0.2-0.45 code values brighter than their sources; an unconstrained O learned to darken
+        every picture by about that much, which costs PSNR on content without the bias
+        (models/wrapper_x264_large.md). The mean is over the whole picture when deployed
+        (`wrappers.deploy` runs whole frames) and over the patch in training.
     """
 
     channels: int = 24
@@ -60,6 +67,7 @@ class NetConfig:
     enabled: bool = True
     qp_input: bool = False
     planes: str = "yuv"
+    zero_mean: bool = False
 
     def __post_init__(self):
         if self.channels <= 0 or self.blocks < 0:
@@ -74,6 +82,7 @@ class ResidualCNN(nnx.Module):
     def __init__(self, config: NetConfig, *, rngs: nnx.Rngs):
         c = config.channels
         self.qp_input = config.qp_input
+        self.zero_mean = config.zero_mean
         self.head = nnx.Conv(CHANNELS + config.qp_input, c, (3, 3), rngs=rngs)
         self.blocks = nnx.List([nnx.List([nnx.Conv(c, c, (3, 3), rngs=rngs), nnx.Conv(c, c, (3, 3), rngs=rngs)])
                                 for _ in range(config.blocks)])
@@ -94,9 +103,22 @@ class ResidualCNN(nnx.Module):
         for a, b in self.blocks:
             h = h + b(jax.nn.relu(a(h)))
         r = self.tail(h)
+        if self.zero_mean:
+            r = _zero_mean(r)
         if r.shape[-1] == LUMA_CHANNELS:  # planes = "y": chroma is passed through, not recomputed
             return jnp.concatenate([x[..., :LUMA_CHANNELS] + r, x[..., LUMA_CHANNELS:]], axis=-1)
         return x + r
+
+
+def _zero_mean(r: jax.Array) -> jax.Array:
+    """``r`` minus its mean per image and plane: the luma phases (the first `LUMA_CHANNELS`)
+    share one mean, each chroma channel has its own."""
+    luma = r[..., :LUMA_CHANNELS]
+    parts = [luma - jnp.mean(luma, axis=(-3, -2, -1), keepdims=True)]
+    if r.shape[-1] > LUMA_CHANNELS:
+        chroma = r[..., LUMA_CHANNELS:]
+        parts.append(chroma - jnp.mean(chroma, axis=(-3, -2), keepdims=True))
+    return jnp.concatenate(parts, axis=-1)
 
 
 class Wrapper(nnx.Module):

@@ -82,6 +82,8 @@ class WrapperTrainConfig:
       pre_qp_input / post_qp_input: P / O also read the sample's QP (`wrappers.nets.NetConfig.qp_input`).
       pre_planes / post_planes: ``"yuv"``, or ``"y"``: P / O change luma only
         (`wrappers.nets.NetConfig.planes`).
+      pre_zero_mean / post_zero_mean: P / O's correction has zero mean per image and plane
+        (`wrappers.nets.NetConfig.zero_mean`).
     """
 
     pre_channels: int = 24
@@ -122,6 +124,8 @@ class WrapperTrainConfig:
     post_qp_input: bool = False
     pre_planes: str = "yuv"
     post_planes: str = "yuv"
+    pre_zero_mean: bool = False
+    post_zero_mean: bool = False
 
     def __post_init__(self):
         if not (self.pre or self.post):
@@ -155,8 +159,10 @@ class WrapperTrainConfig:
     def net_configs(self):
         from wrappers.nets import NetConfig
 
-        return (NetConfig(self.pre_channels, self.pre_blocks, self.pre, self.pre_qp_input, self.pre_planes),
-                NetConfig(self.post_channels, self.post_blocks, self.post, self.post_qp_input, self.post_planes))
+        return (NetConfig(self.pre_channels, self.pre_blocks, self.pre, self.pre_qp_input, self.pre_planes,
+                          self.pre_zero_mean),
+                NetConfig(self.post_channels, self.post_blocks, self.post, self.post_qp_input, self.post_planes,
+                          self.post_zero_mean))
 
     def loss_weights(self):
         from wrappers.loss import LossWeights
