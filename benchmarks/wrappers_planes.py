@@ -104,7 +104,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", nargs="+", default=["bigbuckbunny"])
     parser.add_argument("--codec", default="x264")
-    parser.add_argument("--model", default=None, help="wrapper model dir (default models/wrapper_x264_luma)")
+    parser.add_argument("--model", default=None, help="wrapper model dir (default models/wrapper_x264_large)")
     parser.add_argument("--qps", default="22,32")
     parser.add_argument("--frames", type=int, default=8)
     args = parser.parse_args(argv)

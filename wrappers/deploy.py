@@ -27,7 +27,7 @@ from pathlib import Path
 from jaxcodec.errors import InputError
 from jaxcodec.frame import Frame, make_frame
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "wrapper_x264_luma"
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "wrapper_x264_large"
 
 
 def get_codec(name: str, *, gop: int | None = None):
