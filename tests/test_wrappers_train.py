@@ -9,6 +9,7 @@ import pytest
 from flax import nnx
 
 from proxy.coders import ForwardCoder
+from jaxcodec.errors import ConfigError
 from jaxcodec.io.synthetic import moving_textures
 from proxy.ssf import Calibration, ModelConfig, SSFModel, code_gop, save_model
 from proxy.targets import resolve_target
@@ -266,5 +267,5 @@ def test_post_only_step_without_the_proxy_updates_o_alike(proxy_dir):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
         moved = max(moved, float(jnp.max(jnp.abs(a - c))))
     assert moved > 0
-    with pytest.raises(Exception, match="proxy-free"):
+    with pytest.raises(ConfigError, match="proxy-free"):
         make_steps(_config(), wgraph, pgraph, opts, proxy_free=True)
