@@ -14,6 +14,8 @@ codec's default config, ``off`` for none); ``usage.params`` counts the candidate
 luma and by chroma over the pictures where they are on (picture-level choices), and
 ``usage.block_params`` the candidates of the CTUs enabled by block-level choices (Cost_4,
 ``--nnlf-block-params on``; off by default as in the codec's default config).
+``--nnlf-ensemble L[,C]`` sets the filter's self-ensemble sizes in the 'on' encodes (default:
+the config's ``nnlf_ensemble``); the result's ``nnlf_ensemble`` says which ran.
 
 Float vs integer model quality: every picture of the anchor encodes (filter off, every clip
 and QP) is captured as the in-loop filter would see it, and both the float flax models (the
@@ -146,7 +148,7 @@ def _speed_in_child(planes: dict, model_path: str, reps: int) -> dict:
 
 
 def main(argv=None) -> int:
-    from runtime.cli import parse_param_offsets
+    from runtime.cli import parse_ensemble, parse_param_offsets
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", nargs="+", default=["bigbuckbunny"])
@@ -161,6 +163,8 @@ def main(argv=None) -> int:
                          "comma-separated offsets, or 'off'")
     ap.add_argument("--nnlf-block-params", choices=("on", "off"), default="off",
                     help="per-CTU parameter choice (paper 001 III-B Cost_4) in the 'on' encodes")
+    ap.add_argument("--nnlf-ensemble", type=parse_ensemble, default=None, metavar="L[,C]",
+                    help="self-ensemble sizes (luma[,chroma]) in the 'on' encodes (default: the codec's config)")
     ap.add_argument("--speed-reps", type=int, default=11, help="timed runs of the float vs integer comparison")
     ap.add_argument("--speed-planes", help=argparse.SUPPRESS)  # the one-CPU child of the speed comparison
     args = ap.parse_args(argv)
@@ -183,6 +187,7 @@ def main(argv=None) -> int:
     model = nnlf.load_model(args.nnlf_model)
     result = {"config": args.config, "frames": args.frames, "qps": args.qps, "nnlf_scaling": args.nnlf_scaling,
               "nnlf_params": list(params), "nnlf_block_params": args.nnlf_block_params,
+              "nnlf_ensemble": list(load_coding_config(args.config, nnlf_ensemble=args.nnlf_ensemble).nnlf_ensemble),
               "model": model.path,
               "model_id": model.digest.hex(), "clips": {}}
     speed_planes: dict = {}
@@ -200,7 +205,8 @@ def main(argv=None) -> int:
         for mode in ("off", "on"):
             cfg = load_coding_config(args.config, qp=args.qps[0], nnlf=mode == "on", nnlf_model=args.nnlf_model,
                                      nnlf_scaling=args.nnlf_scaling == "on", nnlf_params=params,
-                                     nnlf_block_params=args.nnlf_block_params == "on")
+                                     nnlf_block_params=args.nnlf_block_params == "on",
+                                     nnlf_ensemble=args.nnlf_ensemble)
             small = type(f)(y=f.y[:2], u=f.u[:2], v=f.v[:2], bit_depth=f.bit_depth)
             cfg = cfg.replace(intra_period=-1, gop_size=2) if args.config == "ra" else cfg
             seq = seq_params(cfg, f.bit_depth)
@@ -219,7 +225,8 @@ def main(argv=None) -> int:
             for mode in ("off", "on"):
                 cfg = load_coding_config(args.config, qp=qp, nnlf=mode == "on", nnlf_model=args.nnlf_model,
                                          nnlf_scaling=args.nnlf_scaling == "on", nnlf_params=params,
-                                     nnlf_block_params=args.nnlf_block_params == "on")
+                                     nnlf_block_params=args.nnlf_block_params == "on",
+                                     nnlf_ensemble=args.nnlf_ensemble)
                 seq = seq_params(cfg, f.bit_depth)
                 capture_s = [0.0]
 

@@ -72,6 +72,10 @@ class CodingConfig:
         (carphone RA) or lost (bikes RA, -3.36 % against -3.91 % luma BD-rate); the per-CTU
         choice minimises this picture's SSE only, and took the strongest candidate (+5) in
         82 of 223 CTUs, which probably over-filters later pictures' references.
+      nnlf_ensemble: (luma, chroma) geometric self-ensemble of the NN loop filter when ``nnlf``
+        is on: the filter runs on 1, 2, 4 or 8 symmetries of the picture (transposes and
+        flips) and the decoder averages the outputs with a rounding shift (flagged in the
+        sequence header). Costs that many filter runs per picture in encoder and decoder.
       frame_threads: encoder threads that code frames whose references are ready.
     """
 
@@ -100,6 +104,7 @@ class CodingConfig:
     nnlf_scaling: bool = True
     nnlf_params: tuple[int, ...] = (0, -5, 5)
     nnlf_block_params: bool = False
+    nnlf_ensemble: tuple[int, int] = (8, 1)
     frame_threads: int = 1
 
     def __post_init__(self):
@@ -126,6 +131,8 @@ class CodingConfig:
                f"nnlf_params needs 1..4 distinct QP-input offsets in -16..16, got {self.nnlf_params}")
         _check(len(self.nnlf_params) > 1 or self.nnlf_params == (0,),
                f"a single nnlf_params entry must be 0 (parameter selection off), got {self.nnlf_params}")
+        _check(len(self.nnlf_ensemble) == 2 and all(n in (1, 2, 4, 8) for n in self.nnlf_ensemble),
+               f"nnlf_ensemble needs two sizes (luma, chroma), each 1, 2, 4 or 8, got {self.nnlf_ensemble}")
         _check(self.frame_threads >= 1, f"frame_threads must be >= 1, got {self.frame_threads}")
 
     def replace(self, **changes: Any) -> "CodingConfig":

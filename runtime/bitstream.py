@@ -9,6 +9,8 @@ Sequence header (version 4)::
     | chroma_qp_offset i8 | qp u8 | num_frames u32
     | [nnlf_model 16 bytes: identity of the NN loop-filter model, only if tool_flags & TOOL_NNLF]
     | [n_params u8 (2..4) | QP-input offsets i8 x n_params, only if tool_flags & TOOL_NNLF_PARAM]
+    | [ensemble u8: bits 0-1 log2 of the luma, bits 2-3 of the chroma self-ensemble size, other
+       bits 0; only if tool_flags & TOOL_NNLF_ENSEMBLE]
     | crc32 u32 (of everything before it)
 
 Frame (coding order)::
@@ -45,10 +47,11 @@ TOOL_INTRA_4X4 = 8  # split_transform_flag of intra 8x8 CUs (four 4x4 luma TUs, 
 TOOL_INTER_TU_SPLIT = 16  # split_transform_flag of inter CUs up to 32x32 (one level)
 TOOL_NNLF_SCALE = 32  # NN loop-filter residual scaling (a scale byte per enabled component; needs TOOL_NNLF)
 TOOL_NNLF_PARAM = 64  # NN loop-filter parameter selection (QP-input candidates; needs TOOL_NNLF)
+TOOL_NNLF_ENSEMBLE = 128  # NN loop-filter self-ensemble over symmetries of the picture (needs TOOL_NNLF)
 KNOWN_TOOLS = (TOOL_DEBLOCKING | TOOL_SUBPEL | TOOL_NNLF | TOOL_INTRA_4X4 | TOOL_INTER_TU_SPLIT | TOOL_NNLF_SCALE
-               | TOOL_NNLF_PARAM)
-#: Sequence tools that describe how to read the NNLF section and never appear in a frame's flags.
-SEQ_ONLY_TOOLS = TOOL_NNLF_SCALE | TOOL_NNLF_PARAM
+               | TOOL_NNLF_PARAM | TOOL_NNLF_ENSEMBLE)
+#: Sequence tools that describe how to run or read the NNLF and never appear in a frame's flags.
+SEQ_ONLY_TOOLS = TOOL_NNLF_SCALE | TOOL_NNLF_PARAM | TOOL_NNLF_ENSEMBLE
 NNLF_ID_BYTES = 16
 NNLF_MAX_PARAMS = 4
 NNLF_MAX_PARAM_OFFSET = 16
@@ -77,6 +80,7 @@ class SequenceHeader:
     num_frames: int
     nnlf_model: bytes = b""  # model identity (runtime.nnlf digest) when tool_flags & TOOL_NNLF
     nnlf_params: tuple[int, ...] = ()  # QP-input offsets of the NNLF parameter candidates (TOOL_NNLF_PARAM)
+    nnlf_ensemble: tuple[int, int] = (1, 1)  # (luma, chroma) NNLF self-ensemble sizes (TOOL_NNLF_ENSEMBLE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +111,11 @@ def write_sequence_header(h: SequenceHeader) -> bytes:
         if not 2 <= len(p) <= NNLF_MAX_PARAMS or any(abs(o) > NNLF_MAX_PARAM_OFFSET for o in p):
             raise ValueError(f"nnlf_params needs 2..{NNLF_MAX_PARAMS} offsets in +-{NNLF_MAX_PARAM_OFFSET}, got {p}")
         body += struct.pack(f"<B{len(p)}b", len(p), *p)
+    if h.tool_flags & TOOL_NNLF_ENSEMBLE:
+        if any(n not in (1, 2, 4, 8) for n in h.nnlf_ensemble) or len(h.nnlf_ensemble) != 2:
+            raise ValueError(f"nnlf_ensemble needs two sizes of 1, 2, 4 or 8, got {h.nnlf_ensemble}")
+        ly, lc = (n.bit_length() - 1 for n in h.nnlf_ensemble)
+        body += struct.pack("<B", ly | lc << 2)
     return body + struct.pack("<I", zlib.crc32(body))
 
 
@@ -158,6 +167,11 @@ def parse_sequence_header(r: _Reader) -> SequenceHeader:
         (n,) = r.unpack("<B", "NNLF parameter count")
         _need(2 <= n <= NNLF_MAX_PARAMS, f"bad NNLF parameter count {n} (2..{NNLF_MAX_PARAMS})")
         nnlf_params = r.unpack(f"<{n}b", "NNLF parameter offsets")
+    nnlf_ensemble = (1, 1)
+    if f[13] & TOOL_NNLF_ENSEMBLE:
+        (e,) = r.unpack("<B", "NNLF ensemble sizes")
+        _need(e < 16, f"bad NNLF ensemble byte 0x{e:02x} (reserved bits set)")
+        nnlf_ensemble = (1 << (e & 3), 1 << (e >> 2))
     (crc,) = r.unpack("<I", "sequence header crc")
     _need(zlib.crc32(bytes(r.data[start:r.pos - 4])) == crc, "sequence header is corrupt (crc mismatch)")
     (_, w, h, bd, cf, fn, fd, gop, gsz, ip, nref, ctu, mincu, tools, cqp, qp, nf) = f
@@ -172,11 +186,13 @@ def parse_sequence_header(r: _Reader) -> SequenceHeader:
     _need(not tools & TOOL_NNLF_SCALE or bool(tools & TOOL_NNLF), "NN residual scaling flagged without the NN loop filter")
     _need(not tools & TOOL_NNLF_PARAM or bool(tools & TOOL_NNLF),
           "NN parameter selection flagged without the NN loop filter")
+    _need(not tools & TOOL_NNLF_ENSEMBLE or bool(tools & TOOL_NNLF),
+          "NN self-ensemble flagged without the NN loop filter")
     _need(all(abs(o) <= NNLF_MAX_PARAM_OFFSET for o in nnlf_params),
           f"NNLF parameter offset out of range (+-{NNLF_MAX_PARAM_OFFSET}): {nnlf_params}")
     name = {v: k for k, v in GOP_CODES.items()}[gop]
     return SequenceHeader(w, h, bd, "420", Fraction(fn, fd), name, gsz, ip, nref, ctu, mincu, tools, cqp, qp, nf,
-                          nnlf_model, tuple(nnlf_params))
+                          nnlf_model, tuple(nnlf_params), nnlf_ensemble)
 
 
 def parse_frame(r: _Reader, seq: SequenceHeader) -> tuple[FrameHeader, bytes]:

@@ -110,6 +110,19 @@ def parse_param_offsets(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected 'off' or comma-separated integers, got {text!r}") from None
 
 
+def parse_ensemble(text: str) -> tuple[int, int]:
+    """``--nnlf-ensemble``: 'L' or 'L,C' self-ensemble sizes (chroma 1 when omitted; range
+    checks: `CodingConfig`)."""
+    import argparse
+    try:
+        sizes = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LUMA or LUMA,CHROMA sizes, got {text!r}") from None
+    if len(sizes) not in (1, 2):
+        raise argparse.ArgumentTypeError(f"expected LUMA or LUMA,CHROMA sizes, got {text!r}")
+    return (sizes[0], sizes[1] if len(sizes) == 2 else 1)
+
+
 def _encode(args) -> int:
     import time
     from pathlib import Path
@@ -123,7 +136,7 @@ def _encode(args) -> int:
     block = None if args.nnlf_block_params is None else args.nnlf_block_params == "on"
     cfg = load_coding_config(args.config, defaults=ENCODER_DEFAULTS, qp=args.qp, frame_threads=args.threads, nnlf=nnlf,
                              nnlf_model=args.nnlf_model, nnlf_scaling=scaling, nnlf_params=args.nnlf_params,
-                             nnlf_block_params=block)
+                             nnlf_block_params=block, nnlf_ensemble=args.nnlf_ensemble)
     video = read_video(args.input, max_frames=args.frames, size=args.size)
     t0 = time.perf_counter()
     data, recon = encode(video.frames, cfg, fps=video.fps, progress=not args.quiet)
@@ -186,6 +199,9 @@ def register_encode(sub) -> None:
     p.add_argument("--nnlf-block-params", choices=("on", "off"), default=None,
                    help="let the encoder choose the parameter per CTU too (paper 001 III-B Cost_4; default: "
                         "the config's nnlf_block_params key, off)")
+    p.add_argument("--nnlf-ensemble", type=parse_ensemble, default=None, metavar="L[,C]",
+                   help="NN filter self-ensemble sizes, luma[,chroma], each 1, 2, 4 or 8 (runs on that many "
+                        "symmetries of the picture, averaged; default: the config's nnlf_ensemble key)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_encode)
 

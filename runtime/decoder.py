@@ -56,7 +56,8 @@ def decode(data: bytes, *, progress: bool = False, return_fps: bool = False, nnl
                        ctu_size=seq.ctu_size, gop_structure=seq.gop_structure,
                        intra_4x4=bool(seq.tool_flags & bs.TOOL_INTRA_4X4),
                        inter_tu_split=bool(seq.tool_flags & bs.TOOL_INTER_TU_SPLIT),
-                       nnlf_scaling=bool(seq.tool_flags & bs.TOOL_NNLF_SCALE), nnlf_params=seq.nnlf_params)
+                       nnlf_scaling=bool(seq.tool_flags & bs.TOOL_NNLF_SCALE), nnlf_params=seq.nnlf_params,
+                       nnlf_ensemble=seq.nnlf_ensemble)
     ph, pw = -(-seq.height // PAD) * PAD, -(-seq.width // PAD) * PAD
     dpb: dict[int, tuple] = {}
     out: dict[int, tuple] = {}

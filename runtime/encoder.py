@@ -39,7 +39,8 @@ def seq_params(config: CodingConfig, bit_depth: int) -> SeqParams:
                      coarse_range=config.coarse_search_range, lambda_scale=config.lambda_scale,
                      intra_in_inter=config.intra_in_inter, intra_4x4=config.intra_4x4,
                      inter_tu_split=config.inter_tu_split, nnlf_scaling=config.nnlf and config.nnlf_scaling,
-                     nnlf_params=config.nnlf_params if config.nnlf and len(config.nnlf_params) > 1 else ())
+                     nnlf_params=config.nnlf_params if config.nnlf and len(config.nnlf_params) > 1 else (),
+                     nnlf_ensemble=tuple(config.nnlf_ensemble) if config.nnlf else (1, 1))
 
 
 def _lambda(spec, config: CodingConfig, bit_depth: int) -> float:
@@ -82,12 +83,14 @@ def encode(frames: Frame, config: CodingConfig, *, fps: Fraction = Fraction(25),
     tools |= bs.TOOL_NNLF if nn_model is not None else 0
     tools |= bs.TOOL_NNLF_SCALE if nn_model is not None and seq.nnlf_scaling else 0
     tools |= bs.TOOL_NNLF_PARAM if nn_model is not None and seq.nnlf_params else 0
+    tools |= bs.TOOL_NNLF_ENSEMBLE if nn_model is not None and seq.nnlf_ensemble != (1, 1) else 0
     tools |= bs.TOOL_INTRA_4X4 if config.intra_4x4 else 0
     tools |= bs.TOOL_INTER_TU_SPLIT if config.inter_tu_split else 0
     header = bs.SequenceHeader(width, height, bd, "420", Fraction(fps), config.gop_structure, config.gop_size,
                                config.intra_period, config.num_refs, config.ctu_size, config.min_cu_size, tools,
                                config.chroma_qp_offset, config.qp, n, nn_model.digest if nn_model else b"",
-                               seq.nnlf_params if nn_model is not None else ())
+                               seq.nnlf_params if nn_model is not None else (),
+                               seq.nnlf_ensemble if nn_model is not None else (1, 1))
 
     dpb: dict[int, tuple] = {}
     done = {s.poc: threading.Event() for s in plan}

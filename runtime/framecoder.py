@@ -219,7 +219,8 @@ class SeqParams:
     def __init__(self, *, bit_depth: int, chroma_qp_offset: int, deblocking: bool, num_refs: int, ctu_size: int,
                  gop_structure: str, search_range: int = 16, subpel: bool = True, coarse_range: int = 0,
                  lambda_scale: float = 1.0, intra_in_inter: bool = True, intra_4x4: bool = True,
-                 inter_tu_split: bool = True, nnlf_scaling: bool = False, nnlf_params: tuple[int, ...] = ()):
+                 inter_tu_split: bool = True, nnlf_scaling: bool = False, nnlf_params: tuple[int, ...] = (),
+                 nnlf_ensemble: tuple[int, int] = (1, 1)):
         self.bit_depth = bit_depth
         self.chroma_qp_offset = chroma_qp_offset
         self.deblocking = deblocking
@@ -236,3 +237,5 @@ class SeqParams:
         self.nnlf_scaling = nnlf_scaling
         # QP-input offsets of the NN filter's parameter candidates; () = no parameter selection.
         self.nnlf_params = tuple(nnlf_params)
+        # (luma, chroma) self-ensemble sizes of the NN filter (runtime.nnlf.filter_planes).
+        self.nnlf_ensemble = tuple(nnlf_ensemble)

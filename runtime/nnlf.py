@@ -19,7 +19,9 @@ encoder sends per picture. With parameter selection (paper 001 III-B, sequence t
 ``TOOL_NNLF_PARAM``) the encoder runs the filter once per QP-input candidate (the block QP plus
 each offset of the sequence's list) and picks one candidate for luma and one shared by both
 chroma planes (:func:`decide_flags`); the decoder runs only the chosen ones. Both sides run the
-filter through the integer runtime (`runtime.nnint.execute`), whose float paths are
+filter through the integer runtime (`runtime.nnint.execute`; with the sequence tool
+``TOOL_NNLF_ENSEMBLE`` as the rounded mean over 2, 4 or 8 symmetries of the picture,
+:func:`filter_planes`), whose float paths are
 provably exact, so the output does not depend on jit, thread count or summation order.
 
 Model file (``.jxnnlf``, little endian)::
@@ -71,6 +73,15 @@ SCALE_FIELD_BITS = 8
 DEFAULT_PARAM_OFFSETS = (0, -5, 5)
 #: Largest QP input a model sees (the QP plane is normalised by 2**LOG2_QP).
 QP_INPUT_MAX = 63
+
+#: Geometric self-ensemble (test-time augmentation of the square's 8 symmetries, Lim et al.
+#: 2017 "EDSR+"): the filter runs on transformed inputs and the inverse-transformed outputs are
+#: averaged with a rounding shift, so every decoder computes the same integers. Each entry is a
+#: bit set: 4 transpose, 1 horizontal flip, 2 vertical flip, applied in that order. The order
+#: puts the transposes and the half-turn first: with our models they add the most (training
+#: clips: the first 4 give about 3/4 of the full ensemble's luma gain).
+ENSEMBLE_ORDER = (0, 4, 3, 7, 1, 5, 2, 6)
+ENSEMBLE_SIZES = (1, 2, 4, 8)
 
 # log2 of the divisor that normalises each input plane (jaxcodec.nn.loopfilter.normalise):
 # samples / 2**bit_depth, bS / 2, QP / 64, prediction type / 2.
@@ -260,26 +271,71 @@ def with_qp_offset(x: FilterInputs, offset: int) -> FilterInputs:
     return x._replace(qp=np.clip(np.asarray(x.qp, np.int32) + offset, 0, QP_INPUT_MAX).astype(np.int32))
 
 
+def symmetry(a: np.ndarray, k: int) -> np.ndarray:
+    """One of the square's 8 symmetries on the first two axes of ``a`` (``k``: bit 4 transpose,
+    then bit 1 horizontal flip, then bit 2 vertical flip)."""
+    if k & 4:
+        a = np.swapaxes(a, 0, 1)
+    if k & 1:
+        a = a[:, ::-1]
+    if k & 2:
+        a = a[::-1]
+    return np.ascontiguousarray(a)
+
+
+def inverse_symmetry(a: np.ndarray, k: int) -> np.ndarray:
+    """Undo :func:`symmetry` with the same ``k``."""
+    if k & 2:
+        a = a[::-1]
+    if k & 1:
+        a = a[:, ::-1]
+    if k & 4:
+        a = np.swapaxes(a, 0, 1)
+    return np.ascontiguousarray(a)
+
+
+def ensemble_mean(outputs: list[np.ndarray]) -> np.ndarray:
+    """Rounded integer mean of 1, 2, 4 or 8 sample planes: ``(sum + n/2) >> log2 n``."""
+    n = len(outputs)
+    if n not in ENSEMBLE_SIZES:
+        raise ValueError(f"ensemble size must be one of {ENSEMBLE_SIZES}, got {n}")
+    if n == 1:
+        return outputs[0]
+    total = np.sum(np.stack(outputs).astype(np.int64), axis=0)
+    return ((total + n // 2) >> (n.bit_length() - 1)).astype(np.int32)
+
+
 def filter_planes(model: NNLFModel, x: FilterInputs, *, bit_depth: int, jit: bool = True,
-                  qp_offset: tuple[int, int] = (0, 0), run: tuple[bool, bool] = (True, True)) -> tuple:
+                  qp_offset: tuple[int, int] = (0, 0), run: tuple[bool, bool] = (True, True),
+                  ensemble: tuple[int, int] = (1, 1)) -> tuple:
     """NN-filtered planes (y, u, v), int32, from integer inputs, through the integer runtime only
     (the kernel of :func:`filter_picture`; identical samples with ``jit`` True or False).
     ``qp_offset``: (luma, chroma) offsets of the QP input (:func:`with_qp_offset`).
-    ``run``: (luma, chroma) models to run; a model not run gives None planes."""
+    ``run``: (luma, chroma) models to run; a model not run gives None planes.
+    ``ensemble``: (luma, chroma) self-ensemble sizes (1, 2, 4 or 8 symmetries of
+    ``ENSEMBLE_ORDER``; :func:`ensemble_mean` of the outputs)."""
     from runtime.nnint import planes as nnplanes
 
     outs = []
-    for which, go, off in (("luma", run[0], qp_offset[0]), ("chroma", run[1], qp_offset[1])):
+    for which, go, off, n in (("luma", run[0], qp_offset[0], ensemble[0]),
+                              ("chroma", run[1], qp_offset[1], ensemble[1])):
         if not go:
             outs.append(None)
             continue
+        if n not in ENSEMBLE_SIZES:
+            raise ValueError(f"ensemble size must be one of {ENSEMBLE_SIZES}, got {n}")
         xo = with_qp_offset(x, off)
         arrays = luma_arrays(xo, bit_depth) if which == "luma" else chroma_arrays(xo, bit_depth)
         graph: Graph = getattr(model, which)
-        ins = [nnplanes.to_input(_nhwc(a), s, graph.nodes[i]) for (a, s), i in zip(arrays, graph.inputs)]
-        (out,) = model.executor(which, jit=jit)(*ins)
         q = graph.nodes[graph.outputs[0]].q
-        outs.append(nnplanes.to_samples(np.asarray(out)[0], q, bit_depth).astype(np.int32))
+        run_model = model.executor(which, jit=jit)
+        members = []
+        for k in ENSEMBLE_ORDER[:n]:
+            ins = [nnplanes.to_input(_nhwc(symmetry(a, k)), s, graph.nodes[i])
+                   for (a, s), i in zip(arrays, graph.inputs)]
+            (out,) = run_model(*ins)
+            members.append(inverse_symmetry(nnplanes.to_samples(np.asarray(out)[0], q, bit_depth), k))
+        outs.append(ensemble_mean(members).astype(np.int32))
     y, uv = outs
     return (None if y is None else y[..., 0],) + ((None, None) if uv is None else (uv[..., 0], uv[..., 1]))
 
@@ -714,7 +770,8 @@ def encode_step(model: NNLFModel, state, seq, orig, *, lambda_: float, force: bo
     candidate choice (Cost_4)."""
     offsets = _offsets(seq) if force is None else (0,)
     x = filter_inputs(state, seq)
-    cands = [filter_planes(model, x, bit_depth=seq.bit_depth, qp_offset=(o, o)) for o in offsets]
+    cands = [filter_planes(model, x, bit_depth=seq.bit_depth, qp_offset=(o, o), ensemble=seq.nnlf_ensemble)
+             for o in offsets]
     flags = decide_flags(cands, state.deblocked, orig, ctu_size=seq.ctu_size, lambda_=lambda_, force=force,
                          scaling=seq.nnlf_scaling, bit_depth=seq.bit_depth, block=block)
     out = apply_flags(flags, cands, state.deblocked, ctu_size=seq.ctu_size, bit_depth=seq.bit_depth)
@@ -733,6 +790,6 @@ def decode_step(model: NNLFModel, state, seq, flags: NNLFFlags):
     cands: list = [None] * len(offsets)
     for k in sorted(luma | chroma):
         cands[k] = filter_planes(model, x, bit_depth=seq.bit_depth, qp_offset=(offsets[k], offsets[k]),
-                                 run=(k in luma, k in chroma))
+                                 run=(k in luma, k in chroma), ensemble=seq.nnlf_ensemble)
     return state._replace(output=apply_flags(flags, cands, state.deblocked, ctu_size=seq.ctu_size,
                                              bit_depth=seq.bit_depth))

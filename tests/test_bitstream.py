@@ -48,10 +48,38 @@ def test_headers_roundtrip(stream):
     assert rebuilt == data
 
 
-def _nnlf_header(tools, params):
+def _nnlf_header(tools, params, ensemble=(1, 1)):
     seq = bs.SequenceHeader(64, 32, 8, "420", Fraction(25), "ra", 8, 32, 2, 64, 8, tools, 0, 32,
-                            1, bytes(range(16)), params)
+                            1, bytes(range(16)), params, ensemble)
     return bs.write_sequence_header(seq)
+
+
+def _recrc(body: bytes) -> bytes:
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def test_nnlf_ensemble_sizes_in_the_sequence_header():
+    """The self-ensemble sizes travel as one byte after the parameter list; reserved bits, the
+    tool without the NN filter, or sizes other than 1/2/4/8 are refused."""
+    tools = bs.TOOL_NNLF | bs.TOOL_NNLF_PARAM | bs.TOOL_NNLF_ENSEMBLE
+    for ens in ((8, 1), (1, 2), (4, 8), (2, 4)):
+        seq = bs.parse_sequence_header(bs._Reader(_nnlf_header(tools, (0, -5, 5), ens)))
+        assert seq.nnlf_ensemble == ens and seq.nnlf_params == (0, -5, 5)
+    seq = bs.parse_sequence_header(bs._Reader(_nnlf_header(bs.TOOL_NNLF | bs.TOOL_NNLF_ENSEMBLE, (), (8, 1))))
+    assert seq.nnlf_ensemble == (8, 1) and seq.nnlf_params == ()
+    assert bs.parse_sequence_header(bs._Reader(_nnlf_header(bs.TOOL_NNLF, ()))).nnlf_ensemble == (1, 1)
+    for bad in ((3, 1), (8,), (16, 1)):
+        with pytest.raises(ValueError, match="nnlf_ensemble"):
+            _nnlf_header(tools, (0, 5), bad)
+    body = bytearray(_nnlf_header(tools, (0, 5), (8, 1))[:-4])
+    body[-1] |= 0x40
+    with pytest.raises(BitstreamError, match="reserved bits"):
+        bs.parse_sequence_header(bs._Reader(_recrc(bytes(body))))
+    # The tool without the NN filter: no model identity, the byte still there.
+    seq = bs.SequenceHeader(64, 32, 8, "420", Fraction(25), "ra", 8, 32, 2, 64, 8, bs.TOOL_NNLF_ENSEMBLE, 0, 32,
+                            1, b"", (), (8, 1))
+    with pytest.raises(BitstreamError, match="self-ensemble flagged without"):
+        bs.parse_sequence_header(bs._Reader(bs.write_sequence_header(seq)))
 
 
 def test_nnlf_parameter_candidates_in_the_sequence_header():

@@ -10,7 +10,7 @@ import pytest
 
 from codec_clips import generated_clip
 from jaxcodec.io import read_y4m, write_y4m
-from runtime.bitstream import TOOL_NNLF, TOOL_NNLF_PARAM, TOOL_NNLF_SCALE, parse_stream
+from runtime.bitstream import TOOL_NNLF, TOOL_NNLF_ENSEMBLE, TOOL_NNLF_PARAM, TOOL_NNLF_SCALE, parse_stream
 
 CLI = [sys.executable, "-m", "runtime.cli"]
 
@@ -51,14 +51,18 @@ def test_encode_decode_roundtrip(y4m):
     seq, _ = parse_stream((d / "a.jxc").read_bytes())
     assert seq.tool_flags & TOOL_NNLF and seq.tool_flags & TOOL_NNLF_SCALE and seq.nnlf_model
     assert seq.tool_flags & TOOL_NNLF_PARAM and seq.nnlf_params == (0, -5, 5)
+    assert seq.tool_flags & TOOL_NNLF_ENSEMBLE and seq.nnlf_ensemble == (8, 1)
     p = run("encode", d / "in.y4m", "-o", d / "off.jxc", "--config", "ld", "--qp", "30", "--nnlf", "off", "-q", cwd=d)
     assert p.returncode == 0, p.stderr
     seq, _ = parse_stream((d / "off.jxc").read_bytes())
-    assert not seq.tool_flags & (TOOL_NNLF | TOOL_NNLF_SCALE | TOOL_NNLF_PARAM)
-    # Block-level parameters (an encoder choice, off by default): the decoder follows the stream.
+    assert not seq.tool_flags & (TOOL_NNLF | TOOL_NNLF_SCALE | TOOL_NNLF_PARAM | TOOL_NNLF_ENSEMBLE)
+    # Block-level parameters (an encoder choice, off by default) and a self-ensemble the
+    # sequence header carries: the decoder follows the stream.
     p = run("encode", d / "in.y4m", "-o", d / "blk.jxc", "--config", "ld", "--qp", "30", "--nnlf-block-params", "on",
-            "--recon", d / "blk.y4m", "-q", cwd=d)
+            "--nnlf-ensemble", "4,2", "--recon", d / "blk.y4m", "-q", cwd=d)
     assert p.returncode == 0, p.stderr
+    seq, _ = parse_stream((d / "blk.jxc").read_bytes())
+    assert seq.tool_flags & TOOL_NNLF_ENSEMBLE and seq.nnlf_ensemble == (4, 2)
     p = run("decode", d / "blk.jxc", "-o", d / "blkdec.y4m", "-q", cwd=d)
     assert p.returncode == 0, p.stderr
     dec, _ = read_y4m(d / "blkdec.y4m")
@@ -98,7 +102,10 @@ def test_bad_inputs(y4m):
     assert "unknown config" in p.stderr and not (d / "x.jxc").exists()
     p = run("encode", d / "in.y4m", "-o", d / "x.jxc", "--qp", "60", cwd=d)
     _one_line_error(p)
-    for bad, msg in (("0,x", "comma-separated integers"), ("0,0", "nnlf_params needs")):
-        p = run("encode", d / "in.y4m", "-o", d / "x.jxc", "--nnlf-params", bad, cwd=d)
+    for opt, bad, msg in (("--nnlf-params", "0,x", "comma-separated integers"),
+                          ("--nnlf-params", "0,0", "nnlf_params needs"),
+                          ("--nnlf-ensemble", "8,x", "LUMA or LUMA,CHROMA"),
+                          ("--nnlf-ensemble", "3", "nnlf_ensemble needs")):
+        p = run("encode", d / "in.y4m", "-o", d / "x.jxc", opt, bad, cwd=d)
         _one_line_error(p)
         assert msg in p.stderr and not (d / "x.jxc").exists()

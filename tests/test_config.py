@@ -39,6 +39,9 @@ def test_bad_values_rejected():
             CodingConfig(nnlf_params=bad)
     with pytest.raises(ConfigError, match="single nnlf_params entry must be 0"):
         CodingConfig(nnlf_params=(3,))
+    for bad in ((8,), (3, 1), (1, 16), (8, 1, 1), (0, 1)):
+        with pytest.raises(ConfigError, match="nnlf_ensemble needs"):
+            CodingConfig(nnlf_ensemble=bad)
 
 
 def test_overrides_apply_and_none_is_ignored():

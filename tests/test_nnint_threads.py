@@ -85,6 +85,8 @@ def _child_runtime() -> dict[str, str]:
                 for batch in (1, 4):
                     digests[f"{name}/jit={jit}/batch={batch}"] = _digest(ex(*[x[:batch] for x in xs]))
     digests["nnlf"] = _digest(nnlf.filter_planes(nnlf.load_model(), _nnlf_inputs(), bit_depth=8))
+    digests["nnlf_ensemble"] = _digest(nnlf.filter_planes(nnlf.load_model(), _nnlf_inputs(), bit_depth=8,
+                                                          ensemble=(8, 2)))
     return digests
 
 

@@ -71,6 +71,8 @@ def coded(clip, cfg, model_path):
     # No zero candidate: whatever the encoder picks, the decoder must apply a shifted QP input.
     on["shifted"] = encode(clip, cfg.replace(nnlf=True, nnlf_model=str(model_path), nnlf_params=(-9, 9)))
     on["block"] = encode(clip, cfg.replace(nnlf=True, nnlf_model=str(model_path), nnlf_block_params=True))
+    on["ensemble"] = encode(clip, cfg.replace(nnlf=True, nnlf_model=str(model_path), nnlf_ensemble=(4, 2)))
+    on["single"] = encode(clip, cfg.replace(nnlf=True, nnlf_model=str(model_path), nnlf_ensemble=(1, 1)))
     return off, on
 
 
@@ -83,6 +85,8 @@ def test_roundtrip_with_nnlf_on(coded, model_path):
         assert seq.nnlf_params == {"noparam": (), "shifted": (-9, 9)}.get(force, nnlf.DEFAULT_PARAM_OFFSETS)
         assert bool(seq.tool_flags & bs.TOOL_NNLF_PARAM) == (force != "noparam")
         assert seq.nnlf_model == nnlf.load_model(model_path).digest
+        assert seq.nnlf_ensemble == {"ensemble": (4, 2), "single": (1, 1)}.get(force, (8, 1))  # default (8, 1)
+        assert bool(seq.tool_flags & bs.TOOL_NNLF_ENSEMBLE) == (force != "single")
         assert _same(recon, decode(data, nnlf_model=str(model_path))), force  # MD5 checked per frame too
 
 
@@ -104,6 +108,7 @@ def test_encoder_choice_does_not_hurt(clip, coded):
     assert sse(on[None][1]) <= sse(off_recon)
     assert sse(on["noscale"][1]) <= sse(off_recon)
     assert sse(on["noparam"][1]) <= sse(off_recon)
+    assert sse(on["single"][1]) <= sse(off_recon)
 
 
 def _reference_scale(nn, db, s, bd):
@@ -202,6 +207,63 @@ def test_qp_offset_is_the_qp_input_shifted(model_path):
         mixed = nnlf.filter_planes(m, x, bit_depth=8, qp_offset=(off, 0))
         np.testing.assert_array_equal(mixed[0], want[0])
         np.testing.assert_array_equal(mixed[1], base[1])
+
+
+def _reference_symmetry(a, k, inverse=False):
+    """The square's symmetries with numpy's rot90 / flip (not runtime.nnlf's code):
+    k = 4 transpose, 1 horizontal flip, 2 vertical flip, in that order."""
+    steps = [(4, lambda t: np.swapaxes(t, 0, 1)), (1, lambda t: np.flip(t, 1)), (2, lambda t: np.flip(t, 0))]
+    for bit, f in (reversed(steps) if inverse else steps):
+        if k & bit:
+            a = f(a)
+    return np.ascontiguousarray(a)
+
+
+def _pairwise_inputs(rng, h, w):
+    """Random inputs whose bS, QP and type planes are constant on 2x2 blocks, as the codec's are
+    (4x4 units; bs_plane gives samples 2i and 2i+1 the same edge), so the chroma model's
+    half-resolution copies of them commute with the symmetries."""
+    x = _random_inputs(rng, h, w)
+    up = lambda a: np.repeat(np.repeat(a, 2, 0), 2, 1).astype(np.int32)  # noqa: E731
+    return x._replace(bs=up(rng.integers(0, 3, (h // 2, w // 2))), qp=up(rng.integers(22, 38, (h // 2, w // 2))),
+                      ipb=up(rng.integers(0, 3, (h // 2, w // 2))))
+
+
+def _transformed(x, k):
+    g = lambda a: _reference_symmetry(a, k)  # noqa: E731
+    return nnlf.FilterInputs(tuple(map(g, x.rec)), tuple(map(g, x.pred)), g(x.bs), g(x.qp), g(x.ipb))
+
+
+@pytest.mark.parametrize("n", [2, 4, 8])
+def test_self_ensemble_matches_reference(model_path, n):
+    """checkasm habit: the jitted ensemble equals the plain filter run (no jit) on each
+    transformed picture, transformed back and averaged with round-half-up in float64."""
+    m = nnlf.load_model(model_path)
+    x = _pairwise_inputs(np.random.default_rng(11), 24, 40)
+    got = nnlf.filter_planes(m, x, bit_depth=8, ensemble=(n, n), qp_offset=(-5, -5))
+    members = [[_reference_symmetry(p, k, inverse=True).astype(np.float64)
+                for p in nnlf.filter_planes(m, _transformed(x, k), bit_depth=8, jit=False, qp_offset=(-5, -5))]
+               for k in nnlf.ENSEMBLE_ORDER[:n]]
+    for c in range(3):
+        want = np.floor((sum(mb[c] for mb in members) + n // 2) / n)
+        np.testing.assert_array_equal(got[c], want)
+        assert got[c].shape == x.rec[c].shape
+    assert not np.array_equal(got[0], nnlf.filter_planes(m, x, bit_depth=8, qp_offset=(-5, -5))[0])
+    assert sorted(nnlf.ENSEMBLE_ORDER) == list(range(8))
+
+
+def test_full_self_ensemble_is_equivariant(model_path):
+    """Averaged over all 8 symmetries, the filter commutes with each of them, exactly (the sum
+    over a group does not depend on where it starts), chroma planes included."""
+    m = nnlf.load_model(model_path)
+    x = _pairwise_inputs(np.random.default_rng(12), 24, 40)
+    base = nnlf.filter_planes(m, x, bit_depth=8, ensemble=(8, 8))
+    for k in range(1, 8):
+        moved = nnlf.filter_planes(m, _transformed(x, k), bit_depth=8, ensemble=(8, 8))
+        for a, b in zip(moved, base):
+            np.testing.assert_array_equal(a, _reference_symmetry(b, k))
+    with pytest.raises(ValueError, match="ensemble size"):
+        nnlf.filter_planes(m, x, bit_depth=8, ensemble=(3, 1))
 
 
 def test_parameter_selection_picks_the_cheapest_candidate():
@@ -425,7 +487,8 @@ def test_block_parameters_decode_like_the_encoder(clip, cfg, model_path):
     rng = np.random.default_rng(9)
     for state in states[:2]:
         x = nnlf.filter_inputs(state, seq)
-        cands = [nnlf.filter_planes(m, x, bit_depth=8, qp_offset=(o, o)) for o in offsets]
+        cands = [nnlf.filter_planes(m, x, bit_depth=8, qp_offset=(o, o), ensemble=seq.nnlf_ensemble)
+                 for o in offsets]
         grid = nnlf.ctu_grid(np.shape(state.deblocked[0]), seq.ctu_size)
         for modes in ((3, 3, 3), (3, 1, 0), (2, 0, 3)):
             f = _block_flags(rng, grid, modes, len(offsets))
