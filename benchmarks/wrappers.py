@@ -7,7 +7,8 @@ Both pipelines run side by side on the same frames and QPs (22, 27, 32, 37; 30 f
 `wrappers.evaluate.compare`, which says what is scored: SSIM, MS-SSIM, DLM (the loss's own
 scores, Y, Cb, Cr weighted 4:1:1) and PSNR-YUV; VMAF only where libvmaf exists (not in this
 PyAV build: reported "unavailable"). ``ALL`` is the mean BD-rate over the perceptual scores, as
-in paper 004 Tables 1-2; negative = the wrapper saves rate.
+in paper 004 Tables 1-2; negative = the wrapper saves rate. ``--ensemble`` sets how many
+symmetries of each frame P and O run on (default 8; 1 = one plain pass).
 The last stdout line is one JSON object. bigbuckbunny is held out from wrapper training.
 """
 
@@ -29,10 +30,12 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default=None, help="wrapper model dir (default models/wrapper_x264_large)")
     parser.add_argument("--qps", default="22,27,32,37")
     parser.add_argument("--frames", type=int, default=30)
+    parser.add_argument("--ensemble", type=int, default=None, choices=(1, 2, 4, 8),
+                        help="self-ensemble size of P and O (default: wrappers.deploy.DEFAULT_ENSEMBLE, 8)")
     args = parser.parse_args(argv)
 
     from jaxcodec.errors import JaxcodecError
-    from wrappers.deploy import DEFAULT_MODEL, get_codec
+    from wrappers.deploy import DEFAULT_ENSEMBLE, DEFAULT_MODEL, get_codec
     from wrappers.evaluate import METRICS, PERCEPTUAL, compare
     from wrappers.train import load_wrapper
 
@@ -42,7 +45,7 @@ def main(argv=None) -> int:
     try:  # a missing model, codec or clip is the user's: one line, no traceback
         wrapper, meta = load_wrapper(model)
         res = compare({"wrapped": wrapper}, get_codec(args.codec), args.clips, qps=qps, frames=args.frames,
-                      log=lambda line: print(line, flush=True))
+                      log=lambda line: print(line, flush=True), ensemble=args.ensemble)
     except JaxcodecError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -51,6 +54,7 @@ def main(argv=None) -> int:
     summary = res["bd_rate"]["wrapped"]
     result = {
         "codec": args.codec, "model": model, "clips": args.clips, "qps": qps, "frames": args.frames,
+        "ensemble": DEFAULT_ENSEMBLE if args.ensemble is None else args.ensemble,
         "bd_rate": {**{m: summary[m] for m in METRICS}, "vmaf": "unavailable (no libvmaf in this FFmpeg build)"},
         "bd_rate_all": res["bd_rate_all"]["wrapped"],
         "all_over": list(PERCEPTUAL),

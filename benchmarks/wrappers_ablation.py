@@ -55,6 +55,9 @@ def main(argv=None) -> int:
                         help=f"subset of: {', '.join(VARIANTS)}")
     parser.add_argument("--qps", default="22,27,32,37")
     parser.add_argument("--frames", type=int, default=30)
+    parser.add_argument("--ensemble", type=int, default=None, choices=(1, 2, 4, 8),
+                        help="self-ensemble size of P and O in the comparison (default 8; the tables in "
+                             "models/wrapper_x264_small.md were measured with 1, before it existed)")
     parser.add_argument("--out", default="runs/wrappers_ablation", help="one run directory per variant under it")
     args = parser.parse_args(argv)
 
@@ -83,7 +86,7 @@ def main(argv=None) -> int:
             print(json.dumps({"variant": name, "trained_steps": result.step, "seconds": train_s[name],
                               "last": result.last}), flush=True)
         res = compare(models, get_codec(args.codec), args.clips, qps=qps, frames=args.frames,
-                      log=lambda line: print(line, flush=True))
+                      log=lambda line: print(line, flush=True), ensemble=args.ensemble)
     except JaxcodecError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

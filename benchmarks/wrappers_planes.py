@@ -107,6 +107,7 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default=None, help="wrapper model dir (default models/wrapper_x264_large)")
     parser.add_argument("--qps", default="22,32")
     parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--ensemble", type=int, default=8, choices=(1, 2, 4, 8), help="O's self-ensemble size")
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -116,7 +117,7 @@ def main(argv=None) -> int:
     from wrappers.train import load_wrapper
 
     model = args.model or str(DEFAULT_MODEL)
-    result = {"codec": args.codec, "model": model, "frames": args.frames, "clips": {}}
+    result = {"codec": args.codec, "model": model, "frames": args.frames, "ensemble": args.ensemble, "clips": {}}
     try:  # a missing model, codec or clip is the user's: one line, no traceback
         qps = [int(q) for q in args.qps.split(",")]
         wrapper, _ = load_wrapper(model)
@@ -127,7 +128,7 @@ def main(argv=None) -> int:
             print(json.dumps({"clip": clip, **entry["content"]}), flush=True)
             for qp in qps:
                 bare = codec.encode(src, qp=qp).recon
-                out = postprocess(wrapper, bare, qp)
+                out = postprocess(wrapper, bare, qp, ensemble=args.ensemble)
                 changed = float(np.mean(np.asarray(out.y) != np.asarray(bare.y)))
                 row = {"bare": plane_scores(src, bare), "wrapped": plane_scores(src, out), "luma_changed": changed}
                 row["psnr_delta"] = {p: row["wrapped"][p]["psnr"] - row["bare"][p]["psnr"] for p in "yuv"}

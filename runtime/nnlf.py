@@ -43,6 +43,7 @@ from typing import NamedTuple
 import numpy as np
 
 from jaxcodec.errors import BitstreamError, ModelError
+from jaxcodec.nn import ensemble
 from runtime.nnint import serialize
 from runtime.nnint.graph import Graph
 
@@ -74,14 +75,9 @@ DEFAULT_PARAM_OFFSETS = (0, -5, 5)
 #: Largest QP input a model sees (the QP plane is normalised by 2**LOG2_QP).
 QP_INPUT_MAX = 63
 
-#: Geometric self-ensemble (test-time augmentation of the square's 8 symmetries, Lim et al.
-#: 2017 "EDSR+"): the filter runs on transformed inputs and the inverse-transformed outputs are
-#: averaged with a rounding shift, so every decoder computes the same integers. Each entry is a
-#: bit set: 4 transpose, 1 horizontal flip, 2 vertical flip, applied in that order. The order
-#: puts the transposes and the half-turn first: with our models they add the most (training
-#: clips: the first 4 give about 3/4 of the full ensemble's luma gain).
-ENSEMBLE_ORDER = (0, 4, 3, 7, 1, 5, 2, 6)
-ENSEMBLE_SIZES = (1, 2, 4, 8)
+#: Self-ensemble (`jaxcodec.nn.ensemble`): symmetries in the order a size-n ensemble takes them.
+ENSEMBLE_ORDER = ensemble.ORDER
+ENSEMBLE_SIZES = ensemble.SIZES
 
 # log2 of the divisor that normalises each input plane (jaxcodec.nn.loopfilter.normalise):
 # samples / 2**bit_depth, bS / 2, QP / 64, prediction type / 2.
@@ -271,59 +267,24 @@ def with_qp_offset(x: FilterInputs, offset: int) -> FilterInputs:
     return x._replace(qp=np.clip(np.asarray(x.qp, np.int32) + offset, 0, QP_INPUT_MAX).astype(np.int32))
 
 
-def symmetry(a: np.ndarray, k: int) -> np.ndarray:
-    """One of the square's 8 symmetries on the first two axes of ``a`` (``k``: bit 4 transpose,
-    then bit 1 horizontal flip, then bit 2 vertical flip)."""
-    if k & 4:
-        a = np.swapaxes(a, 0, 1)
-    if k & 1:
-        a = a[:, ::-1]
-    if k & 2:
-        a = a[::-1]
-    return np.ascontiguousarray(a)
-
-
-def inverse_symmetry(a: np.ndarray, k: int) -> np.ndarray:
-    """Undo :func:`symmetry` with the same ``k``."""
-    if k & 2:
-        a = a[::-1]
-    if k & 1:
-        a = a[:, ::-1]
-    if k & 4:
-        a = np.swapaxes(a, 0, 1)
-    return np.ascontiguousarray(a)
-
-
-def ensemble_mean(outputs: list[np.ndarray]) -> np.ndarray:
-    """Rounded integer mean of 1, 2, 4 or 8 sample planes: ``(sum + n/2) >> log2 n``."""
-    n = len(outputs)
-    if n not in ENSEMBLE_SIZES:
-        raise ValueError(f"ensemble size must be one of {ENSEMBLE_SIZES}, got {n}")
-    if n == 1:
-        return outputs[0]
-    total = np.sum(np.stack(outputs).astype(np.int64), axis=0)
-    return ((total + n // 2) >> (n.bit_length() - 1)).astype(np.int32)
-
-
 def filter_planes(model: NNLFModel, x: FilterInputs, *, bit_depth: int, jit: bool = True,
                   qp_offset: tuple[int, int] = (0, 0), run: tuple[bool, bool] = (True, True),
-                  ensemble: tuple[int, int] = (1, 1)) -> tuple:
+                  sizes: tuple[int, int] = (1, 1)) -> tuple:
     """NN-filtered planes (y, u, v), int32, from integer inputs, through the integer runtime only
     (the kernel of :func:`filter_picture`; identical samples with ``jit`` True or False).
     ``qp_offset``: (luma, chroma) offsets of the QP input (:func:`with_qp_offset`).
     ``run``: (luma, chroma) models to run; a model not run gives None planes.
-    ``ensemble``: (luma, chroma) self-ensemble sizes (1, 2, 4 or 8 symmetries of
-    ``ENSEMBLE_ORDER``; :func:`ensemble_mean` of the outputs)."""
+    ``sizes``: (luma, chroma) self-ensemble sizes (`jaxcodec.nn.ensemble`: the filter runs
+    on the first 1, 2, 4 or 8 symmetries of ``ENSEMBLE_ORDER``; the outputs' rounded mean)."""
     from runtime.nnint import planes as nnplanes
 
     outs = []
-    for which, go, off, n in (("luma", run[0], qp_offset[0], ensemble[0]),
-                              ("chroma", run[1], qp_offset[1], ensemble[1])):
+    for which, go, off, n in (("luma", run[0], qp_offset[0], sizes[0]),
+                              ("chroma", run[1], qp_offset[1], sizes[1])):
         if not go:
             outs.append(None)
             continue
-        if n not in ENSEMBLE_SIZES:
-            raise ValueError(f"ensemble size must be one of {ENSEMBLE_SIZES}, got {n}")
+        ensemble.check_size(n)
         xo = with_qp_offset(x, off)
         arrays = luma_arrays(xo, bit_depth) if which == "luma" else chroma_arrays(xo, bit_depth)
         graph: Graph = getattr(model, which)
@@ -331,11 +292,11 @@ def filter_planes(model: NNLFModel, x: FilterInputs, *, bit_depth: int, jit: boo
         run_model = model.executor(which, jit=jit)
         members = []
         for k in ENSEMBLE_ORDER[:n]:
-            ins = [nnplanes.to_input(_nhwc(symmetry(a, k)), s, graph.nodes[i])
+            ins = [nnplanes.to_input(_nhwc(ensemble.symmetry(a, k)), s, graph.nodes[i])
                    for (a, s), i in zip(arrays, graph.inputs)]
             (out,) = run_model(*ins)
-            members.append(inverse_symmetry(nnplanes.to_samples(np.asarray(out)[0], q, bit_depth), k))
-        outs.append(ensemble_mean(members).astype(np.int32))
+            members.append(ensemble.inverse_symmetry(nnplanes.to_samples(np.asarray(out)[0], q, bit_depth), k))
+        outs.append(ensemble.rounded_mean(members).astype(np.int32))
     y, uv = outs
     return (None if y is None else y[..., 0],) + ((None, None) if uv is None else (uv[..., 0], uv[..., 1]))
 
@@ -770,7 +731,7 @@ def encode_step(model: NNLFModel, state, seq, orig, *, lambda_: float, force: bo
     candidate choice (Cost_4)."""
     offsets = _offsets(seq) if force is None else (0,)
     x = filter_inputs(state, seq)
-    cands = [filter_planes(model, x, bit_depth=seq.bit_depth, qp_offset=(o, o), ensemble=seq.nnlf_ensemble)
+    cands = [filter_planes(model, x, bit_depth=seq.bit_depth, qp_offset=(o, o), sizes=seq.nnlf_ensemble)
              for o in offsets]
     flags = decide_flags(cands, state.deblocked, orig, ctu_size=seq.ctu_size, lambda_=lambda_, force=force,
                          scaling=seq.nnlf_scaling, bit_depth=seq.bit_depth, block=block)
@@ -790,6 +751,6 @@ def decode_step(model: NNLFModel, state, seq, flags: NNLFFlags):
     cands: list = [None] * len(offsets)
     for k in sorted(luma | chroma):
         cands[k] = filter_planes(model, x, bit_depth=seq.bit_depth, qp_offset=(offsets[k], offsets[k]),
-                                 run=(k in luma, k in chroma), ensemble=seq.nnlf_ensemble)
+                                 run=(k in luma, k in chroma), sizes=seq.nnlf_ensemble)
     return state._replace(output=apply_flags(flags, cands, state.deblocked, ctu_size=seq.ctu_size,
                                              bit_depth=seq.bit_depth))

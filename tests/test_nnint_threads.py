@@ -86,7 +86,7 @@ def _child_runtime() -> dict[str, str]:
                     digests[f"{name}/jit={jit}/batch={batch}"] = _digest(ex(*[x[:batch] for x in xs]))
     digests["nnlf"] = _digest(nnlf.filter_planes(nnlf.load_model(), _nnlf_inputs(), bit_depth=8))
     digests["nnlf_ensemble"] = _digest(nnlf.filter_planes(nnlf.load_model(), _nnlf_inputs(), bit_depth=8,
-                                                          ensemble=(8, 2)))
+                                                          sizes=(8, 2)))
     return digests
 
 

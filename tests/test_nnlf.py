@@ -240,7 +240,7 @@ def test_self_ensemble_matches_reference(model_path, n):
     transformed picture, transformed back and averaged with round-half-up in float64."""
     m = nnlf.load_model(model_path)
     x = _pairwise_inputs(np.random.default_rng(11), 24, 40)
-    got = nnlf.filter_planes(m, x, bit_depth=8, ensemble=(n, n), qp_offset=(-5, -5))
+    got = nnlf.filter_planes(m, x, bit_depth=8, sizes=(n, n), qp_offset=(-5, -5))
     members = [[_reference_symmetry(p, k, inverse=True).astype(np.float64)
                 for p in nnlf.filter_planes(m, _transformed(x, k), bit_depth=8, jit=False, qp_offset=(-5, -5))]
                for k in nnlf.ENSEMBLE_ORDER[:n]]
@@ -257,13 +257,13 @@ def test_full_self_ensemble_is_equivariant(model_path):
     over a group does not depend on where it starts), chroma planes included."""
     m = nnlf.load_model(model_path)
     x = _pairwise_inputs(np.random.default_rng(12), 24, 40)
-    base = nnlf.filter_planes(m, x, bit_depth=8, ensemble=(8, 8))
+    base = nnlf.filter_planes(m, x, bit_depth=8, sizes=(8, 8))
     for k in range(1, 8):
-        moved = nnlf.filter_planes(m, _transformed(x, k), bit_depth=8, ensemble=(8, 8))
+        moved = nnlf.filter_planes(m, _transformed(x, k), bit_depth=8, sizes=(8, 8))
         for a, b in zip(moved, base):
             np.testing.assert_array_equal(a, _reference_symmetry(b, k))
     with pytest.raises(ValueError, match="ensemble size"):
-        nnlf.filter_planes(m, x, bit_depth=8, ensemble=(3, 1))
+        nnlf.filter_planes(m, x, bit_depth=8, sizes=(3, 1))
 
 
 def test_parameter_selection_picks_the_cheapest_candidate():
@@ -487,7 +487,7 @@ def test_block_parameters_decode_like_the_encoder(clip, cfg, model_path):
     rng = np.random.default_rng(9)
     for state in states[:2]:
         x = nnlf.filter_inputs(state, seq)
-        cands = [nnlf.filter_planes(m, x, bit_depth=8, qp_offset=(o, o), ensemble=seq.nnlf_ensemble)
+        cands = [nnlf.filter_planes(m, x, bit_depth=8, qp_offset=(o, o), sizes=seq.nnlf_ensemble)
                  for o in offsets]
         grid = nnlf.ctu_grid(np.shape(state.deblocked[0]), seq.ctu_size)
         for modes in ((3, 3, 3), (3, 1, 0), (2, 0, 3)):

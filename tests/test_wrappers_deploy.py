@@ -53,6 +53,51 @@ def test_trained_side_changes_samples_and_keeps_4_2_0(clip):
     assert not np.array_equal(out.y, clip.y)
 
 
+def _rot_flip(a, k, inverse=False):
+    """The square's symmetries on (H, W) with numpy's swapaxes / flip, not jaxcodec.nn.ensemble."""
+    steps = [(4, lambda t: t.T), (1, lambda t: t[:, ::-1]), (2, lambda t: t[::-1])]
+    for bit, f in (reversed(steps) if inverse else steps):
+        if k & bit:
+            a = f(a)
+    return np.ascontiguousarray(a)
+
+
+@pytest.mark.parametrize("n", [1, 2, 8])
+def test_self_ensemble_matches_reference(clip, n):
+    """O over n symmetries equals the network run on each transformed frame (float output,
+    transformed back), averaged in float64 and rounded; one member is the plain pass."""
+    import jax.numpy as jnp
+
+    from jaxcodec.nn.ensemble import ORDER
+    from proxy.ssf import tensor_to_planes
+    from wrappers.nets import apply_wrapper, frames_to_tensor, tensor_to_frames
+
+    w = Wrapper(NetConfig(8, 1), NetConfig(8, 1), rngs=nnx.Rngs(0))
+    w.post.tail.kernel.value = w.post.tail.kernel.value + 0.05
+    frames = make_frame(clip.y[:2, :48], clip.u[:2, :24], clip.v[:2, :24], bit_depth=8)  # not square
+    got = postprocess(w, frames, ensemble=n)
+    for t in range(2):
+        total = [0.0, 0.0, 0.0]
+        for k in ORDER[:n]:
+            f = make_frame(*(_rot_flip(np.asarray(p[t]), k) for p in frames.planes), bit_depth=8)
+            out = tensor_to_planes(apply_wrapper(w.post, frames_to_tensor(f)[None], jnp.float32(0))[0])
+            for c in range(3):
+                total[c] = total[c] + _rot_flip(np.clip(np.asarray(out[c], np.float64), 0, 1) * 255, k, inverse=True)
+        for c in range(3):
+            want = np.round(total[c] / n)
+            diff = np.abs(got.planes[c][t].astype(np.float64) - want)
+            # float32 vs float64 sums: a sample on a rounding boundary may land one code value off
+            assert diff.max() <= 1 and np.mean(diff) < 1e-3, (n, c, diff.max(), np.mean(diff))
+        if n == 1:
+            plain = tensor_to_frames(apply_wrapper(w.post, frames_to_tensor(
+                make_frame(*(p[t] for p in frames.planes), bit_depth=8))[None], jnp.float32(0))[0])
+            for a, b in zip(plain.planes, (p[t] for p in got.planes)):
+                np.testing.assert_array_equal(np.asarray(a), b)
+    assert not np.array_equal(postprocess(w, frames, ensemble=8).y, postprocess(w, frames, ensemble=1).y)
+    with pytest.raises(InputError, match="ensemble size"):
+        postprocess(w, frames, ensemble=3)
+
+
 def test_luma_only_postprocessor_passes_chroma_through(tmp_path, clip):
     """NetConfig(planes="y"): O changes luma and leaves Cb / Cr bit-identical, after a
     checkpoint round trip too (the setting travels in meta.json)."""

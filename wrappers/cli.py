@@ -15,6 +15,12 @@ import argparse
 import json
 
 
+def _ensemble_option(p, net: str) -> None:
+    p.add_argument("--ensemble", type=int, default=8, choices=(1, 2, 4, 8),
+                   help=f"run {net} on this many symmetries of each frame (transposes, flips) and average "
+                        "(jaxcodec.nn.ensemble; default 8)")
+
+
 def register_encode(subparsers) -> None:
     p = subparsers.add_parser("encode", help="preprocess with P, then encode with a real codec into a standard container",
                               description="P, then the real encoder; the output plays in any player.")
@@ -26,6 +32,7 @@ def register_encode(subparsers) -> None:
     p.add_argument("--model", default=None, help="wrapper model directory (default: models/wrapper_x264_large)")
     p.add_argument("--no-wrapper", action="store_true", help="bypass P (bit-identical to the bare codec)")
     p.add_argument("--frames", type=int, default=None, help="encode at most this many frames")
+    _ensemble_option(p, "P")
     p.set_defaults(func=_encode)
 
 
@@ -38,6 +45,7 @@ def register_decode(subparsers) -> None:
     p.add_argument("--no-wrapper", action="store_true", help="bypass O (plain decode)")
     p.add_argument("--qp", type=int, default=None,
                    help="the encoder's QP, for a QP-aware postprocessor when the stream does not record it")
+    _ensemble_option(p, "O")
     p.set_defaults(func=_decode)
 
 
@@ -62,14 +70,15 @@ def _encode(args: argparse.Namespace) -> int:
     from wrappers.deploy import encode_file
 
     print(json.dumps(encode_file(args.input, args.output, codec_name=args.codec, qp=args.qp, model=args.model,
-                                 no_wrapper=args.no_wrapper, max_frames=args.frames)))
+                                 no_wrapper=args.no_wrapper, max_frames=args.frames, ensemble=args.ensemble)))
     return 0
 
 
 def _decode(args: argparse.Namespace) -> int:
     from wrappers.deploy import decode_file
 
-    print(json.dumps(decode_file(args.input, args.output, model=args.model, no_wrapper=args.no_wrapper, qp=args.qp)))
+    print(json.dumps(decode_file(args.input, args.output, model=args.model, no_wrapper=args.no_wrapper, qp=args.qp,
+                                 ensemble=args.ensemble)))
     return 0
 
 

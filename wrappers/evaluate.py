@@ -53,8 +53,9 @@ def make_scorer() -> Callable:
 
 
 def compare(wrappers: Mapping[str, object], codec, clips, *, qps=(22, 27, 32, 37), frames: int = 30,
-            log: Callable[[str], None] = print) -> dict:
+            log: Callable[[str], None] = print, ensemble: int | None = None) -> dict:
     """BD-rates of every wrapper in ``wrappers`` (name -> `wrappers.nets.Wrapper`) against ``codec`` bare.
+    ``ensemble``: the wrappers' self-ensemble size (default: `wrappers.deploy.DEFAULT_ENSEMBLE`).
 
     Returns ``{"rd": {clip: {"bare": rows, name: rows}}, "bd_rate": {name: {metric: mean over clips}},
     "bd_rate_per_clip": {name: {clip: {metric: value}}}, "bd_rate_all": {name: mean over PERCEPTUAL}}``.
@@ -64,7 +65,9 @@ def compare(wrappers: Mapping[str, object], codec, clips, *, qps=(22, 27, 32, 37
 
     from jaxcodec.io import read_video
     from runtime.bench import bd_rate_or_nan
-    from wrappers.deploy import postprocess, preprocess
+    from wrappers.deploy import DEFAULT_ENSEMBLE, postprocess, preprocess
+
+    n = DEFAULT_ENSEMBLE if ensemble is None else ensemble
 
     scores = make_scorer()
     rd: dict = {}
@@ -83,8 +86,9 @@ def compare(wrappers: Mapping[str, object], codec, clips, *, qps=(22, 27, 32, 37
             bare = codec.encode(src, qp=qp, fps=video.fps)
             add("bare", qp, bare, bare.recon)
             for name, wrapper in wrappers.items():
-                coded = bare if wrapper.pre is None else codec.encode(preprocess(wrapper, src, qp), qp=qp, fps=video.fps)
-                add(name, qp, coded, postprocess(wrapper, coded.recon, qp))
+                coded = bare if wrapper.pre is None else codec.encode(preprocess(wrapper, src, qp, ensemble=n), qp=qp,
+                                                                      fps=video.fps)
+                add(name, qp, coded, postprocess(wrapper, coded.recon, qp, ensemble=n))
         rd[clip] = rows
     per_clip = {name: {clip: {m: bd_rate_or_nan(rd[clip]["bare"], rd[clip][name], m) for m in METRICS}
                        for clip in clips} for name in wrappers}
