@@ -76,6 +76,8 @@ class CodingConfig:
         is on: the filter runs on 1, 2, 4 or 8 symmetries of the picture (transposes and
         flips) and the decoder averages the outputs with a rounding shift (flagged in the
         sequence header). Costs that many filter runs per picture in encoder and decoder.
+        Default (8, 1): chosen on the training clips (RA luma BD-rate carphone -10.57 % vs
+        -8.07 % with one pass, bikes -4.28 % vs -3.91 %); chroma gained nothing there.
       frame_threads: encoder threads that code frames whose references are ready.
     """
 
