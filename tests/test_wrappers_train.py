@@ -181,6 +181,22 @@ def test_full_frame_batches_are_crops_of_whole_frame_decodes():
             assert hits, (step, b)
             seen.add(qp)
     assert seen == {30, 31}
+    # augment_symmetries: the first sample (same clip, QP and crop, drawn before the symmetry)
+    # is one symmetry of the plain one, the same for source, source history and decode, all planes.
+    from jaxcodec.nn.ensemble import symmetry
+
+    turned = set()
+    for step in range(8):
+        plain = sample_full_frame_batch(clips, targets, seed=0, step=step, batch=1, patch=32, gop=gop,
+                                        qp_range=(30, 31))
+        aug = sample_full_frame_batch(clips, targets, seed=0, step=step, batch=1, patch=32, gop=gop,
+                                      qp_range=(30, 31), symmetries=True)
+        pairs = [(plain[0].frames, aug[0].frames), (plain[1].recon, aug[1].recon), (plain[1].source, aug[1].source)]
+        ks = [k for k in range(8) if all(np.array_equal(symmetry(np.asarray(getattr(a, c)), k, axes=(2, 3)),
+                                                        np.asarray(getattr(b, c))) for a, b in pairs for c in "yuv")]
+        assert ks, step
+        turned.add(ks[0])
+    assert len(turned) > 1
 
 
 def test_normalised_distortion_weighs_each_image_by_the_baseline():

@@ -76,6 +76,10 @@ class WrapperTrainConfig:
         The default codes each GOP-long patch sequence on its own, low delay with an IDR every
         ``gop`` frames, as Algorithm 1 must when P changes the codec's input; O then learns
         artifacts of another coding structure than the one it is deployed behind.
+      augment_symmetries: with ``codec_on_full_frames``, each training sample is turned by a
+        random one of the square's 8 symmetries (`jaxcodec.nn.ensemble`; source and codec output
+        alike), so O learns a filter that the deployed self-ensemble (`wrappers.deploy`) averages
+        over consistent members.
       normalise_distortion: weigh each training image's eq. 4 distortion by the inverse of the
         bare codec's distortion on it (`wrappers.loss.wrapper_loss` ``baseline_distortion``), so that clean
         content (low QP, flat chroma) counts as much as heavily distorted content.
@@ -119,6 +123,7 @@ class WrapperTrainConfig:
     checkpoint_every: int = 50
     image_every: int = 100
     codec_on_full_frames: bool = False
+    augment_symmetries: bool = False
     normalise_distortion: bool = False
     pre_qp_input: bool = False
     post_qp_input: bool = False
@@ -145,6 +150,9 @@ class WrapperTrainConfig:
         if self.codec_on_full_frames and (self.pre or self.iterative_update):
             raise ConfigError("codec_on_full_frames needs pre = false and iterative_update = false: the codec's "
                               "input must not depend on the step (it is coded once, before training)")
+        if self.augment_symmetries and not self.codec_on_full_frames:
+            raise ConfigError("augment_symmetries needs codec_on_full_frames = true (the patch-coded batches of "
+                              "Algorithm 1 are not augmented)")
 
     def wrapper_learning_rate(self):
         """P and O's learning rate: a float, or an optax schedule over the step (``lr_schedule``)."""
@@ -422,18 +430,20 @@ def full_frame_targets(target, pool, qps, *, log=None) -> dict:
 
 
 def sample_full_frame_batch(pool, targets: dict, *, seed: int, step: int, batch: int, patch: int, gop: int,
-                            qp_range: tuple[int, int]):
+                            qp_range: tuple[int, int], symmetries: bool = False):
     """Batch of step ``step`` cut from `full_frame_targets`: random clip, QP, start frame and 2-aligned crop.
 
     ``gop`` frames are kept from any start frame (the stream's own frame types, whatever its
     structure); the source sequence also holds the ``gop`` frames before them, the layout of
     the patch-coded batches. Bits are the frames' bits scaled to the crop's share of the frame
-    (logging only: no proxy is refined).
+    (logging only: no proxy is refined). With ``symmetries`` each sample's crops (source and
+    decode alike) are turned by a random symmetry of the square (`jaxcodec.nn.ensemble`).
     """
     import numpy as np
 
     from jaxcodec.errors import InputError
     from jaxcodec.frame import make_frame
+    from jaxcodec.nn import ensemble
     from proxy.data import PatchBatch, TargetBatch
 
     rng = np.random.default_rng([seed, step])
@@ -449,11 +459,13 @@ def sample_full_frame_batch(pool, targets: dict, *, seed: int, step: int, batch:
         y0 = int(rng.integers(0, (h - patch) // 2 + 1)) * 2
         x0 = int(rng.integers(0, (w - patch) // 2 + 1)) * 2
         decoded, frame_bits = targets[c, qp]
+        k = int(rng.integers(8)) if symmetries else 0
 
         def crop(f, t0, t1):
             ys, xs = slice(y0, y0 + patch), slice(x0, x0 + patch)
             cys, cxs = slice(y0 // 2, (y0 + patch) // 2), slice(x0 // 2, (x0 + patch) // 2)
-            return np.asarray(f.y[t0:t1, ys, xs]), np.asarray(f.u[t0:t1, cys, cxs]), np.asarray(f.v[t0:t1, cys, cxs])
+            return tuple(ensemble.symmetry(np.asarray(p), k, axes=(1, 2))
+                         for p in (f.y[t0:t1, ys, xs], f.u[t0:t1, cys, cxs], f.v[t0:t1, cys, cxs]))
 
         src.append(crop(clip, start - gop, start + gop))
         rec.append(crop(decoded, start, start + gop))
@@ -576,7 +588,8 @@ def train(config: WrapperTrainConfig, *, target, target_name: str, proxy_path: s
             t0 = time.perf_counter()
             if full is not None:  # P is off: the codec's input is the source, coded before training
                 pb, tb = sample_full_frame_batch(pool, full, seed=config.seed, step=step, batch=config.batch_size,
-                                                 patch=config.patch, gop=gop, qp_range=(config.qp_min, config.qp_max))
+                                                 patch=config.patch, gop=gop, qp_range=(config.qp_min, config.qp_max),
+                                                 symmetries=config.augment_symmetries)
                 source = _to_tensor(pb.frames)
             else:
                 pb = sample_batch(pool, seed=config.seed, step=step, batch=config.batch_size, patch=config.patch,
