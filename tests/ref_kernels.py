@@ -578,3 +578,17 @@ def ref_rdoq_best_cost(coeffs, qp, log2n, lam, bit_depth, rate):
         best = min(best, cost)
     del dist0
     return best
+
+
+# ---------------------------------------------------------------------------------------------
+# Symmetries of the square (self-ensemble, jaxcodec.nn.ensemble)
+# ---------------------------------------------------------------------------------------------
+
+def ref_symmetry(a, k, inverse=False):
+    """Symmetry ``k`` of a 2-D+ array on its first two axes, or its inverse, written with plain
+    transposes and slices: bit 4 transpose, then bit 1 horizontal flip, then bit 2 vertical flip."""
+    steps = [(4, lambda t: np.swapaxes(t, 0, 1)), (1, lambda t: t[:, ::-1]), (2, lambda t: t[::-1])]
+    for bit, f in (reversed(steps) if inverse else steps):
+        if k & bit:
+            a = f(a)
+    return np.ascontiguousarray(a)

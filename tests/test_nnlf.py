@@ -13,6 +13,7 @@ from codec_clips import generated_clip
 from jaxcodec.config import load_coding_config
 from jaxcodec.errors import BitstreamError, ModelError
 from jaxcodec.nn import loopfilter as lf
+from ref_kernels import ref_symmetry
 from runtime import bitstream as bs
 from runtime import nnlf
 from runtime.decoder import decode
@@ -209,16 +210,6 @@ def test_qp_offset_is_the_qp_input_shifted(model_path):
         np.testing.assert_array_equal(mixed[1], base[1])
 
 
-def _reference_symmetry(a, k, inverse=False):
-    """The square's symmetries with numpy's rot90 / flip (not runtime.nnlf's code):
-    k = 4 transpose, 1 horizontal flip, 2 vertical flip, in that order."""
-    steps = [(4, lambda t: np.swapaxes(t, 0, 1)), (1, lambda t: np.flip(t, 1)), (2, lambda t: np.flip(t, 0))]
-    for bit, f in (reversed(steps) if inverse else steps):
-        if k & bit:
-            a = f(a)
-    return np.ascontiguousarray(a)
-
-
 def _pairwise_inputs(rng, h, w):
     """Random inputs whose bS, QP and type planes are constant on 2x2 blocks, as the codec's are
     (4x4 units; bs_plane gives samples 2i and 2i+1 the same edge), so the chroma model's
@@ -230,7 +221,7 @@ def _pairwise_inputs(rng, h, w):
 
 
 def _transformed(x, k):
-    g = lambda a: _reference_symmetry(a, k)  # noqa: E731
+    g = lambda a: ref_symmetry(a, k)  # noqa: E731
     return nnlf.FilterInputs(tuple(map(g, x.rec)), tuple(map(g, x.pred)), g(x.bs), g(x.qp), g(x.ipb))
 
 
@@ -241,7 +232,7 @@ def test_self_ensemble_matches_reference(model_path, n):
     m = nnlf.load_model(model_path)
     x = _pairwise_inputs(np.random.default_rng(11), 24, 40)
     got = nnlf.filter_planes(m, x, bit_depth=8, sizes=(n, n), qp_offset=(-5, -5))
-    members = [[_reference_symmetry(p, k, inverse=True).astype(np.float64)
+    members = [[ref_symmetry(p, k, inverse=True).astype(np.float64)
                 for p in nnlf.filter_planes(m, _transformed(x, k), bit_depth=8, jit=False, qp_offset=(-5, -5))]
                for k in nnlf.ENSEMBLE_ORDER[:n]]
     for c in range(3):
@@ -261,7 +252,7 @@ def test_full_self_ensemble_is_equivariant(model_path):
     for k in range(1, 8):
         moved = nnlf.filter_planes(m, _transformed(x, k), bit_depth=8, sizes=(8, 8))
         for a, b in zip(moved, base):
-            np.testing.assert_array_equal(a, _reference_symmetry(b, k))
+            np.testing.assert_array_equal(a, ref_symmetry(b, k))
     with pytest.raises(ValueError, match="ensemble size"):
         nnlf.filter_planes(m, x, bit_depth=8, sizes=(3, 1))
 

@@ -10,6 +10,7 @@ from jaxcodec.errors import CodecUnavailableError, ConfigError, InputError, Mode
 from jaxcodec.frame import make_frame
 from jaxcodec.io import read_video
 from jaxcodec.io.synthetic import moving_textures
+from ref_kernels import ref_symmetry
 from wrappers.deploy import decode_file, encode_file, get_codec, postprocess, preprocess, wrap_encode
 from wrappers.nets import NetConfig, Wrapper
 from wrappers.train import load_wrapper, save_wrapper
@@ -53,15 +54,6 @@ def test_trained_side_changes_samples_and_keeps_4_2_0(clip):
     assert not np.array_equal(out.y, clip.y)
 
 
-def _rot_flip(a, k, inverse=False):
-    """The square's symmetries on (H, W) with numpy's swapaxes / flip, not jaxcodec.nn.ensemble."""
-    steps = [(4, lambda t: t.T), (1, lambda t: t[:, ::-1]), (2, lambda t: t[::-1])]
-    for bit, f in (reversed(steps) if inverse else steps):
-        if k & bit:
-            a = f(a)
-    return np.ascontiguousarray(a)
-
-
 @pytest.mark.parametrize("n", [1, 2, 8])
 def test_self_ensemble_matches_reference(clip, n):
     """O over n symmetries equals the network run on each transformed frame (float output,
@@ -79,10 +71,10 @@ def test_self_ensemble_matches_reference(clip, n):
     for t in range(2):
         total = [0.0, 0.0, 0.0]
         for k in ORDER[:n]:
-            f = make_frame(*(_rot_flip(np.asarray(p[t]), k) for p in frames.planes), bit_depth=8)
+            f = make_frame(*(ref_symmetry(np.asarray(p[t]), k) for p in frames.planes), bit_depth=8)
             out = tensor_to_planes(apply_wrapper(w.post, frames_to_tensor(f)[None], jnp.float32(0))[0])
             for c in range(3):
-                total[c] = total[c] + _rot_flip(np.clip(np.asarray(out[c], np.float64), 0, 1) * 255, k, inverse=True)
+                total[c] = total[c] + ref_symmetry(np.clip(np.asarray(out[c], np.float64), 0, 1) * 255, k, inverse=True)
         for c in range(3):
             want = np.round(total[c] / n)
             diff = np.abs(got.planes[c][t].astype(np.float64) - want)

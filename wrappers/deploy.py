@@ -25,6 +25,7 @@ score better. It costs n network runs per frame and never touches the bitstream.
 
 from __future__ import annotations
 
+import functools
 import io
 from fractions import Fraction
 from pathlib import Path
@@ -53,20 +54,41 @@ def get_codec(name: str, *, gop: int | None = None):
     return resolve_target(name, gop=gop or 4)
 
 
+@functools.lru_cache(maxsize=None)
+def _net_planes():
+    """The jitted per-frame network call, built once per process (JAX is imported lazily), so
+    that repeated calls (every QP of a benchmark, P then O) reuse its compilations: the graph
+    and bit depth are static, so one compile per network structure and frame shape."""
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from proxy.ssf import tensor_to_planes
+    from wrappers.nets import apply_wrapper, frames_to_tensor
+
+    @functools.partial(jax.jit, static_argnums=(0, 1))
+    def run(graph, bit_depth, params, y, u, v, q):
+        # Samples before rounding: ensemble members are averaged first (rounding as
+        # wrappers.nets.tensor_to_frames does, so that one member gives its very samples).
+        x = frames_to_tensor(make_frame(y, u, v, bit_depth=bit_depth))
+        out = apply_wrapper(nnx.merge(graph, params), x[None], q)[0]
+        return tuple(jnp.clip(p, 0.0, 1.0) * ((1 << bit_depth) - 1) for p in tensor_to_planes(out))
+
+    return run
+
+
 def _apply_frames(net, frames: Frame, qp: int | None = None, side: str = "wrapper",
                   ensemble: int = DEFAULT_ENSEMBLE) -> Frame:
     """Run one wrapper network over every frame of ``frames`` (T, H, W); ``net=None`` returns
     them as they are. ``ensemble``: 1, 2, 4 or 8 symmetries per frame, float outputs averaged."""
     if net is None:
         return frames
-    import jax
     import jax.numpy as jnp
     import numpy as np
     from flax import nnx
 
     from jaxcodec.nn import ensemble as ens
-    from proxy.ssf import tensor_to_planes
-    from wrappers.nets import apply_wrapper, check_frames, frames_to_tensor, needs_qp
+    from wrappers.nets import check_frames, needs_qp
 
     check_frames(frames)
     try:
@@ -77,16 +99,7 @@ def _apply_frames(net, frames: Frame, qp: int | None = None, side: str = "wrappe
         raise InputError(f"this wrapper's {side} reads the codec's QP, which this stream does not record (only "
                          "MP4/MKV/MOV files written by `jaxcodec wrap encode` and .jxc streams do): pass --qp")
     graph, params = nnx.split(net)
-    peak = frames.peak
-
-    @jax.jit
-    def one(params, y, u, v, q):
-        # Samples before rounding: ensemble members are averaged first (rounding as
-        # wrappers.nets.tensor_to_frames does, so that one member gives its very samples).
-        x = frames_to_tensor(make_frame(y, u, v, bit_depth=frames.bit_depth))
-        out = apply_wrapper(nnx.merge(graph, params), x[None], q)[0]
-        return tuple(jnp.clip(p, 0.0, 1.0) * peak for p in tensor_to_planes(out))
-
+    run = _net_planes()
     q = jnp.asarray(0 if qp is None else qp, jnp.float32)
     dtype = np.uint8 if frames.bit_depth == 8 else np.uint16
     out: list[list] = [[], [], []]
@@ -94,7 +107,7 @@ def _apply_frames(net, frames: Frame, qp: int | None = None, side: str = "wrappe
         planes = [np.asarray(getattr(frames, c)[t]) for c in "yuv"]
         total = None
         for k in ens.ORDER[:ensemble]:
-            member = one(params, *(ens.symmetry(p, k) for p in planes), q)
+            member = run(graph, frames.bit_depth, params, *(ens.symmetry(p, k) for p in planes), q)
             member = [ens.inverse_symmetry(np.asarray(m, np.float32), k) for m in member]
             total = member if total is None else [a + b for a, b in zip(total, member)]
         for c in range(3):
