@@ -285,3 +285,24 @@ def test_post_only_step_without_the_proxy_updates_o_alike(proxy_dir):
     assert moved > 0
     with pytest.raises(ConfigError, match="proxy-free"):
         make_steps(_config(), wgraph, pgraph, opts, proxy_free=True)
+
+
+def test_init_from_starts_from_a_saved_wrapper_and_refuses_other_networks(proxy_dir, tmp_path):
+    """``init_from`` (fine-tuning) starts P and O at a saved model's parameters; other sizes are one clear error."""
+    import dataclasses
+
+    from wrappers.nets import Wrapper
+    from wrappers.train import init_state, save_wrapper
+
+    cfg = _config(pre=False, post_qp_input=True)
+    pre, post = cfg.net_configs()
+    saved = Wrapper(pre, post, rngs=nnx.Rngs(7))
+    saved.post.tail.kernel[...] = jax.random.normal(jax.random.key(3), saved.post.tail.kernel.shape)
+    save_wrapper(tmp_path / "m", saved, meta={"pre": dataclasses.asdict(pre), "post": dataclasses.asdict(post)})
+    state = init_state(_config(pre=False, post_qp_input=True, init_from=str(tmp_path / "m")), proxy_dir)[0]
+    want = nnx.to_pure_dict(nnx.state(saved, nnx.Param))
+    jax.tree_util.tree_map(np.testing.assert_array_equal, nnx.to_pure_dict(state.wrapper), want)
+    fresh = nnx.to_pure_dict(init_state(cfg, proxy_dir)[0].wrapper)
+    assert not np.array_equal(fresh["post"]["tail"]["kernel"], want["post"]["tail"]["kernel"])
+    with pytest.raises(ConfigError, match="post.channels: checkpoint 8 vs config 16"):
+        init_state(_config(pre=False, post_qp_input=True, post_channels=16, init_from=str(tmp_path / "m")), proxy_dir)

@@ -88,6 +88,9 @@ class WrapperTrainConfig:
         (`wrappers.nets.NetConfig.planes`).
       pre_zero_mean / post_zero_mean: P / O's correction has zero mean per image and plane
         (`wrappers.nets.NetConfig.zero_mean`).
+      init_from: a saved wrapper model directory (`save_wrapper`) whose P and O start the run
+        (fine-tuning, e.g. with another eq. 4 weighting); its network configs must equal this
+        config's. The proxy still comes from ``--proxy``.
     """
 
     pre_channels: int = 24
@@ -131,6 +134,7 @@ class WrapperTrainConfig:
     post_planes: str = "yuv"
     pre_zero_mean: bool = False
     post_zero_mean: bool = False
+    init_from: str = ""
 
     def __post_init__(self):
         if not (self.pre or self.post):
@@ -499,6 +503,20 @@ def _from_tensor(x):
     return f.replace(y=np.asarray(f.y), u=np.asarray(f.u), v=np.asarray(f.v))
 
 
+def _init_wrapper(config: WrapperTrainConfig):
+    """The saved wrapper ``config.init_from``, refused unless its P and O configs equal ``config``'s."""
+    import dataclasses as dc
+
+    saved, meta = load_wrapper(config.init_from)
+    pre, post = config.net_configs()
+    diff = [f"{name}.{k}: checkpoint {meta[name].get(k)!r} vs config {v!r}"
+            for name, net in (("pre", pre), ("post", post)) for k, v in dc.asdict(net).items()
+            if meta[name].get(k) != v]
+    if diff:
+        raise ConfigError(f"init_from {config.init_from} was trained with other networks ({'; '.join(diff)})")
+    return saved
+
+
 def init_state(config: WrapperTrainConfig, proxy_path: str | Path | None):
     """Fresh TrainState, graphdefs, optimizers and the proxy metadata."""
     import jax.numpy as jnp
@@ -520,7 +538,7 @@ def init_state(config: WrapperTrainConfig, proxy_path: str | Path | None):
         raise ConfigError(f"QP range {config.qp_min}..{config.qp_max} is outside the proxy's "
                           f"{proxy_model.config.qp_min}..{proxy_model.config.qp_max}")
     pre, post = config.net_configs()
-    wrapper = Wrapper(pre, post, rngs=nnx.Rngs(config.seed))
+    wrapper = _init_wrapper(config) if config.init_from else Wrapper(pre, post, rngs=nnx.Rngs(config.seed))
     wrapper_graph, wrapper_params = nnx.split(wrapper, nnx.Param)
     proxy_graph, hyper, transform = nnx.split(proxy_model, is_hyper_param, is_transform_param)
     optimizers = (optax.adam(config.wrapper_learning_rate()), optax.adam(config.proxy_learning_rate),
