@@ -220,6 +220,9 @@ def test_evaluate_compare_scores_each_pipeline_against_the_same_bare_stream(tmp_
     # per-plane rows: the 6:1:1 PSNR-YUV is made of them
     row = rd["noisy"][0]
     assert row["psnr_yuv"] == pytest.approx((6 * row["psnr_y"] + row["psnr_u"] + row["psnr_v"]) / 8, abs=1e-4)  # float32
+    # DLM-NEG gives no credit for detail beyond the source's: never above DLM, equal where nothing is enhanced
+    assert all(r["dlm_neg"] <= r["dlm"] + 1e-6 for r in rd["noisy"] + rd["bare"])
+    assert "dlm_neg" in METRICS and "dlm_neg" in res["bd_rate"]["noisy"]
     assert set(res["bd_rate_all"]) == {"ident", "post", "noisy"}
 
 

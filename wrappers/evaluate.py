@@ -7,6 +7,9 @@ decode. Scores against the source:
 
 - SSIM, MS-SSIM and DLM: the loss's own `jaxcodec.metrics.differentiable` scores
   (`wrappers.loss.metric_functions`) over Y, Cb, Cr weighted 4:1:1 (`wrappers.loss.PLANE_WEIGHTS`);
+- DLM-NEG: the same DLM with the enhancement gain limit at 1 (VMAF NEG's ``adm_enhn_gain_limit``):
+  detail beyond the source's earns nothing. Reported beside DLM, not in ``ALL``: where DLM gains
+  much more than DLM-NEG, the wrapper's gain is enhancement (sharpening), not restoration;
 - PSNR-YUV (6:1:1, mean of per-frame PSNRs, `runtime.bench.psnr_means`); the RD rows also
   carry PSNR-Y, -U and -V.
 
@@ -18,11 +21,12 @@ curves allow none.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Callable, Mapping
 
 PERCEPTUAL = ("ssim", "ms_ssim", "dlm")
-METRICS = (*PERCEPTUAL, "psnr_yuv")
+METRICS = (*PERCEPTUAL, "dlm_neg", "psnr_yuv")
 
 
 def make_scorer() -> Callable:
@@ -33,16 +37,18 @@ def make_scorer() -> Callable:
     from runtime.bench import psnr_means
     from wrappers.loss import PLANE_WEIGHTS, metric_functions
 
-    fns = [jax.jit(f) for f in metric_functions()]
+    ssim, ms_ssim, dlm = metric_functions()
+    names = (*PERCEPTUAL, "dlm_neg")
+    fns = [jax.jit(f) for f in (ssim, ms_ssim, dlm, functools.partial(dlm, enhancement_gain_limit=1.0))]
     total = sum(PLANE_WEIGHTS)
 
     def scores(source, decoded) -> dict:
-        out = dict.fromkeys(PERCEPTUAL, 0.0)
+        out = dict.fromkeys(names, 0.0)
         peak = float(source.peak)
         for w, a, b in zip(PLANE_WEIGHTS, source.planes, decoded.planes):
             a = jnp.asarray(a, jnp.float32) / peak
             b = jnp.asarray(b, jnp.float32) / peak
-            for name, fn in zip(PERCEPTUAL, fns):
+            for name, fn in zip(names, fns):
                 out[name] += w / total * float(jnp.mean(fn(a, b)))
         # Per plane too (rows only, no BD-rate): a post filter that helps luma can still wreck
         # chroma on colours its training content lacked, and only these columns show it.
