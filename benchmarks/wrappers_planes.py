@@ -104,7 +104,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", nargs="+", default=["bigbuckbunny"])
     parser.add_argument("--codec", default="x264")
-    parser.add_argument("--model", default=None, help="wrapper model dir (default models/wrapper_x264_sym)")
+    parser.add_argument("--model", default=None, help="wrapper model dir (default models/wrapper_x264_dlm)")
     parser.add_argument("--qps", default="22,32")
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--ensemble", type=int, default=8, choices=(1, 2, 4, 8), help="O's self-ensemble size")

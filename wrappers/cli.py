@@ -4,6 +4,8 @@
     jaxcodec wrap decode OUT.mp4 -o REC.y4m                     # the real decoder, then O
     jaxcodec train wrappers --target x264 --proxy models/proxy_x264_small \\
         --config configs/wrappers_post_luma_large_sym.toml --out runs/wrap_post_sym --export models/wrapper_x264_sym
+    jaxcodec train wrappers --target x264 --proxy models/proxy_x264_small \\
+        --config configs/wrappers_post_sym_dlm_ms.toml --out runs/wrap_sym_dlm_ms --export models/wrapper_x264_dlm
 
 Re-running the same training command resumes from the last checkpoint in ``--out``. The
 module top level does not import JAX (see `runtime.cli`).
@@ -29,7 +31,7 @@ def register_encode(subparsers) -> None:
     p.add_argument("--qp", type=int, required=True, help="the codec's QP")
     p.add_argument("-o", "--output", required=True,
                    help="output container (.mp4/.mkv/.mov; .ivf for AV1; .jxc for our codec)")
-    p.add_argument("--model", default=None, help="wrapper model directory (default: models/wrapper_x264_sym)")
+    p.add_argument("--model", default=None, help="wrapper model directory (default: models/wrapper_x264_dlm)")
     p.add_argument("--no-wrapper", action="store_true", help="bypass P (bit-identical to the bare codec)")
     p.add_argument("--frames", type=int, default=None, help="encode at most this many frames")
     _ensemble_option(p, "P")
@@ -41,7 +43,7 @@ def register_decode(subparsers) -> None:
                               description="The real decoder (FFmpeg), then O; writes Y4M or raw YUV.")
     p.add_argument("input", help="stream written by `jaxcodec wrap encode` (any container FFmpeg reads)")
     p.add_argument("-o", "--output", required=True, help="output .y4m or .yuv")
-    p.add_argument("--model", default=None, help="wrapper model directory (default: models/wrapper_x264_sym)")
+    p.add_argument("--model", default=None, help="wrapper model directory (default: models/wrapper_x264_dlm)")
     p.add_argument("--no-wrapper", action="store_true", help="bypass O (plain decode)")
     p.add_argument("--qp", type=int, default=None,
                    help="the encoder's QP, for a QP-aware postprocessor when the stream does not record it")

@@ -33,7 +33,7 @@ from pathlib import Path
 from jaxcodec.errors import InputError
 from jaxcodec.frame import Frame, make_frame
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "wrapper_x264_sym"
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "wrapper_x264_dlm"
 DEFAULT_ENSEMBLE = 8
 
 
