@@ -27,7 +27,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", nargs="+", default=["bigbuckbunny"])
     parser.add_argument("--codec", default="x264")
-    parser.add_argument("--model", default=None, help="wrapper model dir (default models/wrapper_x264_dlm)")
+    parser.add_argument("--model", default=None, help="wrapper model dir (default: the shipped one for --codec, "
+                        "wrappers.deploy.default_model: models/wrapper_x265_dlm behind x265, else models/wrapper_x264_dlm)")
     parser.add_argument("--qps", default="22,27,32,37")
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--ensemble", type=int, default=None, choices=(1, 2, 4, 8),
@@ -35,12 +36,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from jaxcodec.errors import JaxcodecError
-    from wrappers.deploy import DEFAULT_ENSEMBLE, DEFAULT_MODEL, get_codec
+    from wrappers.deploy import DEFAULT_ENSEMBLE, default_model, get_codec
     from wrappers.evaluate import METRICS, PERCEPTUAL, compare
     from wrappers.train import load_wrapper
 
     qps = [int(q) for q in args.qps.split(",")]
-    model = args.model or str(DEFAULT_MODEL)
+    model = args.model or str(default_model(args.codec))
     t0 = time.perf_counter()
     try:  # a missing model, codec or clip is the user's: one line, no traceback
         wrapper, meta = load_wrapper(model)

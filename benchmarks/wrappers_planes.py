@@ -104,7 +104,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", nargs="+", default=["bigbuckbunny"])
     parser.add_argument("--codec", default="x264")
-    parser.add_argument("--model", default=None, help="wrapper model dir (default models/wrapper_x264_dlm)")
+    parser.add_argument("--model", default=None, help="wrapper model dir (default: the shipped one for --codec, "
+                        "wrappers.deploy.default_model: models/wrapper_x265_dlm behind x265, else models/wrapper_x264_dlm)")
     parser.add_argument("--qps", default="22,32")
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--ensemble", type=int, default=8, choices=(1, 2, 4, 8), help="O's self-ensemble size")
@@ -113,10 +114,10 @@ def main(argv=None) -> int:
     import numpy as np
 
     from jaxcodec.errors import JaxcodecError
-    from wrappers.deploy import DEFAULT_MODEL, get_codec, postprocess
+    from wrappers.deploy import default_model, get_codec, postprocess
     from wrappers.train import load_wrapper
 
-    model = args.model or str(DEFAULT_MODEL)
+    model = args.model or str(default_model(args.codec))
     result = {"codec": args.codec, "model": model, "frames": args.frames, "ensemble": args.ensemble, "clips": {}}
     try:  # a missing model, codec or clip is the user's: one line, no traceback
         qps = [int(q) for q in args.qps.split(",")]

@@ -308,3 +308,27 @@ def test_plane_diagnostic_scores_o_per_plane_on_held_out_and_training_clips(tmp_
     assert one.y.shape[0] == 3
     assert planes.main(["--model", str(ident), "--clips", "generated:99", "--frames", "2"]) == 2
     assert "clips 0..5" in capsys.readouterr().err
+
+
+def test_default_wrapper_is_chosen_per_codec(tmp_path, clip):
+    """Paper 004 trains one wrapper per target: `wrap encode|decode` without --model pick the one
+    trained behind the stream's codec (x265 -> wrapper_x265_dlm), any other codec the x264 one."""
+    from jaxcodec.io import write_y4m
+    from wrappers.deploy import DEFAULT_MODEL, default_model, stream_codec
+
+    assert default_model("x265:medium").name == "wrapper_x265_dlm" == default_model("hevc").name
+    assert default_model("x264") == default_model("svtav1") == default_model("ours:ra") == default_model(None) == DEFAULT_MODEL
+    src = tmp_path / "src.y4m"
+    three = make_frame(clip.y[:3], clip.u[:3], clip.v[:3])
+    write_y4m(src, three)
+    for codec, suffix in (("x265", ".mkv"), ("x264", ".mp4")):
+        out = tmp_path / f"a{suffix}"
+        info = encode_file(str(src), str(out), codec_name=codec, qp=34, model=None, no_wrapper=True)
+        assert info["wrapper"] is None
+        assert stream_codec(str(out)) == {"x265": "hevc", "x264": "h264"}[codec]
+        got = decode_file(str(out), str(tmp_path / f"o{codec}.y4m"), model=None, ensemble=1)
+        assert got["wrapper"] == str(default_model(codec))
+        want = postprocess(load_wrapper(default_model(codec))[0], get_codec(codec).encode(three, qp=34).recon, 34,
+                           ensemble=1)
+        np.testing.assert_array_equal(read_video(str(tmp_path / f"o{codec}.y4m")).frames.y, want.y)
+    assert stream_codec(str(src)) == "rawvideo" and stream_codec(str(tmp_path / "missing.mp4")) is None
