@@ -5,7 +5,9 @@
     jaxcodec train wrappers --target x264 --proxy models/proxy_x264_small \\
         --config configs/wrappers_post_luma_large_sym.toml --out runs/wrap_post_sym --export models/wrapper_x264_sym
     jaxcodec train wrappers --target x264 --proxy models/proxy_x264_small \\
-        --config configs/wrappers_post_sym_dlm_ms.toml --out runs/wrap_sym_dlm_ms --export models/wrapper_x264_dlm
+        --config configs/wrappers_post_sym_dlm_ms.toml --out runs/wrap_sym_dlm_ms
+    jaxcodec train wrappers --target x264 --proxy models/proxy_x264_small \\
+        --config configs/wrappers_post_dlm_long.toml --out runs/wrap_dlm_long --export models/wrapper_x264_dlm
 
 Re-running the same training command resumes from the last checkpoint in ``--out``. The
 module top level does not import JAX (see `runtime.cli`).

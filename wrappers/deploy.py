@@ -38,8 +38,8 @@ DEFAULT_MODEL = MODELS_DIR / "wrapper_x264_dlm"
 CODEC_MODELS = {"hevc": MODELS_DIR / "wrapper_x265_dlm"}
 """Shipped wrappers trained behind one codec (keyed by stream format), as paper 004 trains one
 wrapper per target; any other codec gets `DEFAULT_MODEL`. On held-out bigbuckbunny behind x265
-the x265-trained O reaches ALL -10.27 % against -9.37 % for the x264-trained one
-(models/wrapper_x265_dlm.md)."""
+the x265-trained O reaches ALL -10.27 % against -9.37 % for the x264-trained model it
+started from (models/wrapper_x265_dlm.md)."""
 DEFAULT_ENSEMBLE = 8
 
 
