@@ -304,5 +304,9 @@ def test_init_from_starts_from_a_saved_wrapper_and_refuses_other_networks(proxy_
     jax.tree_util.tree_map(np.testing.assert_array_equal, nnx.to_pure_dict(state.wrapper), want)
     fresh = nnx.to_pure_dict(init_state(cfg, proxy_dir)[0].wrapper)
     assert not np.array_equal(fresh["post"]["tail"]["kernel"], want["post"]["tail"]["kernel"])
+    # A meta.json from before a NetConfig field existed reads as that field's default.
+    old = {k: v for k, v in dataclasses.asdict(post).items() if k != "zero_mean"}
+    save_wrapper(tmp_path / "old", saved, meta={"pre": dataclasses.asdict(pre), "post": old})
+    init_state(_config(pre=False, post_qp_input=True, init_from=str(tmp_path / "old")), proxy_dir)
     with pytest.raises(ConfigError, match="post.channels: checkpoint 8 vs config 16"):
         init_state(_config(pre=False, post_qp_input=True, post_channels=16, init_from=str(tmp_path / "m")), proxy_dir)

@@ -505,13 +505,16 @@ def _from_tensor(x):
 
 def _init_wrapper(config: WrapperTrainConfig):
     """The saved wrapper ``config.init_from``, refused unless its P and O configs equal ``config``'s."""
-    import dataclasses as dc
+    from wrappers.nets import NetConfig
 
     saved, meta = load_wrapper(config.init_from)
     pre, post = config.net_configs()
-    diff = [f"{name}.{k}: checkpoint {meta[name].get(k)!r} vs config {v!r}"
-            for name, net in (("pre", pre), ("post", post)) for k, v in dc.asdict(net).items()
-            if meta[name].get(k) != v]
+    # Through NetConfig, so that a key an older meta.json lacks compares as its default.
+    diff = [f"{name}.{k}: checkpoint {have!r} vs config {want!r}"
+            for name, net in (("pre", pre), ("post", post))
+            for (k, have), want in zip(dataclasses.asdict(NetConfig(**meta[name])).items(),
+                                       dataclasses.asdict(net).values())
+            if have != want]
     if diff:
         raise ConfigError(f"init_from {config.init_from} was trained with other networks ({'; '.join(diff)})")
     return saved
