@@ -332,3 +332,41 @@ def test_default_wrapper_is_chosen_per_codec(tmp_path, clip):
                            ensemble=1)
         np.testing.assert_array_equal(read_video(str(tmp_path / f"o{codec}.y4m")).frames.y, want.y)
     assert stream_codec(str(src)) == "rawvideo" and stream_codec(str(tmp_path / "missing.mp4")) is None
+
+
+@pytest.mark.parametrize("n", [1, 8])
+def test_temporal_postprocessor_reads_clamped_neighbours_like_the_training_layout(clip, n):
+    """A temporal O (NetConfig.temporal) deployed frame by frame equals the reference path: the
+    whole clip as one tensor sequence, edge frames repeated, `temporal_context` (the training
+    layout) over it, and the symmetries of the self-ensemble applied to the neighbours too."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxcodec.nn.ensemble import ORDER
+    from proxy.ssf import tensor_to_planes
+    from wrappers.nets import apply_wrapper, edge_frames, frames_to_tensor, temporal_context
+
+    assert edge_frames(6, 0, 2) == [0, 0, 1, 2] and edge_frames(6, 5, 2) == [3, 4, 5, 5]
+    radius = 2
+    w = Wrapper(NetConfig(8, 1, enabled=False), NetConfig(8, 1, qp_input=True, planes="y", temporal=radius),
+                rngs=nnx.Rngs(0))
+    w.post.tail.kernel.value = jax.random.normal(jax.random.key(5), w.post.tail.kernel.value.shape) * 0.05
+    frames = make_frame(clip.y[:5, :48], clip.u[:5, :24], clip.v[:5, :24], bit_depth=8)
+    got = postprocess(w, frames, 30, ensemble=n)
+    length = frames.y.shape[0]
+    order = [0] * radius + list(range(length)) + [length - 1] * radius
+    for t in range(length):
+        total = 0.0
+        for k in ORDER[:n]:
+            seq = [make_frame(*(ref_symmetry(np.asarray(p[i]), k) for p in frames.planes), bit_depth=8)
+                   for i in order[t:t + 2 * radius + 1]]
+            x = jnp.stack([frames_to_tensor(f) for f in seq])[:, None]  # (2r + 1, 1, ...)
+            out = apply_wrapper(w.post, x[radius:radius + 1], jnp.float32(30), temporal_context(x, radius))[0, 0]
+            y = tensor_to_planes(out)[0]
+            total = total + ref_symmetry(np.clip(np.asarray(y, np.float64), 0, 1) * 255, k, inverse=True)
+        diff = np.abs(got.y[t].astype(np.float64) - np.round(total / n))
+        assert diff.max() <= 1 and np.mean(diff) < 1e-3, (t, diff.max(), np.mean(diff))
+    np.testing.assert_array_equal(got.u, frames.u)
+    # The neighbours matter: the same frame with other neighbours gives other samples.
+    alone = postprocess(w, make_frame(frames.y[2:3], frames.u[2:3], frames.v[2:3], bit_depth=8), 30, ensemble=n)
+    assert not np.array_equal(alone.y[0], got.y[2])

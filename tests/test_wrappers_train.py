@@ -310,3 +310,59 @@ def test_init_from_starts_from_a_saved_wrapper_and_refuses_other_networks(proxy_
     init_state(_config(pre=False, post_qp_input=True, init_from=str(tmp_path / "old")), proxy_dir)
     with pytest.raises(ConfigError, match="post.channels: checkpoint 8 vs config 16"):
         init_state(_config(pre=False, post_qp_input=True, post_channels=16, init_from=str(tmp_path / "m")), proxy_dir)
+
+
+def test_temporal_o_starts_from_a_single_frame_one_and_trains_on_real_neighbours(proxy_dir, tmp_path):
+    """``post_temporal``: init_from a single-frame O grows it (head widened by zero weights, an
+    extra block with a zero second convolution: the same output whatever the neighbours), the sampler hands over the decodes around the kept frames
+    (clamped at the clip's ends), and a short run moves the neighbour weights off zero and
+    saves a temporal model."""
+    import dataclasses
+
+    from wrappers.nets import Wrapper, temporal_context
+    from wrappers.train import full_frame_targets, init_state, load_wrapper, sample_full_frame_batch, save_wrapper
+
+    full = dict(pre=False, post_qp_input=True, iterative_update=False, codec_on_full_frames=True)
+    cfg = _config(**full)
+    pre, post = cfg.net_configs()
+    saved = Wrapper(pre, post, rngs=nnx.Rngs(7))
+    saved.post.tail.kernel[...] = jax.random.normal(jax.random.key(3), saved.post.tail.kernel.shape) * 0.1
+    save_wrapper(tmp_path / "m", saved, meta={"pre": dataclasses.asdict(pre), "post": dataclasses.asdict(post)})
+    tcfg = _config(**full, post_temporal=1, post_blocks=2, init_from=str(tmp_path / "m"))
+    state, wgraph = init_state(tcfg, proxy_dir)[:2]
+    widened = nnx.merge(wgraph, state.wrapper).post
+    assert widened.temporal == 1 and widened.head.kernel.shape[2] == saved.post.head.kernel.shape[2] + 8
+    assert len(widened.blocks) == 2 and len(saved.post.blocks) == 1
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.random((3, 1, 16, 16, 6)), jnp.float32)
+    np.testing.assert_allclose(widened(x[1:2], jnp.float32(30), temporal_context(x, 1)),
+                               saved.post(x[1:2], jnp.float32(30)), atol=1e-6)
+    save_wrapper(tmp_path / "deep", nnx.merge(wgraph, state.wrapper),
+                 meta={"pre": dataclasses.asdict(pre), "post": dataclasses.asdict(tcfg.net_configs()[1])})
+    with pytest.raises(ConfigError, match="post.blocks: checkpoint 2 vs config 1"):  # shrinking is refused
+        init_state(_config(**full, post_temporal=1, init_from=str(tmp_path / "deep")), proxy_dir)
+    with pytest.raises(ConfigError, match="post_temporal needs codec_on_full_frames"):
+        _config(pre=False, post_temporal=1)
+    # The sampler: the same draws as without context, with the neighbours around them.
+    clips = [moving_textures(count=1, frames=6, size=32, seed=4)[0]]
+    targets = full_frame_targets(resolve_target("x264", gop=4), clips, [30])
+    decoded = np.asarray(targets[0, 30][0].y)
+    for step in range(6):
+        kw = dict(seed=0, step=step, batch=1, patch=32, gop=2, qp_range=(30, 30))
+        plain = sample_full_frame_batch(clips, targets, **kw)[1].recon.y[0]
+        wide = sample_full_frame_batch(clips, targets, **kw, context=2)[1].recon.y[0]
+        assert wide.shape[0] == 6
+        np.testing.assert_array_equal(wide[2:4], plain)
+        start = [t for t in range(2, 5) if np.array_equal(decoded[t:t + 2], plain)][0]
+        for i, t in enumerate(range(start - 2, start + 4)):
+            np.testing.assert_array_equal(wide[i], decoded[min(max(t, 0), 5)])
+    # A short run: the neighbour inputs get gradients, and the saved model is temporal.
+    result = train(dataclasses.replace(tcfg, steps=4, checkpoint_every=4, image_every=0),
+                   target=resolve_target("x264", gop=4),
+                   target_name="x264", proxy_path=proxy_dir, out_dir=tmp_path / "run", pool=clips, progress=False)
+    rows = [json.loads(r) for r in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and all(np.isfinite(r["total"]) for r in rows)
+    model, meta = load_wrapper(result.model_dir)
+    assert meta["post"]["temporal"] == 1 and model.post.temporal == 1
+    first = saved.post.head.kernel.shape[2]
+    assert float(jnp.max(jnp.abs(model.post.head.kernel.value[:, :, first:]))) > 0

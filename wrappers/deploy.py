@@ -70,14 +70,20 @@ def _net_planes():
     from flax import nnx
 
     from proxy.ssf import tensor_to_planes
-    from wrappers.nets import apply_wrapper, frames_to_tensor
+    from wrappers.nets import LUMA_CHANNELS, apply_wrapper, frames_to_tensor
 
     @functools.partial(jax.jit, static_argnums=(0, 1))
-    def run(graph, bit_depth, params, y, u, v, q):
+    def run(graph, bit_depth, params, y, u, v, q, near=None):
         # Samples before rounding: ensemble members are averaged first (rounding as
         # wrappers.nets.tensor_to_frames does, so that one member gives its very samples).
+        # ``near``: a temporal network's neighbour luma planes (2r, H, W), in
+        # wrappers.nets.temporal_context's order.
         x = frames_to_tensor(make_frame(y, u, v, bit_depth=bit_depth))
-        out = apply_wrapper(nnx.merge(graph, params), x[None], q)[0]
+        context = None
+        if near is not None:
+            phases = frames_to_tensor(make_frame(near, near[:, ::2, ::2], near[:, ::2, ::2], bit_depth=bit_depth))
+            context = jnp.moveaxis(phases[..., :LUMA_CHANNELS], 0, -2).reshape(x.shape[:-1] + (-1,))[None]
+        out = apply_wrapper(nnx.merge(graph, params), x[None], q, context)[0]
         return tuple(jnp.clip(p, 0.0, 1.0) * ((1 << bit_depth) - 1) for p in tensor_to_planes(out))
 
     return run
@@ -86,7 +92,9 @@ def _net_planes():
 def _apply_frames(net, frames: Frame, qp: int | None = None, side: str = "wrapper",
                   ensemble: int = DEFAULT_ENSEMBLE) -> Frame:
     """Run one wrapper network over every frame of ``frames`` (T, H, W); ``net=None`` returns
-    them as they are. ``ensemble``: 1, 2, 4 or 8 symmetries per frame, float outputs averaged."""
+    them as they are. ``ensemble``: 1, 2, 4 or 8 symmetries per frame, float outputs averaged.
+    A temporal network (`wrappers.nets.NetConfig.temporal`) also reads each frame's decoded
+    neighbours (its input ``frames``, clamped at the clip's ends: `wrappers.nets.edge_frames`)."""
     if net is None:
         return frames
     import jax.numpy as jnp
@@ -94,7 +102,7 @@ def _apply_frames(net, frames: Frame, qp: int | None = None, side: str = "wrappe
     from flax import nnx
 
     from jaxcodec.nn import ensemble as ens
-    from wrappers.nets import check_frames, needs_qp
+    from wrappers.nets import check_frames, edge_frames, needs_context, needs_qp
 
     check_frames(frames)
     try:
@@ -108,12 +116,17 @@ def _apply_frames(net, frames: Frame, qp: int | None = None, side: str = "wrappe
     run = _net_planes()
     q = jnp.asarray(0 if qp is None else qp, jnp.float32)
     dtype = np.uint8 if frames.bit_depth == 8 else np.uint16
+    radius = needs_context(net)
+    luma = np.asarray(frames.y)
+    length = luma.shape[0]
     out: list[list] = [[], [], []]
-    for t in range(frames.y.shape[0]):
+    for t in range(length):
         planes = [np.asarray(getattr(frames, c)[t]) for c in "yuv"]
+        near = luma[edge_frames(length, t, radius)] if radius else None
         total = None
         for k in ens.ORDER[:ensemble]:
-            member = run(graph, frames.bit_depth, params, *(ens.symmetry(p, k) for p in planes), q)
+            member = run(graph, frames.bit_depth, params, *(ens.symmetry(p, k) for p in planes), q,
+                         None if near is None else ens.symmetry(near, k, axes=(1, 2)))
             member = [ens.inverse_symmetry(np.asarray(m, np.float32), k) for m in member]
             total = member if total is None else [a + b for a, b in zip(total, member)]
         for c in range(3):

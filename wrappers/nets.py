@@ -60,6 +60,12 @@ class NetConfig:
         every picture by about that much, which costs PSNR on content without the bias
         (models/wrapper_x264_large.md). The mean is over the whole picture when deployed
         (`wrappers.deploy` runs whole frames) and over the patch in training.
+      temporal: radius of decoded neighbour frames the network also reads (postprocessor only):
+        the luma of frames t-r..t-1 and t+1..t+r, clamped at the clip's ends. x264 and x265 code
+        their B-frames about 2 QP coarser than the P-frames around them (``pbratio``), so a
+        frame's neighbours often hold, a sample or two away, the detail it lost: the
+        multi-frame quality enhancement idea (MFQE, Yang et al., CVPR 2018), without motion
+        compensation: a small network only reaches motion within its receptive field.
     """
 
     channels: int = 24
@@ -68,12 +74,26 @@ class NetConfig:
     qp_input: bool = False
     planes: str = "yuv"
     zero_mean: bool = False
+    temporal: int = 0
 
     def __post_init__(self):
         if self.channels <= 0 or self.blocks < 0:
             raise ConfigError(f"NetConfig needs channels > 0 and blocks >= 0, got {self.channels}, {self.blocks}")
+        if self.temporal < 0:
+            raise ConfigError(f"NetConfig temporal must be >= 0, got {self.temporal}")
         if self.planes not in PLANES:
             raise ConfigError(f"NetConfig planes must be one of {PLANES}, got {self.planes!r}")
+
+    @property
+    def context_channels(self) -> int:
+        """Channels of the neighbour-frame input (`temporal_context`)."""
+        return 2 * self.temporal * LUMA_CHANNELS
+
+    @property
+    def in_channels(self) -> int:
+        """Input channels of the head convolution: frame, QP plane, neighbour luma, in that
+        order (so a model without the later inputs widens by zero rows, `grow_network`)."""
+        return CHANNELS + self.qp_input + self.context_channels
 
 
 class ResidualCNN(nnx.Module):
@@ -83,15 +103,18 @@ class ResidualCNN(nnx.Module):
         c = config.channels
         self.qp_input = config.qp_input
         self.zero_mean = config.zero_mean
-        self.head = nnx.Conv(CHANNELS + config.qp_input, c, (3, 3), rngs=rngs)
+        self.temporal = config.temporal
+        self.head = nnx.Conv(config.in_channels, c, (3, 3), rngs=rngs)
         self.blocks = nnx.List([nnx.List([nnx.Conv(c, c, (3, 3), rngs=rngs), nnx.Conv(c, c, (3, 3), rngs=rngs)])
                                 for _ in range(config.blocks)])
         out = LUMA_CHANNELS if config.planes == "y" else CHANNELS
         self.tail = nnx.Conv(c, out, (3, 3), kernel_init=nnx.initializers.zeros, rngs=rngs)
 
-    def __call__(self, x: jax.Array, qp: jax.Array | None = None) -> jax.Array:
+    def __call__(self, x: jax.Array, qp: jax.Array | None = None, context: jax.Array | None = None) -> jax.Array:
         """``x``: ``(..., H/2, W/2, 6)``; ``qp``: the codec QP, broadcastable to ``x.shape[:-3]``
-        (one per image), needed iff the network was built with ``qp_input``."""
+        (one per image), needed iff the network was built with ``qp_input``; ``context``: the
+        neighbour frames' luma phases ``(..., H/2, W/2, 8 * temporal)`` (`temporal_context`),
+        needed iff it was built with ``temporal``."""
         chex.assert_axis_dimension(x, -1, CHANNELS)
         h = x
         if self.qp_input:
@@ -99,6 +122,11 @@ class ResidualCNN(nnx.Module):
                 raise InputError("this wrapper network reads the codec's QP; none was given")
             q = jnp.asarray(qp, x.dtype)[..., None, None, None] / QP_SCALE
             h = jnp.concatenate([x, jnp.broadcast_to(q, x.shape[:-1] + (1,))], axis=-1)
+        if self.temporal:
+            if context is None:
+                raise InputError("this wrapper network reads neighbouring decoded frames; none were given")
+            chex.assert_shape(context, x.shape[:-1] + (2 * self.temporal * LUMA_CHANNELS,))
+            h = jnp.concatenate([h, context.astype(x.dtype)], axis=-1)
         h = jax.nn.relu(self.head(h))
         for a, b in self.blocks:
             h = h + b(jax.nn.relu(a(h)))
@@ -129,14 +157,68 @@ class Wrapper(nnx.Module):
         self.post = ResidualCNN(post, rngs=rngs) if post.enabled else None
 
 
-def apply_wrapper(net: ResidualCNN | None, x: jax.Array, qp: jax.Array | None = None) -> jax.Array:
-    """``net(x, qp)`` clipped to [0, 1], or ``x`` itself when there is no network (exact bypass).
+def apply_wrapper(net: ResidualCNN | None, x: jax.Array, qp: jax.Array | None = None,
+                  context: jax.Array | None = None) -> jax.Array:
+    """``net(x, qp, context)`` clipped to [0, 1], or ``x`` itself when there is no network (exact bypass).
 
-    ``qp`` is only read by a network built with ``qp_input``.
+    ``qp`` is only read by a network built with ``qp_input``, ``context`` by one built with ``temporal``.
     """
     if net is None:
         return x
-    return jnp.clip(net(x, qp), 0.0, 1.0)
+    return jnp.clip(net(x, qp, context), 0.0, 1.0)
+
+
+def temporal_context(seq: jax.Array, radius: int) -> jax.Array:
+    """Neighbour input of the ``T`` middle frames of ``seq`` ``(T + 2 radius, ..., H/2, W/2, C >= 4)``:
+    for each frame t, the luma phases of frames t-radius..t-1 then t+1..t+radius, concatenated
+    on the channel axis: ``(T, ..., H/2, W/2, 8 radius)``. The caller pads ``seq`` (with the
+    clip's real neighbours in training, `edge_frames` at a clip's ends)."""
+    t = seq.shape[0] - 2 * radius
+    if t <= 0:
+        raise InputError(f"temporal context of radius {radius} needs more than {2 * radius} frames, got {seq.shape[0]}")
+    offsets = [d for d in range(-radius, radius + 1) if d]
+    return jnp.concatenate([seq[radius + d:radius + d + t, ..., :LUMA_CHANNELS] for d in offsets], axis=-1)
+
+
+def edge_frames(length: int, t: int, radius: int) -> list[int]:
+    """Indices of frames t-radius..t-1, t+1..t+radius in a clip of ``length`` frames, clamped to
+    its ends (the first and last frames stand in for the neighbours a clip does not have)."""
+    return [min(max(t + d, 0), length - 1) for d in range(-radius, radius + 1) if d]
+
+
+def needs_context(net: ResidualCNN | None) -> int:
+    """The radius of neighbour frames ``net`` reads (0: none)."""
+    return 0 if net is None else net.temporal
+
+
+def grow_network(saved: ResidualCNN, config: NetConfig, *, rngs: nnx.Rngs) -> ResidualCNN:
+    """A network of ``config`` that computes exactly what ``saved`` does, so that a trained O can
+    start a larger one (function-preserving growth, Net2Net, Chen et al., ICLR 2016):
+
+    - more head inputs (a ``temporal`` O from a single-frame one): the new input channels
+      (`NetConfig.in_channels` order) get zero weights;
+    - more residual blocks: the new ones come after the saved ones with a zero second
+      convolution, so each adds zero until training moves it (its first convolution is random,
+      so the zero one gets gradients at once).
+
+    Everything else (channels, planes, QP input, zero mean) must be equal (`ConfigError`)."""
+    old = saved.head.kernel.value
+    extra = config.in_channels - old.shape[2]
+    if extra < 0 or old.shape[3] != config.channels or len(saved.blocks) > config.blocks:
+        raise ConfigError(f"cannot grow a network of {old.shape[3]} channels, {len(saved.blocks)} blocks and "
+                          f"{old.shape[2]} inputs into {config.channels}, {config.blocks} and {config.in_channels}")
+    net = ResidualCNN(config, rngs=rngs)
+    pad = jnp.zeros(old.shape[:2] + (extra, old.shape[3]), old.dtype)
+    net.head.kernel.value = jnp.concatenate([old, pad], axis=2)
+    net.head.bias.value = saved.head.bias.value
+    for i, (a, b) in enumerate(net.blocks):
+        if i < len(saved.blocks):
+            nnx.update(net.blocks[i], nnx.state(saved.blocks[i]))
+        else:
+            b.kernel.value = jnp.zeros_like(b.kernel.value)
+            b.bias.value = jnp.zeros_like(b.bias.value)
+    nnx.update(net.tail, nnx.state(saved.tail))
+    return net
 
 
 def needs_qp(net: ResidualCNN | None) -> bool:

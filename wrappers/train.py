@@ -90,7 +90,12 @@ class WrapperTrainConfig:
         (`wrappers.nets.NetConfig.zero_mean`).
       init_from: a saved wrapper model directory (`save_wrapper`) whose P and O start the run
         (fine-tuning, e.g. with another eq. 4 weighting); its network configs must equal this
-        config's. The proxy still comes from ``--proxy``.
+        config's, except that a single-frame O may start a temporal one (``post_temporal``) and a
+        shallower O a deeper one (``post_blocks``): `wrappers.nets.grow_network` keeps its function. The proxy still
+        comes from ``--proxy``.
+      post_temporal: O also reads the luma of this many decoded frames on each side
+        (`wrappers.nets.NetConfig.temporal`). Needs ``codec_on_full_frames``: the neighbours
+        are the real codec's decodes of the whole clip, as deployed.
     """
 
     pre_channels: int = 24
@@ -135,6 +140,7 @@ class WrapperTrainConfig:
     pre_zero_mean: bool = False
     post_zero_mean: bool = False
     init_from: str = ""
+    post_temporal: int = 0
 
     def __post_init__(self):
         if not (self.pre or self.post):
@@ -154,6 +160,9 @@ class WrapperTrainConfig:
         if self.codec_on_full_frames and (self.pre or self.iterative_update):
             raise ConfigError("codec_on_full_frames needs pre = false and iterative_update = false: the codec's "
                               "input must not depend on the step (it is coded once, before training)")
+        if self.post_temporal and not (self.codec_on_full_frames and self.stop_gradient):
+            raise ConfigError("post_temporal needs codec_on_full_frames = true and stop_gradient = true: O's "
+                              "neighbour frames are the codec's decodes of whole clips, which the proxy does not model")
         if self.augment_symmetries and not self.codec_on_full_frames:
             raise ConfigError("augment_symmetries needs codec_on_full_frames = true (the patch-coded batches of "
                               "Algorithm 1 are not augmented)")
@@ -174,7 +183,7 @@ class WrapperTrainConfig:
         return (NetConfig(self.pre_channels, self.pre_blocks, self.pre, self.pre_qp_input, self.pre_planes,
                           self.pre_zero_mean),
                 NetConfig(self.post_channels, self.post_blocks, self.post, self.post_qp_input, self.post_planes,
-                          self.post_zero_mean))
+                          self.post_zero_mean, self.post_temporal))
 
     def loss_weights(self):
         from wrappers.loss import LossWeights
@@ -280,11 +289,13 @@ def make_steps(config: WrapperTrainConfig, wrapper_graph, proxy_graph, optimizer
         proxy_free = not config.pre and config.stop_gradient
     if proxy_free and (config.pre or not config.stop_gradient):
         raise ConfigError("the proxy-free wrapper step needs pre = false and stop_gradient = true")
+    if config.post_temporal and not proxy_free:
+        raise ConfigError("a temporal O trains with the proxy-free step only (pre = false, stop_gradient = true)")
 
-    def end_to_end(wrapper, state: TrainState, source, i_c, codec_d, qp_index, qp, key, bits_c):
+    def end_to_end(wrapper, state: TrainState, source, i_c, codec_d, qp_index, qp, key, bits_c, context):
         net = nnx.merge(wrapper_graph, wrapper)
         if proxy_free:
-            out = apply_wrapper(net.post, i_c, qp)
+            out = apply_wrapper(net.post, i_c, qp, context)
             terms = wrapper_loss(source, out, bits_c / pixels(i_c), weights,
                                  baseline_distortion=codec_d if config.normalise_distortion else None)
             return terms.total, (terms, out)
@@ -300,15 +311,17 @@ def make_steps(config: WrapperTrainConfig, wrapper_graph, proxy_graph, optimizer
         return terms.total, (terms, out)
 
     @jax.jit
-    def wrapper(state: TrainState, source, i_c, qp_index, qp, key, bits_c):
+    def wrapper(state: TrainState, source, i_c, qp_index, qp, key, bits_c, context=None):
         """``qp``: (1, B) codec QPs, one per sample, broadcast over the GOP axis of the tensors;
-        ``bits_c``: (T, B) the real codec's bits per frame (the logged rate when ``proxy_free``)."""
+        ``bits_c``: (T, B) the real codec's bits per frame (the logged rate when ``proxy_free``);
+        ``context``: a temporal O's neighbour input (`wrappers.nets.temporal_context`)."""
         # Per-image eq. 4 distortion of the codec output: the logged baseline of every step, and
         # the weights of `normalise_distortion`. It does not depend on the wrapper: computed once,
         # outside the gradient.
         codec_d = distortion_terms(source, i_c, weights)[0]
         (loss, (terms, out)), grads = jax.value_and_grad(end_to_end, has_aux=True)(state.wrapper, state, source, i_c,
-                                                                                  codec_d, qp_index, qp, key, bits_c)
+                                                                                  codec_d, qp_index, qp, key, bits_c,
+                                                                                  context)
         updates, opt = opt_w.update(grads, state.opt_wrapper, state.wrapper)
         new = state._replace(wrapper=optax.apply_updates(state.wrapper, updates), opt_wrapper=opt, step=state.step + 1)
         return new, {**terms._asdict(), "codec_distortion": jnp.mean(codec_d)}, out
@@ -434,7 +447,7 @@ def full_frame_targets(target, pool, qps, *, log=None) -> dict:
 
 
 def sample_full_frame_batch(pool, targets: dict, *, seed: int, step: int, batch: int, patch: int, gop: int,
-                            qp_range: tuple[int, int], symmetries: bool = False):
+                            qp_range: tuple[int, int], symmetries: bool = False, context: int = 0):
     """Batch of step ``step`` cut from `full_frame_targets`: random clip, QP, start frame and 2-aligned crop.
 
     ``gop`` frames are kept from any start frame (the stream's own frame types, whatever its
@@ -442,6 +455,9 @@ def sample_full_frame_batch(pool, targets: dict, *, seed: int, step: int, batch:
     the patch-coded batches. Bits are the frames' bits scaled to the crop's share of the frame
     (logging only: no proxy is refined). With ``symmetries`` each sample's crops (source and
     decode alike) are turned by a random symmetry of the square (`jaxcodec.nn.ensemble`).
+    With ``context`` r > 0 the decodes also hold the r frames on either side of the kept
+    ones (``gop + 2 r`` frames, clamped at the clip's ends as `wrappers.nets.edge_frames` does
+    when deployed): the neighbours a temporal O reads.
     """
     import numpy as np
 
@@ -465,14 +481,14 @@ def sample_full_frame_batch(pool, targets: dict, *, seed: int, step: int, batch:
         decoded, frame_bits = targets[c, qp]
         k = int(rng.integers(8)) if symmetries else 0
 
-        def crop(f, t0, t1):
+        def crop(f, t):
             ys, xs = slice(y0, y0 + patch), slice(x0, x0 + patch)
             cys, cxs = slice(y0 // 2, (y0 + patch) // 2), slice(x0 // 2, (x0 + patch) // 2)
-            return tuple(ensemble.symmetry(np.asarray(p), k, axes=(1, 2))
-                         for p in (f.y[t0:t1, ys, xs], f.u[t0:t1, cys, cxs], f.v[t0:t1, cys, cxs]))
+            return tuple(ensemble.symmetry(np.asarray(p[t, s0, s1]), k, axes=(1, 2))
+                         for p, s0, s1 in ((f.y, ys, xs), (f.u, cys, cxs), (f.v, cys, cxs)))
 
-        src.append(crop(clip, start - gop, start + gop))
-        rec.append(crop(decoded, start, start + gop))
+        src.append(crop(clip, np.arange(start - gop, start + gop)))
+        rec.append(crop(decoded, np.clip(np.arange(start - context, start + gop + context), 0, t_len - 1)))
         bits.append(frame_bits[start:start + gop] * (patch * patch / (h * w)))
         qps.append(qp)
     stack = lambda xs, k: np.stack([x[k] for x in xs])  # noqa: E731
@@ -504,19 +520,31 @@ def _from_tensor(x):
 
 
 def _init_wrapper(config: WrapperTrainConfig):
-    """The saved wrapper ``config.init_from``, refused unless its P and O configs equal ``config``'s."""
-    from wrappers.nets import NetConfig
+    """The saved wrapper ``config.init_from``, refused unless its P and O configs equal ``config``'s
+    (a single-frame O may start a temporal one, a shallower O a deeper one: `wrappers.nets.grow_network`)."""
+    from flax import nnx
+
+    from wrappers.nets import NetConfig, grow_network
 
     saved, meta = load_wrapper(config.init_from)
     pre, post = config.net_configs()
     # Through NetConfig, so that a key an older meta.json lacks compares as its default.
+    have_post = NetConfig(**meta["post"])
+    # A trained O may start a temporal one (from a single-frame O) or a deeper one.
+    grow = {}
+    if post.enabled and have_post.temporal == 0 and post.temporal > 0:
+        grow["temporal"] = post.temporal
+    if post.enabled and have_post.blocks < post.blocks:
+        grow["blocks"] = post.blocks
+    have_post = dataclasses.replace(have_post, **grow)
     diff = [f"{name}.{k}: checkpoint {have!r} vs config {want!r}"
-            for name, net in (("pre", pre), ("post", post))
-            for (k, have), want in zip(dataclasses.asdict(NetConfig(**meta[name])).items(),
-                                       dataclasses.asdict(net).values())
+            for name, have_net, net in (("pre", NetConfig(**meta["pre"]), pre), ("post", have_post, post))
+            for (k, have), want in zip(dataclasses.asdict(have_net).items(), dataclasses.asdict(net).values())
             if have != want]
     if diff:
         raise ConfigError(f"init_from {config.init_from} was trained with other networks ({'; '.join(diff)})")
+    if grow:
+        saved.post = grow_network(saved.post, post, rngs=nnx.Rngs(config.seed))
     return saved
 
 
@@ -567,6 +595,7 @@ def train(config: WrapperTrainConfig, *, target, target_name: str, proxy_path: s
 
     from proxy.data import PatchBatch, load_pool, run_target, sample_batch
     from proxy.train import open_checkpoints
+    from wrappers.nets import temporal_context
 
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -602,6 +631,7 @@ def train(config: WrapperTrainConfig, *, target, target_name: str, proxy_path: s
     base_key = jax.random.key(config.seed)
     end = config.steps if stop_at is None else min(stop_at, config.steps)
     gop = config.gop
+    radius = config.post_temporal
     row: dict = {}
     bar = tqdm(total=end, initial=start, disable=not progress, desc="wrappers", unit="step")
     with open(metrics_path, "a") as log:
@@ -610,7 +640,7 @@ def train(config: WrapperTrainConfig, *, target, target_name: str, proxy_path: s
             if full is not None:  # P is off: the codec's input is the source, coded before training
                 pb, tb = sample_full_frame_batch(pool, full, seed=config.seed, step=step, batch=config.batch_size,
                                                  patch=config.patch, gop=gop, qp_range=(config.qp_min, config.qp_max),
-                                                 symmetries=config.augment_symmetries)
+                                                 symmetries=config.augment_symmetries, context=radius)
                 source = _to_tensor(pb.frames)
             else:
                 pb = sample_batch(pool, seed=config.seed, step=step, batch=config.batch_size, patch=config.patch,
@@ -619,6 +649,10 @@ def train(config: WrapperTrainConfig, *, target, target_name: str, proxy_path: s
                 i_p_frames = _from_tensor(steps.pre(state.wrapper, source, jnp.asarray(pb.qp, jnp.float32)[None]))
                 tb = run_target(target, PatchBatch(i_p_frames, pb.qp), gop=gop)  # host: the real codec
             i_c = _to_tensor(tb.recon)
+            context = None
+            if radius:  # the decodes hold the neighbours around the gop kept frames
+                context = temporal_context(i_c, radius)
+                i_c = i_c[radius:radius + gop]
             i_p = _to_tensor(tb.source)  # the rounded samples the codec really received
             qp_index = jnp.asarray(pb.qp - proxy_config.qp_min, jnp.int32)
             key = jax.random.fold_in(base_key, step)
@@ -629,7 +663,7 @@ def train(config: WrapperTrainConfig, *, target, target_name: str, proxy_path: s
                 proxy_terms = {}
             qp = jnp.asarray(pb.qp, jnp.float32)[None]
             state, terms, out = steps.wrapper(state, source[gop:], i_c, qp_index, qp, key,
-                                              jnp.asarray(tb.bits.T, jnp.float32))
+                                              jnp.asarray(tb.bits.T, jnp.float32), context)
             row = {"step": step + 1, **{k: float(v) for k, v in {**terms, **proxy_terms}.items()},
                    "target_bpp": float(tb.bits.sum() / (tb.bits.size * config.patch ** 2)),
                    "codec_s": tb.codec_seconds, "jax_s": time.perf_counter() - t1, "step_s": time.perf_counter() - t0}
