@@ -34,12 +34,12 @@ from jaxcodec.errors import InputError
 from jaxcodec.frame import Frame, make_frame
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
-DEFAULT_MODEL = MODELS_DIR / "wrapper_x264_dlm"
-CODEC_MODELS = {"hevc": MODELS_DIR / "wrapper_x265_dlm"}
+DEFAULT_MODEL = MODELS_DIR / "wrapper_x264_temporal"
+CODEC_MODELS = {"hevc": MODELS_DIR / "wrapper_x265_temporal"}
 """Shipped wrappers trained behind one codec (keyed by stream format), as paper 004 trains one
 wrapper per target; any other codec gets `DEFAULT_MODEL`. On held-out bigbuckbunny behind x265
-the x265-trained O reaches ALL -10.27 % against -9.37 % for the x264-trained model it
-started from (models/wrapper_x265_dlm.md)."""
+the x265-trained O reaches ALL -10.62 % against -8.92 % for the x264-trained one behind x264
+(models/wrapper_x265_temporal.md, models/wrapper_x264_temporal.md)."""
 DEFAULT_ENSEMBLE = 8
 
 
