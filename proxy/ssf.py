@@ -200,13 +200,19 @@ def is_transform_param(path, value) -> bool:
 # --------------------------------------------------------------------------- frames <-> tensors
 
 
-def frames_to_tensor(y, u, v, peak: int):
-    """4:2:0 planes ``(..., H, W)``/``(..., H/2, W/2)`` -> float ``(..., H/2, W/2, 6)`` in [0, 1]."""
+def luma_phases(y):
+    """Luma ``(..., H, W)`` pixel-unshuffled into its four 2x2 phases: float ``(..., H/2, W/2, 4)``
+    (sample values unscaled), the first channels of `frames_to_tensor`."""
     y = jnp.asarray(y, jnp.float32)
     *lead, h, w = y.shape
     phases = y.reshape(*lead, h // 2, 2, w // 2, 2)
-    phases = jnp.moveaxis(phases, -3, -2).reshape(*lead, h // 2, w // 2, 4)
-    x = jnp.concatenate([phases, jnp.asarray(u, jnp.float32)[..., None], jnp.asarray(v, jnp.float32)[..., None]], -1)
+    return jnp.moveaxis(phases, -3, -2).reshape(*lead, h // 2, w // 2, 4)
+
+
+def frames_to_tensor(y, u, v, peak: int):
+    """4:2:0 planes ``(..., H, W)``/``(..., H/2, W/2)`` -> float ``(..., H/2, W/2, 6)`` in [0, 1]."""
+    x = jnp.concatenate([luma_phases(y), jnp.asarray(u, jnp.float32)[..., None],
+                         jnp.asarray(v, jnp.float32)[..., None]], -1)
     return x / peak
 
 

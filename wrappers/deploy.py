@@ -69,8 +69,8 @@ def _net_planes():
     import jax.numpy as jnp
     from flax import nnx
 
-    from proxy.ssf import tensor_to_planes
-    from wrappers.nets import LUMA_CHANNELS, apply_wrapper, frames_to_tensor
+    from proxy.ssf import luma_phases, tensor_to_planes
+    from wrappers.nets import apply_wrapper, frames_to_tensor
 
     @functools.partial(jax.jit, static_argnums=(0, 1))
     def run(graph, bit_depth, params, y, u, v, q, near=None):
@@ -80,9 +80,9 @@ def _net_planes():
         # wrappers.nets.temporal_context's order.
         x = frames_to_tensor(make_frame(y, u, v, bit_depth=bit_depth))
         context = None
-        if near is not None:
-            phases = frames_to_tensor(make_frame(near, near[:, ::2, ::2], near[:, ::2, ::2], bit_depth=bit_depth))
-            context = jnp.moveaxis(phases[..., :LUMA_CHANNELS], 0, -2).reshape(x.shape[:-1] + (-1,))[None]
+        if near is not None:  # (2r, H/2, W/2, 4) -> (H/2, W/2, 8r), neighbour-major as in training
+            phases = luma_phases(near) / ((1 << bit_depth) - 1)
+            context = jnp.moveaxis(phases, 0, -2).reshape(x.shape[:-1] + (-1,))[None]
         out = apply_wrapper(nnx.merge(graph, params), x[None], q, context)[0]
         return tuple(jnp.clip(p, 0.0, 1.0) * ((1 << bit_depth) - 1) for p in tensor_to_planes(out))
 

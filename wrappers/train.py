@@ -91,11 +91,12 @@ class WrapperTrainConfig:
       init_from: a saved wrapper model directory (`save_wrapper`) whose P and O start the run
         (fine-tuning, e.g. with another eq. 4 weighting); its network configs must equal this
         config's, except that a single-frame O may start a temporal one (``post_temporal``) and a
-        shallower O a deeper one (``post_blocks``): `wrappers.nets.grow_network` keeps its function. The proxy still
-        comes from ``--proxy``.
+        shallower O a deeper one (``post_blocks``); `wrappers.nets.grow_network` keeps its
+        function. The proxy still comes from ``--proxy``.
       post_temporal: O also reads the luma of this many decoded frames on each side
-        (`wrappers.nets.NetConfig.temporal`). Needs ``codec_on_full_frames``: the neighbours
-        are the real codec's decodes of the whole clip, as deployed.
+        (`wrappers.nets.NetConfig.temporal`). Needs ``codec_on_full_frames`` and
+        ``stop_gradient``: the neighbours are the real codec's decodes of the whole clip, as
+        deployed, which the proxy does not model.
     """
 
     pre_channels: int = 24
