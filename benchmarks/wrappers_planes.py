@@ -128,8 +128,9 @@ def main(argv=None) -> int:
             entry = {"content": content_stats(src), "qps": {}}
             print(json.dumps({"clip": clip, **entry["content"]}), flush=True)
             for qp in qps:
-                bare = codec.encode(src, qp=qp).recon
-                out = postprocess(wrapper, bare, qp, ensemble=args.ensemble)
+                coded = codec.encode(src, qp=qp)
+                bare = coded.recon
+                out = postprocess(wrapper, bare, qp, ensemble=args.ensemble, frame_qp=coded.frame_qp)
                 changed = float(np.mean(np.asarray(out.y) != np.asarray(bare.y)))
                 row = {"bare": plane_scores(src, bare), "wrapped": plane_scores(src, out), "luma_changed": changed}
                 row["psnr_delta"] = {p: row["wrapped"][p]["psnr"] - row["bare"][p]["psnr"] for p in "yuv"}

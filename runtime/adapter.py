@@ -23,6 +23,7 @@ class OursCodec:
         self.name = f"ours:{config_name}"
 
     def encode(self, frames: Frame, *, qp: int, fps: Fraction = Fraction(25)) -> EncodeResult:
+        from runtime.bitstream import frame_qps
         from runtime.decoder import decode
         from runtime.encoder import encode
 
@@ -33,7 +34,7 @@ class OursCodec:
         recon = decode(data)
         t2 = time.perf_counter()
         return EncodeResult(recon=recon, bits_per_frame=stats["bits_per_frame"], encode_seconds=t1 - t0,
-                            decode_seconds=t2 - t1, bitstream=data)
+                            decode_seconds=t2 - t1, bitstream=data, frame_qp=frame_qps(data))
 
 
 def make_codec(variant: str = "ra", **overrides) -> OursCodec:

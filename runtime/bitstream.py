@@ -34,6 +34,8 @@ import struct
 import zlib
 from fractions import Fraction
 
+import numpy as np
+
 from jaxcodec.errors import BitstreamError
 
 MAGIC = b"JXCD"
@@ -238,3 +240,9 @@ def parse_stream(data: bytes) -> tuple[SequenceHeader, list[tuple[FrameHeader, b
         frames.append((fh, payload))
     _need(r.pos == len(r.data), f"{len(r.data) - r.pos} trailing bytes after the last frame")
     return seq, frames
+
+
+def frame_qps(data: bytes) -> np.ndarray:
+    """Each frame's QP from its header, in display (POC) order: float32 ``(T,)``."""
+    _, frames = parse_stream(data)
+    return np.asarray([fh.qp for fh, _ in sorted(frames, key=lambda f: f[0].poc)], np.float32)

@@ -46,6 +46,7 @@ def test_headers_roundtrip(stream):
     assert frames[0][0].frame_type == "I" and frames[2][0].refs_l0 == (1, 0)
     rebuilt = bs.write_sequence_header(seq) + b"".join(bs.write_frame(f, p) for f, p in frames)
     assert rebuilt == data
+    np.testing.assert_array_equal(bs.frame_qps(data), [f.qp for f, _ in frames])  # POC order here
 
 
 def _nnlf_header(tools, params, ensemble=(1, 1)):

@@ -51,6 +51,31 @@ def test_first_frame_is_the_intra_frame_in_display_order(clip):
     assert res.bits_per_frame[0] == res.bits_per_frame.max()  # IDR + parameter sets, not a B-frame
 
 
+def _picture_types(res, family):
+    import av
+
+    with av.open(io.BytesIO(res.bitstream), format=ffmpeg.FAMILIES[family].raw_format) as container:
+        return [ffmpeg._PICTURE_TYPES[int(f.pict_type)] for f in container.decode(video=0)]
+
+
+@pytest.mark.parametrize("family", ["x264", "x265"])
+def test_frame_qp_is_each_pictures_coded_qp(clip, family):
+    """x264's and x265's CQP mode code I pictures 6 log2(ipratio 1.4) = 3 QP finer and B pictures
+    6 log2(pbratio 1.3) = 2 coarser than the stream QP (x264's referenced B-frames 1 coarser).
+    H.264's QPs come from the macroblocks FFmpeg exports (base + per-block delta), independently
+    of the picture type; HEVC's are the picture-type estimate."""
+    plain = get_codec(f"{family}:medium").encode(clip.frames, qp=30, fps=clip.fps)
+    assert plain.frame_qp is None
+    res = get_codec(f"{family}:medium", frame_qp=True).encode(clip.frames, qp=30, fps=clip.fps)
+    np.testing.assert_array_equal(res.recon.y, plain.recon.y)  # the export changes no sample
+    assert res.frame_qp.shape == (6,) and res.frame_qp.dtype == np.float32
+    types = _picture_types(res, family)
+    assert types[0] == "I" and "B" in types
+    for kind, qp in zip(types, res.frame_qp):
+        allowed = {"I": {27}, "P": {30}, "B": {31, 32} if family == "x264" else {32}}[kind]
+        assert qp in allowed, (types, res.frame_qp)
+
+
 def test_lower_qp_costs_more_bits_and_gives_higher_psnr(clip):
     codec = get_codec("x265:medium")
     hi, lo = codec.encode(clip.frames, qp=22, fps=clip.fps), codec.encode(clip.frames, qp=37, fps=clip.fps)

@@ -247,6 +247,45 @@ def test_qp_aware_postprocessor_reads_the_qp_and_refuses_to_guess(tmp_path, clip
         postprocess(w, clip)
 
 
+def test_frame_qp_postprocessor_reads_each_frames_coded_qp(tmp_path, clip):
+    """A frame-QP O (NetConfig.frame_qp) gives frame t what the same weights read as a stream-QP
+    O give it at QP frame_qp[t]. `wrap decode` of an H.264 MP4 takes the QPs from the stream
+    itself (FFmpeg's exported macroblock QPs), the ones the encoder reported."""
+    import dataclasses
+
+    from jaxcodec.codecs.ffmpeg import read_frame_qps
+    from jaxcodec.io import write_y4m
+
+    pre, post = NetConfig(8, 1, enabled=False), NetConfig(8, 1, qp_input=True, frame_qp=True)
+    w = Wrapper(pre, post, rngs=nnx.Rngs(0))
+    w.post.tail.kernel.value = w.post.tail.kernel.value + 0.05
+    three = make_frame(clip.y[:3], clip.u[:3], clip.v[:3])
+    qps = np.asarray([27, 32, 30], np.float32)
+    got = postprocess(w, three, ensemble=1, frame_qp=qps)
+    with pytest.raises(InputError, match="coded QP"):
+        postprocess(w, three, 30, ensemble=1)
+    with pytest.raises(InputError, match="2 frame QPs for 3 frames"):
+        postprocess(w, three, ensemble=1, frame_qp=qps[:2])
+    path = tmp_path / "fq"
+    save_wrapper(path, w, meta={"pre": dataclasses.asdict(pre), "post": dataclasses.asdict(post), "target": "x264"})
+    w.post.frame_qp = False
+    for t in range(3):
+        one = make_frame(three.y[t:t + 1], three.u[t:t + 1], three.v[t:t + 1])
+        np.testing.assert_array_equal(got.y[t], postprocess(w, one, float(qps[t]), ensemble=1).y[0])
+    with pytest.raises(ConfigError, match="frame_qp needs qp_input"):
+        NetConfig(8, 1, frame_qp=True)
+    # The file path.
+    src, out = tmp_path / "src.y4m", tmp_path / "a.mp4"
+    write_y4m(src, three)
+    encode_file(str(src), str(out), codec_name="x264", qp=34, model=str(path))
+    coded = get_codec("x264").encode(three, qp=34)
+    assert coded.frame_qp[0] == 31  # the IDR, 3 finer
+    np.testing.assert_array_equal(read_frame_qps(out), coded.frame_qp)  # no stream QP needed for H.264
+    decode_file(str(out), str(tmp_path / "o.y4m"), model=str(path), ensemble=1)
+    expected = postprocess(load_wrapper(path)[0], coded.recon, ensemble=1, frame_qp=coded.frame_qp)
+    np.testing.assert_array_equal(read_video(str(tmp_path / "o.y4m")).frames.y, expected.y)
+
+
 @pytest.mark.parametrize("codec, suffix, recorded", [("x265", ".mkv", True), ("svtav1", ".ivf", False),
                                                      ("svtav1", ".mp4", True),
                                                      # about 80 s on CI (our codec and NN filter compile)

@@ -158,17 +158,23 @@ def test_cosine_schedule_warms_up_peaks_and_decays_to_its_floor():
 def test_full_frame_batches_are_crops_of_whole_frame_decodes():
     """codec_on_full_frames: the target codes the whole clip once per QP; a batch is a crop of
     that decode, with the source frames before it."""
+    from wrappers.deploy import get_codec
     from wrappers.train import full_frame_targets, sample_full_frame_batch
 
     gop = 2
     clips = [moving_textures(count=1, frames=8, size=64, seed=4)[0]]
-    targets = full_frame_targets(resolve_target("x264", gop=4), clips, [30, 31])
+    # The deployed codec reports each decoded picture's QP: the IDRs at 0 and 4 are 3 finer.
+    targets = full_frame_targets(get_codec("x264", gop=4), clips, [30, 31])
     assert set(targets) == {(0, 30), (0, 31)}
     assert not np.array_equal(targets[0, 30][0].y, targets[0, 31][0].y)
+    np.testing.assert_array_equal(targets[0, 30][2], [27, 30, 30, 30, 27, 30, 30, 30])
+    nominal = full_frame_targets(resolve_target("x264", gop=4), clips, [30])  # reports none: the stream QP
+    np.testing.assert_array_equal(nominal[0, 30][2], np.full(8, 30))
     seen = set()
     for step in range(8):
-        pb, tb = sample_full_frame_batch(clips, targets, seed=0, step=step, batch=2, patch=32, gop=gop,
-                                         qp_range=(30, 31))
+        pb, tb, frame_qp = sample_full_frame_batch(clips, targets, seed=0, step=step, batch=2, patch=32, gop=gop,
+                                                   qp_range=(30, 31))
+        assert frame_qp.shape == (gop, 2) and frame_qp.dtype == np.float32
         assert pb.frames.y.shape == (2, 2 * gop, 32, 32) and tb.recon.y.shape == (2, gop, 32, 32)
         for b in range(2):
             qp = int(tb.qp[b])
@@ -179,6 +185,7 @@ def test_full_frame_batches_are_crops_of_whole_frame_decodes():
                     and np.array_equal(np.asarray(decoded.y)[t:t + gop, y:y + 32, x:x + 32], tb.recon.y[b])
                     and np.array_equal(src[t - gop:t, y:y + 32, x:x + 32], pb.frames.y[b, :gop])]
             assert hits, (step, b)
+            np.testing.assert_array_equal(frame_qp[:, b], targets[0, qp][2][hits[0][0]:hits[0][0] + gop])
             seen.add(qp)
     assert seen == {30, 31}
     # augment_symmetries: the first sample (same clip, QP and crop, drawn before the symmetry)
@@ -310,6 +317,20 @@ def test_init_from_starts_from_a_saved_wrapper_and_refuses_other_networks(proxy_
     init_state(_config(pre=False, post_qp_input=True, init_from=str(tmp_path / "old")), proxy_dir)
     with pytest.raises(ConfigError, match="post.channels: checkpoint 8 vs config 16"):
         init_state(_config(pre=False, post_qp_input=True, post_channels=16, init_from=str(tmp_path / "m")), proxy_dir)
+    # A stream-QP O may start a frame-QP one (the same network, fed each frame's QP); not back.
+    full = dict(pre=False, post_qp_input=True, iterative_update=False, codec_on_full_frames=True)
+    fcfg = _config(**full, post_frame_qp=True, init_from=str(tmp_path / "m"))
+    state, wgraph = init_state(fcfg, proxy_dir)[:2]
+    assert nnx.merge(wgraph, state.wrapper).post.frame_qp
+    jax.tree_util.tree_map(np.testing.assert_array_equal, nnx.to_pure_dict(state.wrapper), want)
+    save_wrapper(tmp_path / "fq", nnx.merge(wgraph, state.wrapper),
+                 meta={"pre": dataclasses.asdict(pre), "post": dataclasses.asdict(fcfg.net_configs()[1])})
+    with pytest.raises(ConfigError, match="post.frame_qp: checkpoint True vs config False"):
+        init_state(_config(**full, init_from=str(tmp_path / "fq")), proxy_dir)
+    with pytest.raises(ConfigError, match="post_frame_qp needs codec_on_full_frames"):
+        _config(pre=False, post_qp_input=True, post_frame_qp=True)
+    with pytest.raises(ConfigError, match="frame_qp needs qp_input"):
+        _config(pre=False, iterative_update=False, codec_on_full_frames=True, post_frame_qp=True)
 
 
 def test_temporal_o_starts_from_a_single_frame_one_and_trains_on_real_neighbours(proxy_dir, tmp_path):

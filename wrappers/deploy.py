@@ -13,7 +13,10 @@ themselves, so the output is bit-identical to the bare codec.
 A wrapper whose networks read the QP (`wrappers.nets.NetConfig.qp_input`) needs the encoder's
 QP at decode time. `encode_file` records it in the container's metadata (the ``comment`` tag,
 ``jaxcodec-wrap qp=N``: players ignore it, the stream is untouched); our own streams carry it
-in their sequence header. Otherwise ``jaxcodec wrap decode --qp N`` gives it.
+in their sequence header. Otherwise ``jaxcodec wrap decode --qp N`` gives it. A wrapper that
+reads each frame's own coded QP (`wrappers.nets.NetConfig.frame_qp`) takes it from the decoder:
+exact from H.264 streams (FFmpeg exports every macroblock's QP), from the picture type and the
+recorded QP for the others (`jaxcodec.codecs.ffmpeg.frame_qp`), from the frame headers of ours.
 
 P and O run frame by frame through one jitted function per frame size (compiled once).
 With ``ensemble`` n > 1 (default ``DEFAULT_ENSEMBLE`` = 8, `jaxcodec.nn.ensemble`) each frame
@@ -53,8 +56,13 @@ def get_codec(name: str, *, gop: int | None = None):
         from jaxcodec.codecs import registry
     except ImportError:
         registry = None
+    from jaxcodec.codecs.ffmpeg import FAMILIES
+
     if registry is not None:
-        return registry.get_codec(name) if gop is None else registry.get_codec(name, gop=gop)
+        options = {} if gop is None else {"gop": gop}
+        if name.strip().partition(":")[0] in FAMILIES:  # O may read each decoded frame's QP
+            options["frame_qp"] = True
+        return registry.get_codec(name, **options)
     from proxy.targets import resolve_target
 
     return resolve_target(name, gop=gop or 4)
@@ -90,9 +98,11 @@ def _net_planes():
 
 
 def _apply_frames(net, frames: Frame, qp: int | None = None, side: str = "wrapper",
-                  ensemble: int = DEFAULT_ENSEMBLE) -> Frame:
+                  ensemble: int = DEFAULT_ENSEMBLE, frame_qp=None) -> Frame:
     """Run one wrapper network over every frame of ``frames`` (T, H, W); ``net=None`` returns
     them as they are. ``ensemble``: 1, 2, 4 or 8 symmetries per frame, float outputs averaged.
+    ``frame_qp``: each frame's coded QP ``(T,)``, which a network built with
+    `wrappers.nets.NetConfig.frame_qp` reads instead of the stream's ``qp``.
     A temporal network (`wrappers.nets.NetConfig.temporal`) also reads each frame's decoded
     neighbours (its input ``frames``, clamped at the clip's ends: `wrappers.nets.edge_frames`)."""
     if net is None:
@@ -102,30 +112,39 @@ def _apply_frames(net, frames: Frame, qp: int | None = None, side: str = "wrappe
     from flax import nnx
 
     from jaxcodec.nn import ensemble as ens
-    from wrappers.nets import check_frames, edge_frames, needs_context, needs_qp
+    from wrappers.nets import check_frames, edge_frames, needs_context, needs_frame_qp, needs_qp
 
     check_frames(frames)
     try:
         ens.check_size(ensemble)
     except ValueError as e:
         raise InputError(str(e)) from None
-    if needs_qp(net) and qp is None:
+    if needs_qp(net) and not needs_frame_qp(net) and qp is None:
         raise InputError(f"this wrapper's {side} reads the codec's QP, which this stream does not record (only "
                          "MP4/MKV/MOV files written by `jaxcodec wrap encode` and .jxc streams do): pass --qp")
+    length = np.asarray(frames.y).shape[0]
+    if needs_frame_qp(net):
+        if frame_qp is None:
+            raise InputError(f"this wrapper's {side} reads each frame's coded QP, which this stream does not "
+                             "report (H.264 streams do; others need the QP that `jaxcodec wrap encode` records, "
+                             "or --qp)")
+        qps = np.asarray(frame_qp, np.float32).reshape(-1)
+        if qps.shape[0] != length:
+            raise InputError(f"{qps.shape[0]} frame QPs for {length} frames")
+    else:
+        qps = np.full(length, 0 if qp is None else qp, np.float32)
     graph, params = nnx.split(net)
     run = _net_planes()
-    q = jnp.asarray(0 if qp is None else qp, jnp.float32)
     dtype = np.uint8 if frames.bit_depth == 8 else np.uint16
     radius = needs_context(net)
     luma = np.asarray(frames.y)
-    length = luma.shape[0]
     out: list[list] = [[], [], []]
     for t in range(length):
         planes = [np.asarray(getattr(frames, c)[t]) for c in "yuv"]
         near = luma[edge_frames(length, t, radius)] if radius else None
         total = None
         for k in ens.ORDER[:ensemble]:
-            member = run(graph, frames.bit_depth, params, *(ens.symmetry(p, k) for p in planes), q,
+            member = run(graph, frames.bit_depth, params, *(ens.symmetry(p, k) for p in planes), jnp.asarray(qps[t]),
                          None if near is None else ens.symmetry(near, k, axes=(1, 2)))
             member = [ens.inverse_symmetry(np.asarray(m, np.float32), k) for m in member]
             total = member if total is None else [a + b for a, b in zip(total, member)]
@@ -140,10 +159,11 @@ def preprocess(wrapper, frames: Frame, qp: int | None = None, *, ensemble: int =
     return _apply_frames(None if wrapper is None else wrapper.pre, frames, qp, "preprocessor", ensemble)
 
 
-def postprocess(wrapper, frames: Frame, qp: int | None = None, *, ensemble: int = DEFAULT_ENSEMBLE) -> Frame:
+def postprocess(wrapper, frames: Frame, qp: int | None = None, *, ensemble: int = DEFAULT_ENSEMBLE,
+                frame_qp=None) -> Frame:
     """O over a decoded clip (identity without a wrapper or without a postprocessor); ``qp`` for a QP-aware O;
-    ``ensemble`` symmetries per frame (`_apply_frames`)."""
-    return _apply_frames(None if wrapper is None else wrapper.post, frames, qp, "postprocessor", ensemble)
+    ``ensemble`` symmetries per frame, ``frame_qp`` each frame's coded QP (`_apply_frames`)."""
+    return _apply_frames(None if wrapper is None else wrapper.post, frames, qp, "postprocessor", ensemble, frame_qp)
 
 
 _RAW_FORMATS = {"x264": "h264", "h264": "h264", "libx264": "h264", "x265": "hevc", "hevc": "hevc", "libx265": "hevc",
@@ -302,6 +322,7 @@ def decode_file(source: str, out: str, *, model: str | None, no_wrapper: bool = 
     streams), then O, then Y4M/YUV atomically. ``qp`` overrides the QP the stream records;
     ``ensemble``: O's self-ensemble size (`_apply_frames`)."""
     from jaxcodec.io import read_video, write_video
+    from wrappers.nets import needs_frame_qp
     from wrappers.train import load_wrapper
 
     if Path(out).suffix.lower() not in (".y4m", ".yuv"):
@@ -318,11 +339,18 @@ def decode_file(source: str, out: str, *, model: str | None, no_wrapper: bool = 
     if _is_ours(source):
         from runtime.decoder import decode
 
-        decoded, fps = decode(Path(source).read_bytes(), return_fps=True)
+        from runtime.bitstream import frame_qps
+
+        data = Path(source).read_bytes()
+        decoded, fps = decode(data, return_fps=True)
+        frame_qp = frame_qps(data)
     else:
+        from jaxcodec.codecs.ffmpeg import read_frame_qps
+
         video = read_video(source)
         decoded, fps = video.frames, video.fps
-    frames = postprocess(wrapper, decoded, qp, ensemble=ensemble)
+        frame_qp = read_frame_qps(source, qp) if needs_frame_qp(wrapper.post if wrapper else None) else None
+    frames = postprocess(wrapper, decoded, qp, ensemble=ensemble, frame_qp=frame_qp)
     write_video(out, frames, fps)
     return {"frames": int(frames.y.shape[0]), "qp": qp,
             "wrapper": None if wrapper is None else model}

@@ -94,7 +94,7 @@ def compare(wrappers: Mapping[str, object], codec, clips, *, qps=(22, 27, 32, 37
             for name, wrapper in wrappers.items():
                 coded = bare if wrapper.pre is None else codec.encode(preprocess(wrapper, src, qp, ensemble=n), qp=qp,
                                                                       fps=video.fps)
-                add(name, qp, coded, postprocess(wrapper, coded.recon, qp, ensemble=n))
+                add(name, qp, coded, postprocess(wrapper, coded.recon, qp, ensemble=n, frame_qp=coded.frame_qp))
         rd[clip] = rows
     per_clip = {name: {clip: {m: bd_rate_or_nan(rd[clip]["bare"], rd[clip][name], m) for m in METRICS}
                        for clip in clips} for name in wrappers}

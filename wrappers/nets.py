@@ -66,6 +66,13 @@ class NetConfig:
         frame's neighbours often hold, a sample or two away, the detail it lost: the
         multi-frame quality enhancement idea (MFQE, Yang et al., CVPR 2018), without motion
         compensation: a small network only reaches motion within its receptive field.
+      frame_qp: the QP plane holds each frame's own coded QP (``qp_input`` needed), not the
+        stream's nominal one. In x264's and x265's CQP streams an I picture is coded 3 QP finer
+        and a B picture 1-2 QP coarser than the stream QP; a filter told only the stream QP
+        must give every picture type one correction. The decoder reads these QPs from the
+        stream (`jaxcodec.codecs.ffmpeg.frame_qp`: exact for H.264, by picture type otherwise).
+        The network is the same; what it is fed differs, so a model trained either way must be
+        deployed the same way.
     """
 
     channels: int = 24
@@ -75,6 +82,7 @@ class NetConfig:
     planes: str = "yuv"
     zero_mean: bool = False
     temporal: int = 0
+    frame_qp: bool = False
 
     def __post_init__(self):
         if self.channels <= 0 or self.blocks < 0:
@@ -83,6 +91,8 @@ class NetConfig:
             raise ConfigError(f"NetConfig temporal must be >= 0, got {self.temporal}")
         if self.planes not in PLANES:
             raise ConfigError(f"NetConfig planes must be one of {PLANES}, got {self.planes!r}")
+        if self.frame_qp and not self.qp_input:
+            raise ConfigError("NetConfig frame_qp needs qp_input: it says which QP the QP plane holds")
 
     @property
     def context_channels(self) -> int:
@@ -104,6 +114,7 @@ class ResidualCNN(nnx.Module):
         self.qp_input = config.qp_input
         self.zero_mean = config.zero_mean
         self.temporal = config.temporal
+        self.frame_qp = config.frame_qp
         self.head = nnx.Conv(config.in_channels, c, (3, 3), rngs=rngs)
         self.blocks = nnx.List([nnx.List([nnx.Conv(c, c, (3, 3), rngs=rngs), nnx.Conv(c, c, (3, 3), rngs=rngs)])
                                 for _ in range(config.blocks)])
@@ -224,6 +235,11 @@ def grow_network(saved: ResidualCNN, config: NetConfig, *, rngs: nnx.Rngs) -> Re
 def needs_qp(net: ResidualCNN | None) -> bool:
     """Whether ``net`` reads the codec's QP (`NetConfig.qp_input`)."""
     return net is not None and net.qp_input
+
+
+def needs_frame_qp(net: ResidualCNN | None) -> bool:
+    """Whether ``net`` reads each frame's own coded QP (`NetConfig.frame_qp`)."""
+    return net is not None and net.frame_qp
 
 
 def check_frames(frames: Frame) -> None:

@@ -142,6 +142,7 @@ class WrapperTrainConfig:
     post_zero_mean: bool = False
     init_from: str = ""
     post_temporal: int = 0
+    post_frame_qp: bool = False
 
     def __post_init__(self):
         if not (self.pre or self.post):
@@ -164,6 +165,9 @@ class WrapperTrainConfig:
         if self.post_temporal and not (self.codec_on_full_frames and self.stop_gradient):
             raise ConfigError("post_temporal needs codec_on_full_frames = true and stop_gradient = true: O's "
                               "neighbour frames are the codec's decodes of whole clips, which the proxy does not model")
+        if self.post_frame_qp and not self.codec_on_full_frames:
+            raise ConfigError("post_frame_qp needs codec_on_full_frames = true: the frames' coded QPs come from "
+                              "the decodes of whole clips")
         if self.augment_symmetries and not self.codec_on_full_frames:
             raise ConfigError("augment_symmetries needs codec_on_full_frames = true (the patch-coded batches of "
                               "Algorithm 1 are not augmented)")
@@ -184,7 +188,7 @@ class WrapperTrainConfig:
         return (NetConfig(self.pre_channels, self.pre_blocks, self.pre, self.pre_qp_input, self.pre_planes,
                           self.pre_zero_mean),
                 NetConfig(self.post_channels, self.post_blocks, self.post, self.post_qp_input, self.post_planes,
-                          self.post_zero_mean, self.post_temporal))
+                          self.post_zero_mean, self.post_temporal, self.post_frame_qp))
 
     def loss_weights(self):
         from wrappers.loss import LossWeights
@@ -434,14 +438,18 @@ def write_triptych(path: Path, source, i_p, i_c, out) -> None:
 
 
 def full_frame_targets(target, pool, qps, *, log=None) -> dict:
-    """``{(clip index, qp): (decoded Frame, bits per frame)}``: every clip coded whole, once per QP."""
+    """``{(clip index, qp): (decoded Frame, bits per frame, coded QP per frame)}``: every clip
+    coded whole, once per QP. The per-frame QPs are the decoder's (`EncodeResult.frame_qp`), or
+    the stream QP for every frame of a codec that reports none."""
     import numpy as np
 
     out = {}
     for i, clip in enumerate(pool):
         for qp in qps:
             result = target.encode(clip, qp=int(qp))
-            out[i, int(qp)] = (result.recon, np.asarray(result.bits_per_frame, np.float64))
+            n = len(result.bits_per_frame)
+            frame_qp = np.full(n, qp, np.float32) if result.frame_qp is None else np.asarray(result.frame_qp, np.float32)
+            out[i, int(qp)] = (result.recon, np.asarray(result.bits_per_frame, np.float64), frame_qp)
         if log:
             log(f"full-frame targets: clip {i + 1}/{len(pool)} ({clip.width}x{clip.height}, {clip.y.shape[0]} frames)")
     return out
@@ -459,6 +467,9 @@ def sample_full_frame_batch(pool, targets: dict, *, seed: int, step: int, batch:
     With ``context`` r > 0 the decodes also hold the r frames on either side of the kept
     ones (``gop + 2 r`` frames, clamped at the clip's ends as `wrappers.nets.edge_frames` does
     when deployed): the neighbours a temporal O reads.
+
+    Returns ``(PatchBatch, TargetBatch, frame_qp)``: ``frame_qp`` float32 ``(gop, B)`` is the
+    coded QP of each kept frame (`full_frame_targets`).
     """
     import numpy as np
 
@@ -468,7 +479,7 @@ def sample_full_frame_batch(pool, targets: dict, *, seed: int, step: int, batch:
     from proxy.data import PatchBatch, TargetBatch
 
     rng = np.random.default_rng([seed, step])
-    src, rec, bits, qps = [], [], [], []
+    src, rec, bits, qps, frame_qps = [], [], [], [], []
     for _ in range(batch):
         c = int(rng.integers(len(pool)))
         clip = pool[c]
@@ -479,7 +490,7 @@ def sample_full_frame_batch(pool, targets: dict, *, seed: int, step: int, batch:
         start = int(rng.integers(gop, t_len - gop + 1))
         y0 = int(rng.integers(0, (h - patch) // 2 + 1)) * 2
         x0 = int(rng.integers(0, (w - patch) // 2 + 1)) * 2
-        decoded, frame_bits = targets[c, qp]
+        decoded, frame_bits, coded_qp = targets[c, qp]
         k = int(rng.integers(8)) if symmetries else 0
 
         def crop(f, t):
@@ -492,12 +503,14 @@ def sample_full_frame_batch(pool, targets: dict, *, seed: int, step: int, batch:
         rec.append(crop(decoded, np.clip(np.arange(start - context, start + gop + context), 0, t_len - 1)))
         bits.append(frame_bits[start:start + gop] * (patch * patch / (h * w)))
         qps.append(qp)
+        frame_qps.append(coded_qp[start:start + gop])
     stack = lambda xs, k: np.stack([x[k] for x in xs])  # noqa: E731
     source = make_frame(stack(src, 0), stack(src, 1), stack(src, 2))
     kept = make_frame(source.y[:, gop:], source.u[:, gop:], source.v[:, gop:])
     recon = make_frame(stack(rec, 0), stack(rec, 1), stack(rec, 2))
     qp_arr = np.asarray(qps, np.int32)
-    return PatchBatch(source, qp_arr), TargetBatch(kept, recon, np.stack(bits), qp_arr, 0.0)
+    return (PatchBatch(source, qp_arr), TargetBatch(kept, recon, np.stack(bits), qp_arr, 0.0),
+            np.stack(frame_qps, axis=1).astype(np.float32))
 
 
 def _to_tensor(frames):
@@ -537,7 +550,9 @@ def _init_wrapper(config: WrapperTrainConfig):
         grow["temporal"] = post.temporal
     if post.enabled and have_post.blocks < post.blocks:
         grow["blocks"] = post.blocks
-    have_post = dataclasses.replace(have_post, **grow)
+    # Same network, fed each frame's QP instead of the stream's: fine-tuning adapts it.
+    fed = {"frame_qp": True} if post.enabled and post.frame_qp and not have_post.frame_qp else {}
+    have_post = dataclasses.replace(have_post, **grow, **fed)
     diff = [f"{name}.{k}: checkpoint {have!r} vs config {want!r}"
             for name, have_net, net in (("pre", NetConfig(**meta["pre"]), pre), ("post", have_post, post))
             for (k, have), want in zip(dataclasses.asdict(have_net).items(), dataclasses.asdict(net).values())
@@ -546,6 +561,8 @@ def _init_wrapper(config: WrapperTrainConfig):
         raise ConfigError(f"init_from {config.init_from} was trained with other networks ({'; '.join(diff)})")
     if grow:
         saved.post = grow_network(saved.post, post, rngs=nnx.Rngs(config.seed))
+    if fed:
+        saved.post.frame_qp = True
     return saved
 
 
@@ -639,7 +656,7 @@ def train(config: WrapperTrainConfig, *, target, target_name: str, proxy_path: s
         for step in range(start, end):
             t0 = time.perf_counter()
             if full is not None:  # P is off: the codec's input is the source, coded before training
-                pb, tb = sample_full_frame_batch(pool, full, seed=config.seed, step=step, batch=config.batch_size,
+                pb, tb, frame_qp = sample_full_frame_batch(pool, full, seed=config.seed, step=step, batch=config.batch_size,
                                                  patch=config.patch, gop=gop, qp_range=(config.qp_min, config.qp_max),
                                                  symmetries=config.augment_symmetries, context=radius)
                 source = _to_tensor(pb.frames)
@@ -662,7 +679,8 @@ def train(config: WrapperTrainConfig, *, target, target_name: str, proxy_path: s
                 state, proxy_terms = steps.proxy(state, i_p, i_c, jnp.asarray(tb.bits.T, jnp.float32), qp_index, key)
             else:
                 proxy_terms = {}
-            qp = jnp.asarray(pb.qp, jnp.float32)[None]
+            # (1, B) stream QPs broadcast over the GOP, or (gop, B) coded QPs (post_frame_qp).
+            qp = jnp.asarray(frame_qp if config.post_frame_qp else pb.qp[None], jnp.float32)
             state, terms, out = steps.wrapper(state, source[gop:], i_c, qp_index, qp, key,
                                               jnp.asarray(tb.bits.T, jnp.float32), context)
             row = {"step": step + 1, **{k: float(v) for k, v in {**terms, **proxy_terms}.items()},

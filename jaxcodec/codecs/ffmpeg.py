@@ -26,6 +26,13 @@ GOP structure (``structure``):
 ``gop`` is the intra period in frames (IDR every ``gop`` frames, scene-cut detection off);
 ``None`` keeps the encoder's default (250 for x264/x265).
 
+Per-frame QPs (``frame_qp=True``): each decoded picture's coded QP. FFmpeg's H.264 decoder
+exports the QP of every macroblock (``export_side_data=venc_params``); `frame_qp` averages them,
+so x264 streams give exact values. Other decoders export none: the QP is then estimated from the
+picture type, as x264 and x265 derive it in CQP mode from the stream's QP (I pictures
+``6 log2(ipratio 1.4)`` = 3 finer, B pictures ``6 log2(pbratio 1.3)`` = 2 coarser; referenced
+B-frames, 1 coarser in x264's pyramid, cannot be told from others by their type).
+
 Per-frame bits are the encoder's packet sizes mapped to display order by packet pts; the
 first packet also carries the parameter sets, so ``sum(bits_per_frame) == 8 * len(bitstream)``
 where ``bitstream`` is the elementary stream (Annex B for H.264/HEVC, a low-overhead OBU
@@ -36,6 +43,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import struct
 import time
 from fractions import Fraction
 
@@ -68,6 +76,71 @@ FAMILIES: dict[str, _Family] = {
 STRUCTURES = ("ld", "ra")
 
 
+# x26x CQP picture-type QP offsets from the stream QP (module docstring).
+TYPE_QP_OFFSET = {"I": -3, "P": 0, "B": 2}
+_PICTURE_TYPES = {1: "I", 2: "P", 3: "B"}  # AV_PICTURE_TYPE_I, _P, _B
+# AVVideoEncParams on a 64-bit build: nb_blocks (u32, padded), blocks_offset and block_size
+# (size_t), type (enum), qp (i32); each AVVideoBlockParams is src_x, src_y, w, h, delta_qp (i32).
+_ENC_PARAMS_HEAD = struct.Struct("<I4xQQii")
+_BLOCK = struct.Struct("<4ii")
+
+
+def _exported_qp(frame) -> float | None:
+    """Mean coded QP of a decoded ``av.VideoFrame`` from FFmpeg's exported encoding parameters
+    (base QP plus each block's delta, blocks weighted by area), or None without them."""
+    if struct.calcsize("P") != 8:
+        return None
+    for side in getattr(frame, "side_data", ()):
+        if getattr(side.type, "name", "") != "VIDEO_ENC_PARAMS":
+            continue
+        data = bytes(side)
+        if len(data) < _ENC_PARAMS_HEAD.size:
+            return None
+        nb, offset, size, _, base = _ENC_PARAMS_HEAD.unpack_from(data)
+        if nb == 0:
+            return float(base)
+        if size < _BLOCK.size or offset + nb * size > len(data):
+            return None
+        total = weight = 0
+        for k in range(nb):
+            _, _, w, h, delta = _BLOCK.unpack_from(data, offset + k * size)
+            total += (base + delta) * w * h
+            weight += w * h
+        return float(total) / weight if weight else float(base)
+    return None
+
+
+def frame_qp(frame, stream_qp: float | None = None) -> float | None:
+    """The coded QP of a decoded ``av.VideoFrame``: exact where the decoder exports it (H.264,
+    decoded with ``export_side_data=venc_params``), else ``stream_qp`` plus the x26x offset of
+    its picture type (`TYPE_QP_OFFSET`), else None (no stream QP known)."""
+    exported = _exported_qp(frame)
+    if exported is not None:
+        return exported
+    if stream_qp is None:
+        return None
+    kind = frame.pict_type  # an AVPictureType int (PyAV 14+) or an enum member (older PyAV)
+    kind = _PICTURE_TYPES.get(kind, "") if isinstance(kind, int) else getattr(kind, "name", "")
+    return float(stream_qp) + TYPE_QP_OFFSET.get(kind, 0)
+
+
+def read_frame_qps(path: str | os.PathLike, stream_qp: float | None = None) -> np.ndarray | None:
+    """Per-frame coded QPs (`frame_qp`, display order) of the first video stream of a container
+    file, or None where a frame's QP is unknown. Decodes the stream once more."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.codec_context.options = {"export_side_data": "venc_params"}
+            qps = [frame_qp(f, stream_qp) for f in container.decode(stream)]
+    except (av.error.FFmpegError, IndexError, OSError):
+        return None
+    if not qps or any(q is None for q in qps):
+        return None
+    return np.asarray(qps, np.float32)
+
+
 def _have(name: str, mode: str) -> bool:
     import av
 
@@ -94,10 +167,12 @@ class FFmpegCodec:
       gop: intra period in frames, or None for the encoder default.
       threads: encoder threads (1 = deterministic and the same numbers on any machine).
       decode_threads: FFmpeg decoder threads for the timed decode (1 = single-core decode fps).
+      frame_qp: also return each decoded picture's coded QP (`EncodeResult.frame_qp`, see the
+        module docstring). Off by default: the export costs the timed decode a little.
     """
 
     def __init__(self, family: str, preset: str | None = None, *, structure: str = "ra", gop: int | None = None,
-                 threads: int = 1, decode_threads: int = 1):
+                 threads: int = 1, decode_threads: int = 1, frame_qp: bool = False):
         if family not in FAMILIES:
             raise ConfigError(f"unknown FFmpeg codec family {family!r}; expected one of {sorted(FAMILIES)}")
         fam = FAMILIES[family]
@@ -116,6 +191,7 @@ class FFmpegCodec:
         self.family, self.preset, self.structure = family, preset, structure
         self.gop = None if gop is None else int(gop)
         self.threads, self.decode_threads = int(threads), int(decode_threads)
+        self.frame_qp = bool(frame_qp)
         self._fam, self._decoder = fam, decoder
         self.name = f"{family}:{preset}" + ("" if structure == "ra" else f":{structure}")
 
@@ -203,6 +279,8 @@ class FFmpegCodec:
 
         dec = av.CodecContext.create(self._decoder, "r")
         dec.thread_count = self.decode_threads
+        if self.frame_qp:
+            dec.options = {"export_side_data": "venc_params"}
         if enc.extradata:
             dec.extradata = enc.extradata
         start = time.perf_counter()
@@ -212,6 +290,7 @@ class FFmpegCodec:
         out += dec.decode(None)
         images_out = [f.to_ndarray(format=pix_fmt) for f in out]
         decode_seconds = time.perf_counter() - start
+        qps = np.asarray([frame_qp(f, qp) for f in out], np.float32) if self.frame_qp else None
         if len(images_out) != t_len:
             raise CodecUnavailableError(f"{self.name}: decoder returned {len(images_out)} of {t_len} frames")
 
@@ -223,7 +302,7 @@ class FFmpegCodec:
                            np.stack([a[h:].reshape(-1)[: ch * cw].reshape(ch, cw) for a in images_out]),
                            np.stack([a[h:].reshape(-1)[ch * cw:].reshape(ch, cw) for a in images_out]),
                            bit_depth=frames.bit_depth)
-        return EncodeResult(recon, bits, encode_seconds, decode_seconds, b"".join(payloads))
+        return EncodeResult(recon, bits, encode_seconds, decode_seconds, b"".join(payloads), qps)
 
 
 def _av_version() -> str:

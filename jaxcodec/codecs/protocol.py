@@ -26,6 +26,8 @@ class EncodeResult(NamedTuple):
       encode_seconds: wall time of the encoder.
       decode_seconds: wall time of the decoder that produced ``recon``.
       bitstream: the complete coded stream (container bytes for FFmpeg codecs).
+      frame_qp: float32 ``(T,)`` coded QP of each decoded picture in display order, where the
+        codec reports it (`jaxcodec.codecs.ffmpeg.FFmpegCodec` with ``frame_qp=True``), else None.
     """
 
     recon: Frame
@@ -33,6 +35,7 @@ class EncodeResult(NamedTuple):
     encode_seconds: float
     decode_seconds: float
     bitstream: bytes
+    frame_qp: np.ndarray | None = None
 
 
 @runtime_checkable
