@@ -409,3 +409,35 @@ def test_temporal_postprocessor_reads_clamped_neighbours_like_the_training_layou
     # The neighbours matter: the same frame with other neighbours gives other samples.
     alone = postprocess(w, make_frame(frames.y[2:3], frames.u[2:3], frames.v[2:3], bit_depth=8), 30, ensemble=n)
     assert not np.array_equal(alone.y[0], got.y[2])
+
+
+def test_neighbour_qp_postprocessor_reads_the_neighbours_coded_qps(clip):
+    """A temporal O with ``temporal_qp`` deployed frame by frame equals the training layout:
+    `temporal_context` over the clamped clip with each frame's coded QP; a neighbour's QP alone
+    changes the output."""
+    import jax
+    import jax.numpy as jnp
+
+    from proxy.ssf import tensor_to_planes
+    from wrappers.nets import apply_wrapper, frames_to_tensor, temporal_context
+
+    radius = 1
+    w = Wrapper(NetConfig(8, 1, enabled=False),
+                NetConfig(8, 1, qp_input=True, planes="y", temporal=radius, frame_qp=True, temporal_qp=True),
+                rngs=nnx.Rngs(0))
+    assert w.post.head.kernel.shape[2] == 6 + 1 + 2 * radius * 5
+    w.post.tail.kernel.value = jax.random.normal(jax.random.key(6), w.post.tail.kernel.value.shape) * 0.05
+    frames = make_frame(clip.y[:4, :48], clip.u[:4, :24], clip.v[:4, :24], bit_depth=8)
+    qps = np.asarray([27, 32, 31, 30], np.float32)
+    got = postprocess(w, frames, ensemble=1, frame_qp=qps)
+    order = [0] * radius + list(range(4)) + [3] * radius
+    x = jnp.stack([frames_to_tensor(make_frame(*(p[i] for p in frames.planes), bit_depth=8)) for i in order])[:, None]
+    q = jnp.asarray(qps[order])[:, None]
+    out = apply_wrapper(w.post, x[radius:-radius], q[radius:-radius], temporal_context(x, radius, q))[:, 0]
+    want = np.round(np.clip(np.asarray(tensor_to_planes(out)[0], np.float64), 0, 1) * 255)
+    diff = np.abs(got.y.astype(np.float64) - want)
+    assert diff.max() <= 1 and np.mean(diff) < 1e-3
+    other = postprocess(w, frames, ensemble=1, frame_qp=np.asarray([27, 32, 37, 30], np.float32))
+    assert not np.array_equal(other.y[1], got.y[1])  # frame 1 saw its neighbour 2 at another QP
+    with pytest.raises(ConfigError, match="temporal_qp needs frame_qp"):
+        NetConfig(8, 1, qp_input=True, temporal=1, temporal_qp=True)

@@ -360,6 +360,15 @@ def test_temporal_o_starts_from_a_single_frame_one_and_trains_on_real_neighbours
                                saved.post(x[1:2], jnp.float32(30)), atol=1e-6)
     save_wrapper(tmp_path / "deep", nnx.merge(wgraph, state.wrapper),
                  meta={"pre": dataclasses.asdict(pre), "post": dataclasses.asdict(tcfg.net_configs()[1])})
+    # The temporal O may start one that also reads its neighbours' coded QPs, output unchanged.
+    qcfg = _config(**full, post_temporal=1, post_blocks=2, post_frame_qp=True, post_temporal_qp=True,
+                   init_from=str(tmp_path / "deep"))
+    qstate, qgraph = init_state(qcfg, proxy_dir)[:2]
+    with_qp = nnx.merge(qgraph, qstate.wrapper).post
+    assert with_qp.temporal_qp and with_qp.head.kernel.shape[2] == widened.head.kernel.shape[2] + 2
+    qps = jnp.asarray([[27.0], [32.0], [30.0]])
+    np.testing.assert_allclose(with_qp(x[1:2], qps[1:2], temporal_context(x, 1, qps)),
+                               widened(x[1:2], qps[1:2], temporal_context(x, 1)), atol=1e-6)
     with pytest.raises(ConfigError, match="post.blocks: checkpoint 2 vs config 1"):  # shrinking is refused
         init_state(_config(**full, post_temporal=1, init_from=str(tmp_path / "deep")), proxy_dir)
     with pytest.raises(ConfigError, match="post_temporal needs codec_on_full_frames"):
@@ -371,19 +380,27 @@ def test_temporal_o_starts_from_a_single_frame_one_and_trains_on_real_neighbours
     for step in range(6):
         kw = dict(seed=0, step=step, batch=1, patch=32, gop=2, qp_range=(30, 30))
         plain = sample_full_frame_batch(clips, targets, **kw)[1].recon.y[0]
-        wide = sample_full_frame_batch(clips, targets, **kw, context=2)[1].recon.y[0]
+        wide_batch = sample_full_frame_batch(clips, targets, **kw, context=2)
+        wide = wide_batch[1].recon.y[0]
+        assert wide_batch[2].shape == (6, 1)  # the coded QPs of the decode frames, neighbours too
         assert wide.shape[0] == 6
         np.testing.assert_array_equal(wide[2:4], plain)
         start = [t for t in range(2, 5) if np.array_equal(decoded[t:t + 2], plain)][0]
         for i, t in enumerate(range(start - 2, start + 4)):
             np.testing.assert_array_equal(wide[i], decoded[min(max(t, 0), 5)])
-    # A short run: the neighbour inputs get gradients, and the saved model is temporal.
-    result = train(dataclasses.replace(tcfg, steps=4, checkpoint_every=4, image_every=0),
-                   target=resolve_target("x264", gop=4),
+    # A short run, with each frame's coded QP and the neighbours' (the deployed x264 reports
+    # them): the neighbour inputs get gradients, and the saved model reads them.
+    from wrappers.deploy import get_codec
+
+    result = train(dataclasses.replace(qcfg, steps=4, checkpoint_every=4, image_every=0),
+                   target=get_codec("x264", gop=4),
                    target_name="x264", proxy_path=proxy_dir, out_dir=tmp_path / "run", pool=clips, progress=False)
     rows = [json.loads(r) for r in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and all(np.isfinite(r["total"]) for r in rows)
     model, meta = load_wrapper(result.model_dir)
     assert meta["post"]["temporal"] == 1 and model.post.temporal == 1
+    assert meta["post"]["frame_qp"] and meta["post"]["temporal_qp"] and model.post.temporal_qp
     first = saved.post.head.kernel.shape[2]
-    assert float(jnp.max(jnp.abs(model.post.head.kernel.value[:, :, first:]))) > 0
+    kernel = model.post.head.kernel.value
+    assert float(jnp.max(jnp.abs(kernel[:, :, first:first + 8]))) > 0  # neighbour luma
+    assert float(jnp.max(jnp.abs(kernel[:, :, first + 8:]))) > 0  # neighbour QPs

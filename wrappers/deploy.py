@@ -78,19 +78,23 @@ def _net_planes():
     from flax import nnx
 
     from proxy.ssf import luma_phases, tensor_to_planes
-    from wrappers.nets import apply_wrapper, frames_to_tensor
+    from wrappers.nets import QP_SCALE, apply_wrapper, frames_to_tensor
 
     @functools.partial(jax.jit, static_argnums=(0, 1))
-    def run(graph, bit_depth, params, y, u, v, q, near=None):
+    def run(graph, bit_depth, params, y, u, v, q, near=None, near_qp=None):
         # Samples before rounding: ensemble members are averaged first (rounding as
         # wrappers.nets.tensor_to_frames does, so that one member gives its very samples).
-        # ``near``: a temporal network's neighbour luma planes (2r, H, W), in
-        # wrappers.nets.temporal_context's order.
+        # ``near``: a temporal network's neighbour luma planes (2r, H, W), ``near_qp`` their
+        # coded QPs (2r,) for one that reads them, in wrappers.nets.temporal_context's order.
         x = frames_to_tensor(make_frame(y, u, v, bit_depth=bit_depth))
         context = None
         if near is not None:  # (2r, H/2, W/2, 4) -> (H/2, W/2, 8r), neighbour-major as in training
             phases = luma_phases(near) / ((1 << bit_depth) - 1)
-            context = jnp.moveaxis(phases, 0, -2).reshape(x.shape[:-1] + (-1,))[None]
+            context = jnp.moveaxis(phases, 0, -2).reshape(x.shape[:-1] + (-1,))
+            if near_qp is not None:
+                planes = jnp.broadcast_to(near_qp / QP_SCALE, x.shape[:-1] + near_qp.shape)
+                context = jnp.concatenate([context, planes.astype(context.dtype)], axis=-1)
+            context = context[None]
         out = apply_wrapper(nnx.merge(graph, params), x[None], q, context)[0]
         return tuple(jnp.clip(p, 0.0, 1.0) * ((1 << bit_depth) - 1) for p in tensor_to_planes(out))
 
@@ -141,11 +145,13 @@ def _apply_frames(net, frames: Frame, qp: int | None = None, side: str = "wrappe
     out: list[list] = [[], [], []]
     for t in range(length):
         planes = [np.asarray(getattr(frames, c)[t]) for c in "yuv"]
-        near = luma[edge_frames(length, t, radius)] if radius else None
+        around = edge_frames(length, t, radius)
+        near = luma[around] if radius else None
+        near_qp = jnp.asarray(qps[around]) if radius and net.temporal_qp else None
         total = None
         for k in ens.ORDER[:ensemble]:
             member = run(graph, frames.bit_depth, params, *(ens.symmetry(p, k) for p in planes), jnp.asarray(qps[t]),
-                         None if near is None else ens.symmetry(near, k, axes=(1, 2)))
+                         None if near is None else ens.symmetry(near, k, axes=(1, 2)), near_qp)
             member = [ens.inverse_symmetry(np.asarray(m, np.float32), k) for m in member]
             total = member if total is None else [a + b for a, b in zip(total, member)]
         for c in range(3):

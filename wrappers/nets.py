@@ -73,6 +73,10 @@ class NetConfig:
         stream (`jaxcodec.codecs.ffmpeg.frame_qp`: exact for H.264, by picture type otherwise).
         The network is the same; what it is fed differs, so a model trained either way must be
         deployed the same way.
+      temporal_qp: a temporal O also reads each neighbour's coded QP (one constant plane per
+        neighbour, after their luma; needs ``frame_qp``). MFQE's observation: the frames of a
+        stream differ in quality, and the better-coded neighbours carry what a coarse frame lost;
+        the QPs tell O which neighbours those are.
     """
 
     channels: int = 24
@@ -83,6 +87,7 @@ class NetConfig:
     zero_mean: bool = False
     temporal: int = 0
     frame_qp: bool = False
+    temporal_qp: bool = False
 
     def __post_init__(self):
         if self.channels <= 0 or self.blocks < 0:
@@ -93,11 +98,14 @@ class NetConfig:
             raise ConfigError(f"NetConfig planes must be one of {PLANES}, got {self.planes!r}")
         if self.frame_qp and not self.qp_input:
             raise ConfigError("NetConfig frame_qp needs qp_input: it says which QP the QP plane holds")
+        if self.temporal_qp and not (self.frame_qp and self.temporal):
+            raise ConfigError("NetConfig temporal_qp needs frame_qp and temporal > 0: the neighbours' QPs are "
+                              "their coded QPs")
 
     @property
     def context_channels(self) -> int:
-        """Channels of the neighbour-frame input (`temporal_context`)."""
-        return 2 * self.temporal * LUMA_CHANNELS
+        """Channels of the neighbour-frame input (`temporal_context`): luma phases, then QP planes."""
+        return 2 * self.temporal * (LUMA_CHANNELS + self.temporal_qp)
 
     @property
     def in_channels(self) -> int:
@@ -115,6 +123,7 @@ class ResidualCNN(nnx.Module):
         self.zero_mean = config.zero_mean
         self.temporal = config.temporal
         self.frame_qp = config.frame_qp
+        self.temporal_qp = config.temporal_qp
         self.head = nnx.Conv(config.in_channels, c, (3, 3), rngs=rngs)
         self.blocks = nnx.List([nnx.List([nnx.Conv(c, c, (3, 3), rngs=rngs), nnx.Conv(c, c, (3, 3), rngs=rngs)])
                                 for _ in range(config.blocks)])
@@ -124,8 +133,9 @@ class ResidualCNN(nnx.Module):
     def __call__(self, x: jax.Array, qp: jax.Array | None = None, context: jax.Array | None = None) -> jax.Array:
         """``x``: ``(..., H/2, W/2, 6)``; ``qp``: the codec QP, broadcastable to ``x.shape[:-3]``
         (one per image), needed iff the network was built with ``qp_input``; ``context``: the
-        neighbour frames' luma phases ``(..., H/2, W/2, 8 * temporal)`` (`temporal_context`),
-        needed iff it was built with ``temporal``."""
+        neighbour frames' luma phases ``(..., H/2, W/2, 8 * temporal)``, then with ``temporal_qp``
+        their QP planes (``2 * temporal`` more channels; `temporal_context`), needed iff it was
+        built with ``temporal``."""
         chex.assert_axis_dimension(x, -1, CHANNELS)
         h = x
         if self.qp_input:
@@ -136,7 +146,7 @@ class ResidualCNN(nnx.Module):
         if self.temporal:
             if context is None:
                 raise InputError("this wrapper network reads neighbouring decoded frames; none were given")
-            chex.assert_shape(context, x.shape[:-1] + (2 * self.temporal * LUMA_CHANNELS,))
+            chex.assert_shape(context, x.shape[:-1] + (2 * self.temporal * (LUMA_CHANNELS + self.temporal_qp),))
             h = jnp.concatenate([h, context.astype(x.dtype)], axis=-1)
         h = jax.nn.relu(self.head(h))
         for a, b in self.blocks:
@@ -179,16 +189,22 @@ def apply_wrapper(net: ResidualCNN | None, x: jax.Array, qp: jax.Array | None = 
     return jnp.clip(net(x, qp, context), 0.0, 1.0)
 
 
-def temporal_context(seq: jax.Array, radius: int) -> jax.Array:
+def temporal_context(seq: jax.Array, radius: int, qp: jax.Array | None = None) -> jax.Array:
     """Neighbour input of the ``T`` middle frames of ``seq`` ``(T + 2 radius, ..., H/2, W/2, C >= 4)``:
     for each frame t, the luma phases of frames t-radius..t-1 then t+1..t+radius, concatenated
-    on the channel axis: ``(T, ..., H/2, W/2, 8 radius)``. The caller pads ``seq`` (with the
+    on the channel axis: ``(T, ..., H/2, W/2, 8 radius)``. With ``qp`` (the frames' coded QPs,
+    ``(T + 2 radius, ...)`` matching ``seq``'s batch axes) the same neighbours' QP planes follow
+    (`NetConfig.temporal_qp`): ``2 radius`` more channels. The caller pads ``seq`` (with the
     clip's real neighbours in training, `edge_frames` at a clip's ends)."""
     t = seq.shape[0] - 2 * radius
     if t <= 0:
         raise InputError(f"temporal context of radius {radius} needs more than {2 * radius} frames, got {seq.shape[0]}")
     offsets = [d for d in range(-radius, radius + 1) if d]
-    return jnp.concatenate([seq[radius + d:radius + d + t, ..., :LUMA_CHANNELS] for d in offsets], axis=-1)
+    parts = [seq[radius + d:radius + d + t, ..., :LUMA_CHANNELS] for d in offsets]
+    if qp is not None:
+        q = jnp.asarray(qp, seq.dtype)[..., None, None, None] / QP_SCALE
+        parts += [jnp.broadcast_to(q[radius + d:radius + d + t], (t,) + seq.shape[1:-1] + (1,)) for d in offsets]
+    return jnp.concatenate(parts, axis=-1)
 
 
 def edge_frames(length: int, t: int, radius: int) -> list[int]:

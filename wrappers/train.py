@@ -90,13 +90,21 @@ class WrapperTrainConfig:
         (`wrappers.nets.NetConfig.zero_mean`).
       init_from: a saved wrapper model directory (`save_wrapper`) whose P and O start the run
         (fine-tuning, e.g. with another eq. 4 weighting); its network configs must equal this
-        config's, except that a single-frame O may start a temporal one (``post_temporal``) and a
-        shallower O a deeper one (``post_blocks``); `wrappers.nets.grow_network` keeps its
+        config's, except that a single-frame O may start a temporal one (``post_temporal``, also
+        with neighbour QPs, ``post_temporal_qp``), a shallower O a deeper one (``post_blocks``)
+        and a stream-QP O a frame-QP one (``post_frame_qp``); `wrappers.nets.grow_network` keeps its
         function. The proxy still comes from ``--proxy``.
       post_temporal: O also reads the luma of this many decoded frames on each side
         (`wrappers.nets.NetConfig.temporal`). Needs ``codec_on_full_frames`` and
         ``stop_gradient``: the neighbours are the real codec's decodes of the whole clip, as
         deployed, which the proxy does not model.
+      post_frame_qp: O's QP plane holds each frame's own coded QP as the decoder reports it
+        (`wrappers.nets.NetConfig.frame_qp`), not the sample's stream QP. Needs
+        ``post_qp_input`` and ``codec_on_full_frames`` (the QPs come from the whole-clip decodes).
+        A stream-QP O may start a frame-QP one (``init_from``): the network is the same.
+      post_temporal_qp: a temporal O also reads its neighbours' coded QPs
+        (`wrappers.nets.NetConfig.temporal_qp`; needs ``post_frame_qp`` and ``post_temporal``).
+        A temporal O without them may start one (zero weights for the new planes).
     """
 
     pre_channels: int = 24
@@ -143,6 +151,7 @@ class WrapperTrainConfig:
     init_from: str = ""
     post_temporal: int = 0
     post_frame_qp: bool = False
+    post_temporal_qp: bool = False
 
     def __post_init__(self):
         if not (self.pre or self.post):
@@ -188,7 +197,7 @@ class WrapperTrainConfig:
         return (NetConfig(self.pre_channels, self.pre_blocks, self.pre, self.pre_qp_input, self.pre_planes,
                           self.pre_zero_mean),
                 NetConfig(self.post_channels, self.post_blocks, self.post, self.post_qp_input, self.post_planes,
-                          self.post_zero_mean, self.post_temporal, self.post_frame_qp))
+                          self.post_zero_mean, self.post_temporal, self.post_frame_qp, self.post_temporal_qp))
 
     def loss_weights(self):
         from wrappers.loss import LossWeights
@@ -468,8 +477,8 @@ def sample_full_frame_batch(pool, targets: dict, *, seed: int, step: int, batch:
     ones (``gop + 2 r`` frames, clamped at the clip's ends as `wrappers.nets.edge_frames` does
     when deployed): the neighbours a temporal O reads.
 
-    Returns ``(PatchBatch, TargetBatch, frame_qp)``: ``frame_qp`` float32 ``(gop, B)`` is the
-    coded QP of each kept frame (`full_frame_targets`).
+    Returns ``(PatchBatch, TargetBatch, frame_qp)``: ``frame_qp`` float32 ``(gop + 2 r, B)`` is
+    the coded QP of each decode frame in ``TargetBatch.recon`` (`full_frame_targets`).
     """
     import numpy as np
 
@@ -500,10 +509,11 @@ def sample_full_frame_batch(pool, targets: dict, *, seed: int, step: int, batch:
                          for p, s0, s1 in ((f.y, ys, xs), (f.u, cys, cxs), (f.v, cys, cxs)))
 
         src.append(crop(clip, np.arange(start - gop, start + gop)))
-        rec.append(crop(decoded, np.clip(np.arange(start - context, start + gop + context), 0, t_len - 1)))
+        around = np.clip(np.arange(start - context, start + gop + context), 0, t_len - 1)
+        rec.append(crop(decoded, around))
         bits.append(frame_bits[start:start + gop] * (patch * patch / (h * w)))
         qps.append(qp)
-        frame_qps.append(coded_qp[start:start + gop])
+        frame_qps.append(coded_qp[around])
     stack = lambda xs, k: np.stack([x[k] for x in xs])  # noqa: E731
     source = make_frame(stack(src, 0), stack(src, 1), stack(src, 2))
     kept = make_frame(source.y[:, gop:], source.u[:, gop:], source.v[:, gop:])
@@ -535,7 +545,8 @@ def _from_tensor(x):
 
 def _init_wrapper(config: WrapperTrainConfig):
     """The saved wrapper ``config.init_from``, refused unless its P and O configs equal ``config``'s
-    (a single-frame O may start a temporal one, a shallower O a deeper one: `wrappers.nets.grow_network`)."""
+    (a single-frame O may start a temporal one, a temporal O one with neighbour QPs, a shallower O
+    a deeper one: `wrappers.nets.grow_network`; a stream-QP O a frame-QP one)."""
     from flax import nnx
 
     from wrappers.nets import NetConfig, grow_network
@@ -550,19 +561,22 @@ def _init_wrapper(config: WrapperTrainConfig):
         grow["temporal"] = post.temporal
     if post.enabled and have_post.blocks < post.blocks:
         grow["blocks"] = post.blocks
+    if post.enabled and post.temporal_qp and not have_post.temporal_qp:
+        grow["temporal_qp"] = True
     # Same network, fed each frame's QP instead of the stream's: fine-tuning adapts it.
     fed = {"frame_qp": True} if post.enabled and post.frame_qp and not have_post.frame_qp else {}
-    have_post = dataclasses.replace(have_post, **grow, **fed)
+    have_post = dataclasses.replace(have_post, **fed)
+    have_post = dataclasses.replace(have_post, **grow)
     diff = [f"{name}.{k}: checkpoint {have!r} vs config {want!r}"
             for name, have_net, net in (("pre", NetConfig(**meta["pre"]), pre), ("post", have_post, post))
             for (k, have), want in zip(dataclasses.asdict(have_net).items(), dataclasses.asdict(net).values())
             if have != want]
     if diff:
         raise ConfigError(f"init_from {config.init_from} was trained with other networks ({'; '.join(diff)})")
-    if grow:
-        saved.post = grow_network(saved.post, post, rngs=nnx.Rngs(config.seed))
     if fed:
         saved.post.frame_qp = True
+    if grow:
+        saved.post = grow_network(saved.post, post, rngs=nnx.Rngs(config.seed))
     return saved
 
 
@@ -669,8 +683,10 @@ def train(config: WrapperTrainConfig, *, target, target_name: str, proxy_path: s
             i_c = _to_tensor(tb.recon)
             context = None
             if radius:  # the decodes hold the neighbours around the gop kept frames
-                context = temporal_context(i_c, radius)
+                context = temporal_context(i_c, radius, frame_qp if config.post_temporal_qp else None)
                 i_c = i_c[radius:radius + gop]
+                if full is not None:
+                    frame_qp = frame_qp[radius:radius + gop]
             i_p = _to_tensor(tb.source)  # the rounded samples the codec really received
             qp_index = jnp.asarray(pb.qp - proxy_config.qp_min, jnp.int32)
             key = jax.random.fold_in(base_key, step)
