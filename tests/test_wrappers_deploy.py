@@ -367,8 +367,9 @@ def test_default_wrapper_is_chosen_per_codec(tmp_path, clip):
         assert stream_codec(str(out)) == {"x265": "hevc", "x264": "h264"}[codec]
         got = decode_file(str(out), str(tmp_path / f"o{codec}.y4m"), model=None, ensemble=1)
         assert got["wrapper"] == str(default_model(codec))
-        want = postprocess(load_wrapper(default_model(codec))[0], get_codec(codec).encode(three, qp=34).recon, 34,
-                           ensemble=1)
+        coded = get_codec(codec).encode(three, qp=34)
+        want = postprocess(load_wrapper(default_model(codec))[0], coded.recon, 34, ensemble=1,
+                           frame_qp=coded.frame_qp)
         np.testing.assert_array_equal(read_video(str(tmp_path / f"o{codec}.y4m")).frames.y, want.y)
     assert stream_codec(str(src)) == "rawvideo" and stream_codec(str(tmp_path / "missing.mp4")) is None
 

@@ -37,7 +37,7 @@ from jaxcodec.errors import InputError
 from jaxcodec.frame import Frame, make_frame
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
-DEFAULT_MODEL = MODELS_DIR / "wrapper_x264_temporal"
+DEFAULT_MODEL = MODELS_DIR / "wrapper_x264_neighbour_qp"
 CODEC_MODELS = {"hevc": MODELS_DIR / "wrapper_x265_temporal"}
 """Shipped wrappers trained behind one codec (keyed by stream format), as paper 004 trains one
 wrapper per target; any other codec gets `DEFAULT_MODEL`. On held-out bigbuckbunny behind x265
