@@ -3,24 +3,10 @@
     jaxcodec wrap encode IN --codec x264 --qp 32 -o OUT.mp4     # P, then the real encoder
     jaxcodec wrap decode OUT.mp4 -o REC.y4m                     # the real decoder, then O
     jaxcodec train wrappers --target x264 --proxy models/proxy_x264_small \\
-        --config configs/wrappers_post_luma_large_sym.toml --out runs/wrap_post_sym --export models/wrapper_x264_sym
-    jaxcodec train wrappers --target x264 --proxy models/proxy_x264_small \\
-        --config configs/wrappers_post_sym_dlm_ms.toml --out runs/wrap_sym_dlm_ms
-    jaxcodec train wrappers --target x264 --proxy models/proxy_x264_small \\
-        --config configs/wrappers_post_dlm_long.toml --out runs/wrap_dlm_long --export models/wrapper_x264_dlm
-    jaxcodec train wrappers --target x264 --proxy models/proxy_x264_small \\
-        --config configs/wrappers_post_temporal.toml --out runs/wrap_temporal
-    jaxcodec train wrappers --target x264 --proxy models/proxy_x264_small \\
-        --config configs/wrappers_post_temporal_deep.toml --out runs/wrap_temporal_deep --export models/wrapper_x264_temporal
-    jaxcodec train wrappers --target x265 --proxy models/proxy_x264_small \\
-        --config configs/wrappers_post_temporal_x265.toml --out runs/wrap_temporal_x265 --export models/wrapper_x265_temporal
-    jaxcodec train wrappers --target x264 --proxy models/proxy_x264_small \\
-        --config configs/wrappers_post_frame_qp.toml --out runs/wrap_frame_qp
-    jaxcodec train wrappers --target x264 --proxy models/proxy_x264_small \\
         --config configs/wrappers_post_neighbour_qp.toml --out runs/wrap_neighbour_qp --export models/wrapper_x264_neighbour_qp
-    jaxcodec train wrappers --target x265 --proxy models/proxy_x264_small \\
-        --config configs/wrappers_post_neighbour_qp_x265.toml --out runs/wrap_neighbour_qp_x265 \\
-        --export models/wrapper_x265_neighbour_qp
+
+Every shipped wrapper is a chain of such runs, each starting from the last (``init_from``); its
+model card (``models/wrapper_*.md``) lists the exact commands, in order.
 
 Re-running the same training command resumes from the last checkpoint in ``--out``. The
 module top level does not import JAX (see `runtime.cli`).

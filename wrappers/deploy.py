@@ -343,9 +343,8 @@ def decode_file(source: str, out: str, *, model: str | None, no_wrapper: bool = 
     if qp is None:
         qp = recorded_qp(source)
     if _is_ours(source):
-        from runtime.decoder import decode
-
         from runtime.bitstream import frame_qps
+        from runtime.decoder import decode
 
         data = Path(source).read_bytes()
         decoded, fps = decode(data, return_fps=True)

@@ -685,8 +685,7 @@ def train(config: WrapperTrainConfig, *, target, target_name: str, proxy_path: s
             if radius:  # the decodes hold the neighbours around the gop kept frames
                 context = temporal_context(i_c, radius, frame_qp if config.post_temporal_qp else None)
                 i_c = i_c[radius:radius + gop]
-                if full is not None:
-                    frame_qp = frame_qp[radius:radius + gop]
+                frame_qp = frame_qp[radius:radius + gop]  # post_temporal implies codec_on_full_frames
             i_p = _to_tensor(tb.source)  # the rounded samples the codec really received
             qp_index = jnp.asarray(pb.qp - proxy_config.qp_min, jnp.int32)
             key = jax.random.fold_in(base_key, step)

@@ -82,7 +82,7 @@ _PICTURE_TYPES = {1: "I", 2: "P", 3: "B"}  # AV_PICTURE_TYPE_I, _P, _B
 # AVVideoEncParams on a 64-bit build: nb_blocks (u32, padded), blocks_offset and block_size
 # (size_t), type (enum), qp (i32); each AVVideoBlockParams is src_x, src_y, w, h, delta_qp (i32).
 _ENC_PARAMS_HEAD = struct.Struct("<I4xQQii")
-_BLOCK = struct.Struct("<4ii")
+_BLOCK_INTS = 5
 
 
 def _exported_qp(frame) -> float | None:
@@ -99,14 +99,12 @@ def _exported_qp(frame) -> float | None:
         nb, offset, size, _, base = _ENC_PARAMS_HEAD.unpack_from(data)
         if nb == 0:
             return float(base)
-        if size < _BLOCK.size or offset + nb * size > len(data):
+        if size < 4 * _BLOCK_INTS or size % 4 or offset + nb * size > len(data):
             return None
-        total = weight = 0
-        for k in range(nb):
-            _, _, w, h, delta = _BLOCK.unpack_from(data, offset + k * size)
-            total += (base + delta) * w * h
-            weight += w * h
-        return float(total) / weight if weight else float(base)
+        blocks = np.frombuffer(data, "<i4", count=nb * size // 4, offset=offset).reshape(nb, size // 4)
+        area = blocks[:, 2].astype(np.int64) * blocks[:, 3]
+        weight = int(area.sum())
+        return base + float(np.dot(area, blocks[:, 4])) / weight if weight > 0 else float(base)
     return None
 
 
