@@ -3,7 +3,9 @@ with the previous stage's model in the loop), export, resume, and a codec that l
 model (about a minute: it compiles the codec and the integer runtime for its own picture size)."""
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -80,21 +82,23 @@ def test_ten_bit_training_clip_is_refused(tmp_path):
         train_nnlf.make_data(NNLFTrainConfig(clips=(str(path),), frames=2, qps=(37,)), tmp_path / "run")
 
 
-def test_three_stage_training_exports_a_model_the_codec_runs(tmp_path):
-    import dataclasses
-    import shutil
-
-    from jaxcodec.config import load_coding_config
-    from runtime.decoder import decode
-    from runtime.encoder import encode
-
+def _three_stage_run(tmp_path):
+    """The tiny three-stage run both tests below start from: (config, run directory, result)."""
     clip = cartoon_clips(count=1, frames=3, size=(64, 64), seed=0)[0]
     path = tmp_path / "clip.y4m"
     write_y4m(path, clip)
     cfg = NNLFTrainConfig(clips=(str(path),), frames=3, qps=(37,), codec_config="ld", width=8, features=2, blocks=1,
                           patch=32, batch=2, luma_steps=20, chroma_steps=10, stage2_steps=10, stage3_steps=10)
     out = tmp_path / "run"
-    result = train_nnlf.train(cfg, out_dir=out, export_to=tmp_path / "model", progress=False)
+    return clip, cfg, out, train_nnlf.train(cfg, out_dir=out, export_to=tmp_path / "model", progress=False)
+
+
+def test_three_stage_training_exports_a_model_the_codec_runs(tmp_path):
+    from jaxcodec.config import load_coding_config
+    from runtime.decoder import decode
+    from runtime.encoder import encode
+
+    clip, cfg, out, result = _three_stage_run(tmp_path)
     names = {p.name for p in out.iterdir()}
     assert {"ckpt_luma", "ckpt2_luma", "ckpt3_luma", "ckpt_chroma", "ckpt2_chroma", "ckpt3_chroma", "stage1.jxnnlf",
             "stage2.jxnnlf", "model.jxnnlf"} <= names
@@ -113,6 +117,22 @@ def test_three_stage_training_exports_a_model_the_codec_runs(tmp_path):
     data, rec = encode(clip, ccfg, nnlf_force=True)
     frames = decode(data, nnlf_model=str(tmp_path / "model" / "model.jxnnlf"))
     np.testing.assert_array_equal(np.asarray(frames.y), np.asarray(rec.y))
+
+    # A run resumes from its latest finished stage: earlier checkpoints are not needed, only the
+    # earlier model files that name the cache files; the same model comes out.
+    for kind in ("luma", "chroma"):
+        shutil.rmtree(out / f"ckpt_{kind}")
+        shutil.rmtree(out / f"ckpt2_{kind}")
+    assert train_nnlf.train(cfg, out_dir=out, export_to=tmp_path / "model", progress=False)["digest"] == result["digest"]
+    (out / "stage2.jxnnlf").unlink()
+    with pytest.raises(ConfigError, match="stage2.jxnnlf"):
+        train_nnlf.train(cfg, out_dir=out, progress=False)
+
+
+@pytest.mark.slow  # two more training runs after the three-stage one; the default suite is near its 15 min budget
+def test_stage3_without_reencode_and_stage2_on_another_models_pictures(tmp_path):
+    _, cfg, out, result = _three_stage_run(tmp_path)
+    names = {p.name for p in out.iterdir()}
 
     # stage3_reencode = false: stage 3 only fine-tunes further, on the stage-1 and stage-2 pictures
     out_b = tmp_path / "run_b"
@@ -134,16 +154,6 @@ def test_three_stage_training_exports_a_model_the_codec_runs(tmp_path):
     assert [r["digest"] for r in records_c if r["msg"] == "converted"] == [res_c["digest"]]
     assert {n for n in names_c if "_s2_" in n} == {n for n in names if "_s2_" in n}
     assert res_c["pictures"] == res_b["pictures"]
-
-    # A run resumes from its latest finished stage: earlier checkpoints are not needed, only the
-    # earlier model files that name the cache files; the same model comes out.
-    for kind in ("luma", "chroma"):
-        shutil.rmtree(out / f"ckpt_{kind}")
-        shutil.rmtree(out / f"ckpt2_{kind}")
-    assert train_nnlf.train(cfg, out_dir=out, export_to=tmp_path / "model", progress=False)["digest"] == result["digest"]
-    (out / "stage2.jxnnlf").unlink()
-    with pytest.raises(ConfigError, match="stage2.jxnnlf"):
-        train_nnlf.train(cfg, out_dir=out, progress=False)
 
 
 @pytest.mark.slow  # about 45 s on 2 cores: two spawned workers start JAX; the default suite is near its 15 min budget

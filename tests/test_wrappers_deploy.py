@@ -2,6 +2,7 @@
 
 import json
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
@@ -113,6 +114,19 @@ def test_luma_only_postprocessor_passes_chroma_through(tmp_path, clip):
     from wrappers.train import WrapperTrainConfig
     with pytest.raises(ConfigError, match="planes"):
         WrapperTrainConfig(post_planes="uv")
+
+    # A luma-only O grows into one that may change chroma too (zero chroma rows in its tail):
+    # the grown O computes exactly what it did, until training moves those rows.
+    from wrappers.nets import grow_network
+
+    grown = grow_network(w.post, NetConfig(8, 1), rngs=nnx.Rngs(1))
+    assert grown.tail.kernel.value.shape[-1] == 6
+    x = jnp.asarray(np.random.default_rng(0).random((1, 16, 16, 6)), jnp.float32)
+    np.testing.assert_array_equal(np.asarray(grown(x)), np.asarray(w.post(x)))
+    grown.tail.kernel.value = grown.tail.kernel.value.at[..., 4:].set(0.05)
+    assert not np.array_equal(np.asarray(grown(x)[..., 4:]), np.asarray(x[..., 4:]))
+    with pytest.raises(ConfigError, match="6 outputs into 8, 1, 6 and 4"):  # chroma outputs are not dropped
+        grow_network(grown, NetConfig(8, 1, planes="y"), rngs=nnx.Rngs(1))
 
 
 @pytest.mark.parametrize("planes", ["y", "yuv"])

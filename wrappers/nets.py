@@ -226,14 +226,19 @@ def grow_network(saved: ResidualCNN, config: NetConfig, *, rngs: nnx.Rngs) -> Re
       (`NetConfig.in_channels` order) get zero weights;
     - more residual blocks: the new ones come after the saved ones with a zero second
       convolution, so each adds zero until training moves it (its first convolution is random,
-      so the zero one gets gradients at once).
+      so the zero one gets gradients at once);
+    - more output planes (a ``planes="yuv"`` O from a luma-only one): the Cb and Cr rows of the
+      tail start at zero, so chroma passes through unchanged until training moves them.
 
-    Everything else (channels, planes, QP input, zero mean) must be equal (`ConfigError`)."""
+    Everything else (channels, QP input, zero mean) must be equal (`ConfigError`)."""
     old = saved.head.kernel.value
     extra = config.in_channels - old.shape[2]
-    if extra < 0 or old.shape[3] != config.channels or len(saved.blocks) > config.blocks:
-        raise ConfigError(f"cannot grow a network of {old.shape[3]} channels, {len(saved.blocks)} blocks and "
-                          f"{old.shape[2]} inputs into {config.channels}, {config.blocks} and {config.in_channels}")
+    out = saved.tail.kernel.value.shape[3]
+    want_out = LUMA_CHANNELS if config.planes == "y" else CHANNELS
+    if extra < 0 or old.shape[3] != config.channels or len(saved.blocks) > config.blocks or out > want_out:
+        raise ConfigError(f"cannot grow a network of {old.shape[3]} channels, {len(saved.blocks)} blocks, "
+                          f"{old.shape[2]} inputs and {out} outputs into {config.channels}, {config.blocks}, "
+                          f"{config.in_channels} and {want_out}")
     net = ResidualCNN(config, rngs=rngs)
     pad = jnp.zeros(old.shape[:2] + (extra, old.shape[3]), old.dtype)
     net.head.kernel.value = jnp.concatenate([old, pad], axis=2)
@@ -244,7 +249,9 @@ def grow_network(saved: ResidualCNN, config: NetConfig, *, rngs: nnx.Rngs) -> Re
         else:
             b.kernel.value = jnp.zeros_like(b.kernel.value)
             b.bias.value = jnp.zeros_like(b.bias.value)
-    nnx.update(net.tail, nnx.state(saved.tail))
+    tail = saved.tail.kernel.value
+    net.tail.kernel.value = jnp.concatenate([tail, jnp.zeros(tail.shape[:3] + (want_out - out,), tail.dtype)], axis=3)
+    net.tail.bias.value = jnp.concatenate([saved.tail.bias.value, jnp.zeros((want_out - out,), tail.dtype)])
     return net
 
 

@@ -546,7 +546,8 @@ def _from_tensor(x):
 def _init_wrapper(config: WrapperTrainConfig):
     """The saved wrapper ``config.init_from``, refused unless its P and O configs equal ``config``'s
     (a single-frame O may start a temporal one, a temporal O one with neighbour QPs, a shallower O
-    a deeper one: `wrappers.nets.grow_network`; a stream-QP O a frame-QP one)."""
+    a deeper one, a luma-only O one that also changes chroma: `wrappers.nets.grow_network`; a
+    stream-QP O a frame-QP one)."""
     from flax import nnx
 
     from wrappers.nets import NetConfig, grow_network
@@ -563,6 +564,8 @@ def _init_wrapper(config: WrapperTrainConfig):
         grow["blocks"] = post.blocks
     if post.enabled and post.temporal_qp and not have_post.temporal_qp:
         grow["temporal_qp"] = True
+    if post.enabled and have_post.planes == "y" and post.planes == "yuv":
+        grow["planes"] = "yuv"
     # Same network, fed each frame's QP instead of the stream's: fine-tuning adapts it.
     fed = {"frame_qp": True} if post.enabled and post.frame_qp and not have_post.frame_qp else {}
     have_post = dataclasses.replace(have_post, **fed)
