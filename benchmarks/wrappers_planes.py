@@ -83,7 +83,8 @@ def _ssim():
 
 def plane_scores(source, decoded) -> dict:
     """Per plane: PSNR (dB, mean of per-frame PSNRs as `benchmarks/wrappers.py` rows report it,
-    `runtime.bench.psnr_means`), mean absolute error (code values), SSIM."""
+    `runtime.bench.psnr_means`), mean absolute error and mean signed error (``bias``, decoded
+    minus source: a filter that shifts a plane's level shows here) in code values, SSIM."""
     import jax.numpy as jnp
     import numpy as np
 
@@ -93,8 +94,8 @@ def plane_scores(source, decoded) -> dict:
     peak = float(source.peak)
     out = {}
     for name, a, b in zip("yuv", source.planes, decoded.planes):
-        out[name] = {"psnr": psnr[f"psnr_{name}"],
-                     "mae": float(np.mean(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)))),
+        err = np.asarray(b, np.float64) - np.asarray(a, np.float64)
+        out[name] = {"psnr": psnr[f"psnr_{name}"], "mae": float(np.mean(np.abs(err))), "bias": float(np.mean(err)),
                      "ssim": float(jnp.mean(_ssim()(jnp.asarray(a, jnp.float32) / peak,
                                                     jnp.asarray(b, jnp.float32) / peak)))}
     return out
@@ -137,6 +138,7 @@ def main(argv=None) -> int:
                 entry["qps"][qp] = row
                 print(json.dumps({"clip": clip, "qp": qp, "psnr_delta": row["psnr_delta"],
                                   "mae": {p: (row["bare"][p]["mae"], row["wrapped"][p]["mae"]) for p in "yuv"},
+                                  "bias": {p: (row["bare"][p]["bias"], row["wrapped"][p]["bias"]) for p in "yuv"},
                                   "luma_changed": changed}), flush=True)
             result["clips"][clip] = entry
     except (JaxcodecError, ValueError) as e:

@@ -356,6 +356,10 @@ def test_plane_diagnostic_scores_o_per_plane_on_held_out_and_training_clips(tmp_
     assert row["luma_changed"] == 0.0 and row["bare"] == row["wrapped"]
     assert results["noisy"]["qps"]["32"]["luma_changed"] > 0
     assert results["noisy"]["qps"]["32"]["bare"] == row["bare"]  # the same bare stream
+    for p in "yuv":  # the signed mean error is bounded by the absolute one and is the stream's own
+        assert abs(row["bare"][p]["bias"]) <= row["bare"][p]["mae"] and row["bare"][p]["mae"] > 0
+    coded = get_codec("x264").encode(clip[:4], qp=32).recon
+    assert row["bare"]["u"]["bias"] == pytest.approx(np.mean(coded.u.astype(np.float64) - clip.u[:4]), abs=1e-9)
     assert 0 < results["ident"]["content"]["chroma_hf"]
     one = planes.load_clip("generated:1", 3)
     assert one.y.shape[0] == 3
