@@ -56,8 +56,13 @@ def test_encode_decode_roundtrip(y4m):
     assert p.returncode == 0, p.stderr
     seq, _ = parse_stream((d / "off.jxc").read_bytes())
     assert not seq.tool_flags & (TOOL_NNLF | TOOL_NNLF_SCALE | TOOL_NNLF_PARAM | TOOL_NNLF_ENSEMBLE)
-    # Block-level parameters (an encoder choice, off by default) and a self-ensemble the
-    # sequence header carries: the decoder follows the stream.
+
+
+@pytest.mark.slow  # two more encoder/decoder processes, each compiling from scratch; tests/test_nnlf.py covers the tools
+def test_nnlf_block_params_and_ensemble_flags_reach_the_stream(y4m):
+    """Block-level parameters (an encoder choice, off by default) and a self-ensemble the
+    sequence header carries: the decoder follows the stream."""
+    d, _ = y4m
     p = run("encode", d / "in.y4m", "-o", d / "blk.jxc", "--config", "ld", "--qp", "30", "--nnlf-block-params", "on",
             "--nnlf-ensemble", "4,2", "--recon", d / "blk.y4m", "-q", cwd=d)
     assert p.returncode == 0, p.stderr
