@@ -2,6 +2,7 @@
 
     jaxcodec wrap encode IN --codec x264 --qp 32 -o OUT.mp4     # P, then the real encoder
     jaxcodec wrap decode OUT.mp4 -o REC.y4m                     # the real decoder, then O
+    jaxcodec wrap soup MODEL_A MODEL_B -o SOUP                  # average fine-tunes' weights
     jaxcodec train wrappers --target x264 --proxy models/proxy_x264_small \\
         --config configs/wrappers_post_neighbour_qp_norm.toml --out runs/wrap_neighbour_qp_norm \\
         --export models/wrapper_x264_neighbour_qp_norm
@@ -56,6 +57,16 @@ def register_decode(subparsers) -> None:
     p.set_defaults(func=_decode)
 
 
+def register_soup(subparsers) -> None:
+    p = subparsers.add_parser("soup", help="average the weights of fine-tuned wrappers of one architecture (model soup)",
+                              description="One wrapper whose weights are the weighted mean of the given models' "
+                                          "(wrappers.soup; Wortsman et al. 2022). The models must share one architecture.")
+    p.add_argument("models", nargs="+", help="wrapper model directories (fine-tunes of one ancestor)")
+    p.add_argument("-o", "--output", required=True, help="model directory to write")
+    p.add_argument("--weights", default=None, help="comma-separated mixing weights (default: uniform)")
+    p.set_defaults(func=_soup)
+
+
 def register_train(subparsers) -> None:
     p = subparsers.add_parser("wrappers", help="train pre/post wrappers end to end through the proxy (paper 004 Alg. 1)",
                               description="Algorithm 1 of paper 004: iterative refinement with stop-gradient.")
@@ -86,6 +97,18 @@ def _decode(args: argparse.Namespace) -> int:
 
     print(json.dumps(decode_file(args.input, args.output, model=args.model, no_wrapper=args.no_wrapper, qp=args.qp,
                                  ensemble=args.ensemble)))
+    return 0
+
+
+def _soup(args: argparse.Namespace) -> int:
+    from jaxcodec.errors import ConfigError
+    from wrappers.soup import soup_files
+
+    try:
+        weights = None if args.weights is None else [float(w) for w in args.weights.split(",")]
+    except ValueError:
+        raise ConfigError(f"--weights: not a comma-separated list of numbers: {args.weights!r}") from None
+    print(json.dumps(soup_files(args.models, args.output, weights)))
     return 0
 
 
