@@ -29,6 +29,38 @@ def test_integer_search_matches_brute_force():
     assert (mv[1:3, 1:3] == [2, -3]).all()  # interior blocks find the true motion
 
 
+def _ref_align(cur, window, sqrt_lambda, r):
+    """Brute-force `motion.align_window`: per 8x8 block the window block of least SAD + MV cost,
+    ties to the first displacement in (dy, dx) raster order."""
+    h, w = cur.shape
+    out = np.zeros_like(cur)
+    bits = lambda d: 2 * np.floor(np.log2(abs(4 * d) + 1.0)) + 1  # noqa: E731  (motion.mv_bits)
+    for y in range(0, h, 8):
+        for x in range(0, w, 8):
+            best = None
+            for dy in range(-r, r + 1):
+                for dx in range(-r, r + 1):
+                    cand = window[r + y + dy:r + y + dy + 8, r + x + dx:r + x + dx + 8]
+                    cost = np.abs(cur[y:y + 8, x:x + 8] - cand).sum() + sqrt_lambda * (bits(dx) + bits(dy))
+                    if best is None or cost < best[0]:
+                        best = (cost, cand)
+            out[y:y + 8, x:x + 8] = best[1]
+    return out
+
+
+def test_align_window_matches_brute_force():
+    big = _frame(1, 32, 40)
+    window = big[:, :]  # (48, 56): the reference around a 32x40 picture, R = 8
+    cur = _frame(2, 32, 40)[8:40, 8:48] // 2 + big[5:37, 11:51] // 2  # moved content, plus noise
+    for lam in (0.0, 4.0):
+        got = np.asarray(motion.align_window(jnp.asarray(cur), jnp.asarray(window), jnp.float32(lam), search_range=8))
+        np.testing.assert_array_equal(got, _ref_align(cur, window, lam, 8))
+    # A pure translation is undone exactly (away from where the window runs out).
+    shifted = np.asarray(motion.align_window(jnp.asarray(big[5:37, 11:51]), jnp.asarray(window), jnp.float32(4.0),
+                                             search_range=8))
+    np.testing.assert_array_equal(shifted, big[5:37, 11:51])
+
+
 def test_subpel_prediction_equals_kernel():
     big = _frame(1)
     ref = jnp.asarray(big[8:40, 8:40])

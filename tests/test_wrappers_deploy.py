@@ -460,3 +460,42 @@ def test_neighbour_qp_postprocessor_reads_the_neighbours_coded_qps(clip):
     assert not np.array_equal(other.y[1], got.y[1])  # frame 1 saw its neighbour 2 at another QP
     with pytest.raises(ConfigError, match="temporal_qp needs frame_qp"):
         NetConfig(8, 1, qp_input=True, temporal=1, temporal_qp=True)
+
+
+def test_aligned_postprocessor_reads_motion_compensated_neighbours(clip):
+    """A temporal O with ``align`` deployed frame by frame equals the reference path: each
+    frame's clamped neighbours motion-compensated onto it (`align_neighbours`, whole frames) and
+    fed through `temporal_context` in the training layout. Alignment changes what O sees; a
+    crop aligns as the same region of the whole frame does, and a translation is undone."""
+    import jax
+    import jax.numpy as jnp
+
+    from proxy.ssf import tensor_to_planes
+    from wrappers.nets import align_neighbours, apply_wrapper, edge_frames, frames_to_tensor, temporal_context
+
+    radius = 1
+    w = Wrapper(NetConfig(8, 1, enabled=False), NetConfig(8, 1, qp_input=True, planes="y", temporal=radius, align=4),
+                rngs=nnx.Rngs(0))
+    w.post.tail.kernel.value = jax.random.normal(jax.random.key(7), w.post.tail.kernel.value.shape) * 0.05
+    frames = make_frame(clip.y[:4, :48], clip.u[:4, :24], clip.v[:4, :24], bit_depth=8)
+    got = postprocess(w, frames, 30, ensemble=1)
+    for t in range(4):
+        near = np.asarray(align_neighbours(frames.y[t], frames.y[edge_frames(4, t, radius)], 4))
+        seq = [make_frame(near[0], frames.u[t], frames.v[t]), make_frame(*(p[t] for p in frames.planes)),
+               make_frame(near[1], frames.u[t], frames.v[t])]
+        x = jnp.stack([frames_to_tensor(f) for f in seq])[:, None]
+        out = apply_wrapper(w.post, x[1:2], jnp.float32(30), temporal_context(x, radius))[0, 0]
+        want = np.round(np.clip(np.asarray(tensor_to_planes(out)[0], np.float64), 0, 1) * 255)
+        diff = np.abs(got.y[t].astype(np.float64) - want)
+        assert diff.max() <= 1 and np.mean(diff) < 1e-3, (t, diff.max())
+    w.post.align = 0
+    assert not np.array_equal(postprocess(w, frames, 30, ensemble=1).y, got.y)
+    # The training crop's alignment is the whole frame's, region for region (8-aligned here).
+    full = np.asarray(align_neighbours(frames.y[1], frames.y[[0, 2]], 4))
+    crop = np.asarray(align_neighbours(frames.y[1], frames.y[[0, 2]], 4, top=16, left=8, height=32, width=40))
+    np.testing.assert_array_equal(crop, full[:, 16:48, 8:48])
+    moved = np.roll(np.asarray(frames.y[1]), (2, -3), (0, 1))
+    back = np.asarray(align_neighbours(frames.y[1], moved[None], 4))[0]
+    np.testing.assert_array_equal(back[8:-8, 8:-8], np.asarray(frames.y[1])[8:-8, 8:-8])
+    with pytest.raises(ConfigError, match="align"):
+        NetConfig(8, 1, align=4)

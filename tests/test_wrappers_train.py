@@ -172,8 +172,9 @@ def test_full_frame_batches_are_crops_of_whole_frame_decodes():
     np.testing.assert_array_equal(nominal[0, 30][2], np.full(8, 30))
     seen = set()
     for step in range(8):
-        pb, tb, frame_qp = sample_full_frame_batch(clips, targets, seed=0, step=step, batch=2, patch=32, gop=gop,
-                                                   qp_range=(30, 31))
+        pb, tb, frame_qp, aligned = sample_full_frame_batch(clips, targets, seed=0, step=step, batch=2, patch=32,
+                                                            gop=gop, qp_range=(30, 31))
+        assert aligned is None
         assert frame_qp.shape == (gop, 2) and frame_qp.dtype == np.float32
         assert pb.frames.y.shape == (2, 2 * gop, 32, 32) and tb.recon.y.shape == (2, gop, 32, 32)
         for b in range(2):
@@ -388,11 +389,25 @@ def test_temporal_o_starts_from_a_single_frame_one_and_trains_on_real_neighbours
         start = [t for t in range(2, 5) if np.array_equal(decoded[t:t + 2], plain)][0]
         for i, t in enumerate(range(start - 2, start + 4)):
             np.testing.assert_array_equal(wide[i], decoded[min(max(t, 0), 5)])
+    # post_align: each kept frame's neighbours, motion-compensated on the whole decodes (the
+    # 32x32 crop is the whole 32x32 clip here), clamped at the clip's ends as deployed.
+    from wrappers.nets import align_neighbours
+
+    for step in range(3):
+        batch = sample_full_frame_batch(clips, targets, seed=0, step=step, batch=1, patch=32, gop=2,
+                                        qp_range=(30, 30), context=2, align=4)
+        assert batch.aligned.shape == (2, 1, 4, 32, 32) and batch.aligned.dtype == np.uint8
+        kept = batch.targets.recon.y[0, 2:4]
+        start = [t for t in range(2, 5) if np.array_equal(decoded[t:t + 2], kept)][0]
+        for i, t in enumerate(range(start, start + 2)):
+            near = decoded[[min(max(t + d, 0), 5) for d in (-2, -1, 1, 2)]]
+            np.testing.assert_array_equal(batch.aligned[i, 0], np.asarray(align_neighbours(decoded[t], near, 4)))
     # A short run, with each frame's coded QP and the neighbours' (the deployed x264 reports
-    # them): the neighbour inputs get gradients, and the saved model reads them.
+    # them), aligned: an unaligned temporal O starts an aligned one (the same network, fed
+    # motion-compensated neighbours); the neighbour inputs get gradients, the saved model reads them.
     from wrappers.deploy import get_codec
 
-    result = train(dataclasses.replace(qcfg, steps=4, checkpoint_every=4, image_every=0),
+    result = train(dataclasses.replace(qcfg, steps=4, checkpoint_every=4, image_every=0, post_align=4),
                    target=get_codec("x264", gop=4),
                    target_name="x264", proxy_path=proxy_dir, out_dir=tmp_path / "run", pool=clips, progress=False)
     rows = [json.loads(r) for r in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -400,6 +415,7 @@ def test_temporal_o_starts_from_a_single_frame_one_and_trains_on_real_neighbours
     model, meta = load_wrapper(result.model_dir)
     assert meta["post"]["temporal"] == 1 and model.post.temporal == 1
     assert meta["post"]["frame_qp"] and meta["post"]["temporal_qp"] and model.post.temporal_qp
+    assert meta["post"]["align"] == 4 and model.post.align == 4
     first = saved.post.head.kernel.shape[2]
     kernel = model.post.head.kernel.value
     assert float(jnp.max(jnp.abs(kernel[:, :, first:first + 8]))) > 0  # neighbour luma

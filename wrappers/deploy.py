@@ -108,7 +108,8 @@ def _apply_frames(net, frames: Frame, qp: int | None = None, side: str = "wrappe
     ``frame_qp``: each frame's coded QP ``(T,)``, which a network built with
     `wrappers.nets.NetConfig.frame_qp` reads instead of the stream's ``qp``.
     A temporal network (`wrappers.nets.NetConfig.temporal`) also reads each frame's decoded
-    neighbours (its input ``frames``, clamped at the clip's ends: `wrappers.nets.edge_frames`)."""
+    neighbours (its input ``frames``, clamped at the clip's ends: `wrappers.nets.edge_frames`),
+    motion-compensated onto the frame for one built with ``align`` (`wrappers.nets.align_neighbours`)."""
     if net is None:
         return frames
     import jax.numpy as jnp
@@ -116,7 +117,7 @@ def _apply_frames(net, frames: Frame, qp: int | None = None, side: str = "wrappe
     from flax import nnx
 
     from jaxcodec.nn import ensemble as ens
-    from wrappers.nets import check_frames, edge_frames, needs_context, needs_frame_qp, needs_qp
+    from wrappers.nets import align_neighbours, check_frames, edge_frames, needs_context, needs_frame_qp, needs_qp
 
     check_frames(frames)
     try:
@@ -147,6 +148,8 @@ def _apply_frames(net, frames: Frame, qp: int | None = None, side: str = "wrappe
         planes = [np.asarray(getattr(frames, c)[t]) for c in "yuv"]
         around = edge_frames(length, t, radius)
         near = luma[around] if radius else None
+        if radius and net.align:  # neighbours motion-compensated onto frame t, as in training
+            near = np.asarray(align_neighbours(luma[t], near, net.align))
         near_qp = jnp.asarray(qps[around]) if radius and net.temporal_qp else None
         total = None
         for k in ens.ORDER[:ensemble]:

@@ -77,6 +77,13 @@ class NetConfig:
         neighbour, after their luma; needs ``frame_qp``). MFQE's observation: the frames of a
         stream differ in quality, and the better-coded neighbours carry what a coarse frame lost;
         the QPs tell O which neighbours those are.
+      align: a temporal O reads its neighbours motion-compensated onto the frame, not as they
+        are: each 8x8 block of the decoded frame takes the best integer-sample match within
+        +-``align`` samples in each decoded neighbour (`jaxcodec.codec.motion.align_window`,
+        SAD plus an MV cost). MFQE (Yang et al., CVPR 2018, section 4.2) and EDVR align for the
+        reason the ``temporal`` note gives: without it the detail a neighbour holds lies
+        wherever the motion put it. Only decoded pictures are used, so the decoder aligns
+        exactly as training did. 0: unaligned neighbours.
     """
 
     channels: int = 24
@@ -88,6 +95,7 @@ class NetConfig:
     temporal: int = 0
     frame_qp: bool = False
     temporal_qp: bool = False
+    align: int = 0
 
     def __post_init__(self):
         if self.channels <= 0 or self.blocks < 0:
@@ -98,6 +106,8 @@ class NetConfig:
             raise ConfigError(f"NetConfig planes must be one of {PLANES}, got {self.planes!r}")
         if self.frame_qp and not self.qp_input:
             raise ConfigError("NetConfig frame_qp needs qp_input: it says which QP the QP plane holds")
+        if self.align < 0 or (self.align and not self.temporal):
+            raise ConfigError(f"NetConfig align (a search range) must be >= 0 and needs temporal > 0, got {self.align}")
         if self.temporal_qp and not (self.frame_qp and self.temporal):
             raise ConfigError("NetConfig temporal_qp needs frame_qp and temporal > 0: the neighbours' QPs are "
                               "their coded QPs")
@@ -124,6 +134,7 @@ class ResidualCNN(nnx.Module):
         self.temporal = config.temporal
         self.frame_qp = config.frame_qp
         self.temporal_qp = config.temporal_qp
+        self.align = config.align
         self.head = nnx.Conv(config.in_channels, c, (3, 3), rngs=rngs)
         self.blocks = nnx.List([nnx.List([nnx.Conv(c, c, (3, 3), rngs=rngs), nnx.Conv(c, c, (3, 3), rngs=rngs)])
                                 for _ in range(config.blocks)])
@@ -211,6 +222,47 @@ def edge_frames(length: int, t: int, radius: int) -> list[int]:
     """Indices of frames t-radius..t-1, t+1..t+radius in a clip of ``length`` frames, clamped to
     its ends (the first and last frames stand in for the neighbours a clip does not have)."""
     return [min(max(t + d, 0), length - 1) for d in range(-radius, radius + 1) if d]
+
+
+ALIGN_BLOCK = 8  # jaxcodec.codec.motion.BLOCK
+ALIGN_LAMBDA = 4.0  # sqrt(lambda) of the MV cost: ties and flat blocks keep small motion
+
+
+def align_neighbours(cur: jax.Array, refs: jax.Array, search_range: int, *, top: int = 0, left: int = 0,
+                     height: int | None = None, width: int | None = None) -> jax.Array:
+    """Neighbours ``refs (N, H, W)`` motion-compensated onto ``cur`` (`NetConfig.align`):
+    ``(N, h, w)`` in ``refs``' dtype, for the ``h x w`` region of ``cur`` at (``top``, ``left``)
+    (the whole frame by default). The search sees each neighbour's real samples around the region
+    and edge extension beyond the picture, so a training crop aligns as the same pixels of the
+    whole deployed frame do. A region whose size is not a multiple of 8 is edge-extended for the
+    search and cropped back."""
+    from jaxcodec.codec.motion import align_window
+
+    r = search_range
+    full_h, full_w = cur.shape
+    h = full_h - top if height is None else height
+    w = full_w - left if width is None else width
+    ph, pw = -h % ALIGN_BLOCK, -w % ALIGN_BLOCK
+    # Row/column indices clamped to the picture: edge extension, and the region's real surroundings.
+    ys = jnp.clip(jnp.arange(top - r, top + h + ph + r), 0, full_h - 1)
+    xs = jnp.clip(jnp.arange(left - r, left + w + pw + r), 0, full_w - 1)
+    cy = jnp.clip(jnp.arange(top, top + h + ph), 0, top + h - 1)
+    cx = jnp.clip(jnp.arange(left, left + w + pw), 0, left + w - 1)
+    region = jnp.asarray(cur)[cy][:, cx]
+    windows = jnp.asarray(refs)[:, ys][:, :, xs]
+    out = jax.vmap(lambda win: align_window(region, win, ALIGN_LAMBDA, search_range=r))(windows)
+    return out[:, :h, :w]
+
+
+def aligned_context(aligned: jax.Array, context: jax.Array, *, bit_depth: int = 8) -> jax.Array:
+    """`temporal_context`'s ``context`` ``(..., H/2, W/2, C)`` with its neighbour luma channels
+    replaced by ``aligned`` ``(..., 2 r, H, W)`` (`align_neighbours`, in the same neighbour
+    order); the neighbours' QP planes, if any, stay."""
+    from proxy.ssf import luma_phases
+
+    phases = luma_phases(aligned) / ((1 << bit_depth) - 1)  # (..., 2r, H/2, W/2, 4)
+    luma = jnp.moveaxis(phases, -4, -2).reshape(context.shape[:-1] + (-1,))
+    return jnp.concatenate([luma.astype(context.dtype), context[..., luma.shape[-1]:]], axis=-1)
 
 
 def needs_context(net: ResidualCNN | None) -> int:

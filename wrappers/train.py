@@ -105,6 +105,9 @@ class WrapperTrainConfig:
       post_temporal_qp: a temporal O also reads its neighbours' coded QPs
         (`wrappers.nets.NetConfig.temporal_qp`; needs ``post_frame_qp`` and ``post_temporal``).
         A temporal O without them may start one (zero weights for the new planes).
+      post_align: a temporal O reads its neighbours motion-compensated onto each frame, block
+        matching within +-``post_align`` samples (`wrappers.nets.NetConfig.align`; 0: as they
+        are). An unaligned temporal O may start an aligned one: the network is the same.
     """
 
     pre_channels: int = 24
@@ -152,6 +155,7 @@ class WrapperTrainConfig:
     post_temporal: int = 0
     post_frame_qp: bool = False
     post_temporal_qp: bool = False
+    post_align: int = 0
 
     def __post_init__(self):
         if not (self.pre or self.post):
@@ -197,7 +201,8 @@ class WrapperTrainConfig:
         return (NetConfig(self.pre_channels, self.pre_blocks, self.pre, self.pre_qp_input, self.pre_planes,
                           self.pre_zero_mean),
                 NetConfig(self.post_channels, self.post_blocks, self.post, self.post_qp_input, self.post_planes,
-                          self.post_zero_mean, self.post_temporal, self.post_frame_qp, self.post_temporal_qp))
+                          self.post_zero_mean, self.post_temporal, self.post_frame_qp, self.post_temporal_qp,
+                          self.post_align))
 
     def loss_weights(self):
         from wrappers.loss import LossWeights
@@ -464,8 +469,18 @@ def full_frame_targets(target, pool, qps, *, log=None) -> dict:
     return out
 
 
+class FullFrameBatch(NamedTuple):
+    """One training batch cut from whole-clip decodes (`sample_full_frame_batch`)."""
+
+    patches: object  # proxy.data.PatchBatch: sources and stream QPs
+    targets: object  # proxy.data.TargetBatch: the codec's decodes (with neighbours) and bits
+    frame_qp: object  # (gop + 2 r, B) coded QP of each decode frame
+    aligned: object  # (gop, B, 2 r, patch, patch) motion-compensated neighbours, or None
+
+
 def sample_full_frame_batch(pool, targets: dict, *, seed: int, step: int, batch: int, patch: int, gop: int,
-                            qp_range: tuple[int, int], symmetries: bool = False, context: int = 0):
+                            qp_range: tuple[int, int], symmetries: bool = False, context: int = 0,
+                            align: int = 0) -> FullFrameBatch:
     """Batch of step ``step`` cut from `full_frame_targets`: random clip, QP, start frame and 2-aligned crop.
 
     ``gop`` frames are kept from any start frame (the stream's own frame types, whatever its
@@ -477,8 +492,14 @@ def sample_full_frame_batch(pool, targets: dict, *, seed: int, step: int, batch:
     ones (``gop + 2 r`` frames, clamped at the clip's ends as `wrappers.nets.edge_frames` does
     when deployed): the neighbours a temporal O reads.
 
-    Returns ``(PatchBatch, TargetBatch, frame_qp)``: ``frame_qp`` float32 ``(gop + 2 r, B)`` is
-    the coded QP of each decode frame in ``TargetBatch.recon`` (`full_frame_targets`).
+    With ``align`` R > 0 (and ``context``) each kept frame's 2 r neighbours are also returned
+    motion-compensated onto it (`wrappers.nets.align_neighbours`, search range R), aligned on the
+    whole decodes around the crop before the symmetry turns them, as the deployed O aligns whole
+    frames.
+
+    Returns a `FullFrameBatch`: ``frame_qp`` float32 ``(gop + 2 r, B)`` is the coded QP of each
+    decode frame in ``targets.recon`` (`full_frame_targets`); ``aligned`` uint ``(gop, B, 2 r,
+    patch, patch)`` or None.
     """
     import numpy as np
 
@@ -486,9 +507,10 @@ def sample_full_frame_batch(pool, targets: dict, *, seed: int, step: int, batch:
     from jaxcodec.frame import make_frame
     from jaxcodec.nn import ensemble
     from proxy.data import PatchBatch, TargetBatch
+    from wrappers.nets import align_neighbours
 
     rng = np.random.default_rng([seed, step])
-    src, rec, bits, qps, frame_qps = [], [], [], [], []
+    src, rec, bits, qps, frame_qps, aligned = [], [], [], [], [], []
     for _ in range(batch):
         c = int(rng.integers(len(pool)))
         clip = pool[c]
@@ -514,13 +536,19 @@ def sample_full_frame_batch(pool, targets: dict, *, seed: int, step: int, batch:
         bits.append(frame_bits[start:start + gop] * (patch * patch / (h * w)))
         qps.append(qp)
         frame_qps.append(coded_qp[around])
+        if align and context:
+            offsets = [d for d in range(-context, context + 1) if d]
+            aligned.append(np.stack([ensemble.symmetry(np.asarray(align_neighbours(
+                decoded.y[t], decoded.y[np.clip([t + d for d in offsets], 0, t_len - 1)], align,
+                top=y0, left=x0, height=patch, width=patch)), k, axes=(1, 2)) for t in range(start, start + gop)]))
     stack = lambda xs, k: np.stack([x[k] for x in xs])  # noqa: E731
     source = make_frame(stack(src, 0), stack(src, 1), stack(src, 2))
     kept = make_frame(source.y[:, gop:], source.u[:, gop:], source.v[:, gop:])
     recon = make_frame(stack(rec, 0), stack(rec, 1), stack(rec, 2))
     qp_arr = np.asarray(qps, np.int32)
-    return (PatchBatch(source, qp_arr), TargetBatch(kept, recon, np.stack(bits), qp_arr, 0.0),
-            np.stack(frame_qps, axis=1).astype(np.float32))
+    return FullFrameBatch(PatchBatch(source, qp_arr), TargetBatch(kept, recon, np.stack(bits), qp_arr, 0.0),
+                          np.stack(frame_qps, axis=1).astype(np.float32),
+                          np.stack(aligned, axis=1) if aligned else None)
 
 
 def _to_tensor(frames):
@@ -568,6 +596,8 @@ def _init_wrapper(config: WrapperTrainConfig):
         grow["planes"] = "yuv"
     # Same network, fed each frame's QP instead of the stream's: fine-tuning adapts it.
     fed = {"frame_qp": True} if post.enabled and post.frame_qp and not have_post.frame_qp else {}
+    if post.enabled and post.align and not have_post.align and have_post.temporal:
+        fed["align"] = post.align  # the same neighbour channels, fed aligned
     have_post = dataclasses.replace(have_post, **fed)
     have_post = dataclasses.replace(have_post, **grow)
     diff = [f"{name}.{k}: checkpoint {have!r} vs config {want!r}"
@@ -576,8 +606,8 @@ def _init_wrapper(config: WrapperTrainConfig):
             if have != want]
     if diff:
         raise ConfigError(f"init_from {config.init_from} was trained with other networks ({'; '.join(diff)})")
-    if fed:
-        saved.post.frame_qp = True
+    for k, v in fed.items():
+        setattr(saved.post, k, v)
     if grow:
         saved.post = grow_network(saved.post, post, rngs=nnx.Rngs(config.seed))
     return saved
@@ -630,7 +660,7 @@ def train(config: WrapperTrainConfig, *, target, target_name: str, proxy_path: s
 
     from proxy.data import PatchBatch, load_pool, run_target, sample_batch
     from proxy.train import open_checkpoints
-    from wrappers.nets import temporal_context
+    from wrappers.nets import aligned_context, temporal_context
 
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -673,9 +703,10 @@ def train(config: WrapperTrainConfig, *, target, target_name: str, proxy_path: s
         for step in range(start, end):
             t0 = time.perf_counter()
             if full is not None:  # P is off: the codec's input is the source, coded before training
-                pb, tb, frame_qp = sample_full_frame_batch(pool, full, seed=config.seed, step=step, batch=config.batch_size,
-                                                 patch=config.patch, gop=gop, qp_range=(config.qp_min, config.qp_max),
-                                                 symmetries=config.augment_symmetries, context=radius)
+                pb, tb, frame_qp, aligned = sample_full_frame_batch(
+                    pool, full, seed=config.seed, step=step, batch=config.batch_size, patch=config.patch, gop=gop,
+                    qp_range=(config.qp_min, config.qp_max), symmetries=config.augment_symmetries, context=radius,
+                    align=config.post_align)
                 source = _to_tensor(pb.frames)
             else:
                 pb = sample_batch(pool, seed=config.seed, step=step, batch=config.batch_size, patch=config.patch,
@@ -687,6 +718,8 @@ def train(config: WrapperTrainConfig, *, target, target_name: str, proxy_path: s
             context = None
             if radius:  # the decodes hold the neighbours around the gop kept frames
                 context = temporal_context(i_c, radius, frame_qp if config.post_temporal_qp else None)
+                if config.post_align:  # the same channels, the neighbours' luma motion-compensated
+                    context = aligned_context(aligned, context)
                 i_c = i_c[radius:radius + gop]
                 frame_qp = frame_qp[radius:radius + gop]  # post_temporal implies codec_on_full_frames
             i_p = _to_tensor(tb.source)  # the rounded samples the codec really received

@@ -14,12 +14,16 @@
   away, refined at full resolution by a +-3 window around it; the cheaper of that and the
   zero-centred full search wins per 8x8 block.
 * `bi_cost`: SAD of the rounded average of the best list-0 and list-1 predictions.
+* `window_search` / `align_window`: the full search against a reference window whose
+  surroundings the caller supplies, and the block-wise motion-compensated picture it gives: a
+  decoder-side alignment of decoded neighbours for temporal post filters (`wrappers`).
 """
 
 from __future__ import annotations
 
 import functools
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -42,11 +46,21 @@ def mv_bits(mv_qpel):
 @functools.partial(jax.jit, static_argnames=("search_range",))
 def integer_search(cur, ref, sqrt_lambda, *, search_range: int):
     """Best integer MV per 8x8 block: ``cur, ref (H, W)`` -> ``mv (H/8, W/8, 2)`` [x, y] in
-    integer samples and its cost (float32)."""
+    integer samples and its cost (float32). Outside the picture ``ref`` is edge-extended."""
+    r = search_range
+    return window_search(cur, jnp.pad(ref.astype(jnp.int32), r, mode="edge"), sqrt_lambda, search_range=r)
+
+
+@functools.partial(jax.jit, static_argnames=("search_range",))
+def window_search(cur, ref_window, sqrt_lambda, *, search_range: int):
+    """`integer_search` against ``ref_window (H + 2R, W + 2R)``: the reference samples around
+    ``cur``'s position, R = ``search_range`` on every side. The caller says what lies beyond the
+    picture (edge extension in `integer_search`; a crop's real surroundings in training)."""
     r = search_range
     h, w = cur.shape
+    chex.assert_shape(ref_window, (h + 2 * r, w + 2 * r))
     cur = cur.astype(jnp.int32)
-    pad = jnp.pad(ref.astype(jnp.int32), r, mode="edge")
+    pad = ref_window.astype(jnp.int32)
     dxs = jnp.arange(-r, r + 1, dtype=jnp.int32)
 
     def row(carry, dy):
@@ -71,6 +85,24 @@ def integer_search(cur, ref, sqrt_lambda, *, search_range: int):
     # so bias ties toward zero motion through the MV cost term instead.
     (cost, mv), _ = jax.lax.scan(row, init, jnp.arange(-r, r + 1, dtype=jnp.int32))
     return mv, cost
+
+
+@functools.partial(jax.jit, static_argnames=("search_range",))
+def align_window(cur, ref_window, sqrt_lambda, *, search_range: int):
+    """``cur (H, W)`` predicted from ``ref_window`` (`window_search`) block by block: the
+    reference's samples moved onto ``cur``'s grid by each 8x8 block's integer MV, ``(H, W)`` in
+    ``ref_window``'s dtype. A decoder-side motion compensation: it needs only decoded pictures."""
+    r = search_range
+    h, w = cur.shape
+    mv, _ = window_search(cur, ref_window, sqrt_lambda, search_range=r)
+    by, bx = jnp.meshgrid(jnp.arange(h // BLOCK, dtype=jnp.int32) * BLOCK,
+                          jnp.arange(w // BLOCK, dtype=jnp.int32) * BLOCK, indexing="ij")
+
+    def one(y, x):
+        return jax.lax.dynamic_slice(ref_window, (y, x), (BLOCK, BLOCK))
+
+    blocks = jax.vmap(jax.vmap(one))(by + r + mv[..., 1], bx + r + mv[..., 0])  # (H8, W8, 8, 8)
+    return jnp.swapaxes(blocks, 1, 2).reshape(h, w)
 
 
 def _downsample4(x):
