@@ -77,8 +77,8 @@ def _net_planes():
     import jax.numpy as jnp
     from flax import nnx
 
-    from proxy.ssf import luma_phases, tensor_to_planes
-    from wrappers.nets import QP_SCALE, apply_wrapper, frames_to_tensor
+    from proxy.ssf import tensor_to_planes
+    from wrappers.nets import QP_SCALE, apply_wrapper, frames_to_tensor, neighbour_luma
 
     @functools.partial(jax.jit, static_argnums=(0, 1))
     def run(graph, bit_depth, params, y, u, v, q, near=None, near_qp=None):
@@ -88,9 +88,8 @@ def _net_planes():
         # coded QPs (2r,) for one that reads them, in wrappers.nets.temporal_context's order.
         x = frames_to_tensor(make_frame(y, u, v, bit_depth=bit_depth))
         context = None
-        if near is not None:  # (2r, H/2, W/2, 4) -> (H/2, W/2, 8r), neighbour-major as in training
-            phases = luma_phases(near) / ((1 << bit_depth) - 1)
-            context = jnp.moveaxis(phases, 0, -2).reshape(x.shape[:-1] + (-1,))
+        if near is not None:  # (2r, H, W) -> (H/2, W/2, 8r), neighbour-major as in training
+            context = neighbour_luma(near, bit_depth=bit_depth)
             if near_qp is not None:
                 planes = jnp.broadcast_to(near_qp / QP_SCALE, x.shape[:-1] + near_qp.shape)
                 context = jnp.concatenate([context, planes.astype(context.dtype)], axis=-1)

@@ -20,12 +20,14 @@ recorded in every checkpoint so that a wrapper trained for another layout is ref
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import chex
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxcodec.codec import motion
 from jaxcodec.errors import ConfigError, InputError
 from jaxcodec.frame import Frame, make_frame
 
@@ -224,11 +226,15 @@ def edge_frames(length: int, t: int, radius: int) -> list[int]:
     return [min(max(t + d, 0), length - 1) for d in range(-radius, radius + 1) if d]
 
 
-ALIGN_BLOCK = 8  # jaxcodec.codec.motion.BLOCK
 ALIGN_LAMBDA = 4.0  # sqrt(lambda) of the MV cost: ties and flat blocks keep small motion
 
 
-def align_neighbours(cur: jax.Array, refs: jax.Array, search_range: int, *, top: int = 0, left: int = 0,
+@functools.partial(jax.jit, static_argnames=("search_range",))
+def _align_region(region: jax.Array, windows: jax.Array, *, search_range: int) -> jax.Array:
+    return jax.vmap(lambda win: motion.align_window(region, win, ALIGN_LAMBDA, search_range=search_range))(windows)
+
+
+def align_neighbours(cur, refs, search_range: int, *, top: int = 0, left: int = 0,
                      height: int | None = None, width: int | None = None) -> jax.Array:
     """Neighbours ``refs (N, H, W)`` motion-compensated onto ``cur`` (`NetConfig.align`):
     ``(N, h, w)`` in ``refs``' dtype, for the ``h x w`` region of ``cur`` at (``top``, ``left``)
@@ -236,32 +242,39 @@ def align_neighbours(cur: jax.Array, refs: jax.Array, search_range: int, *, top:
     and edge extension beyond the picture, so a training crop aligns as the same pixels of the
     whole deployed frame do. A region whose size is not a multiple of 8 is edge-extended for the
     search and cropped back."""
-    from jaxcodec.codec.motion import align_window
+    import numpy as np
 
     r = search_range
+    cur, refs = np.asarray(cur), np.asarray(refs)
     full_h, full_w = cur.shape
     h = full_h - top if height is None else height
     w = full_w - left if width is None else width
-    ph, pw = -h % ALIGN_BLOCK, -w % ALIGN_BLOCK
-    # Row/column indices clamped to the picture: edge extension, and the region's real surroundings.
-    ys = jnp.clip(jnp.arange(top - r, top + h + ph + r), 0, full_h - 1)
-    xs = jnp.clip(jnp.arange(left - r, left + w + pw + r), 0, full_w - 1)
-    cy = jnp.clip(jnp.arange(top, top + h + ph), 0, top + h - 1)
-    cx = jnp.clip(jnp.arange(left, left + w + pw), 0, left + w - 1)
-    region = jnp.asarray(cur)[cy][:, cx]
-    windows = jnp.asarray(refs)[:, ys][:, :, xs]
-    out = jax.vmap(lambda win: align_window(region, win, ALIGN_LAMBDA, search_range=r))(windows)
+    ph, pw = -h % motion.BLOCK, -w % motion.BLOCK
+    # Row/column indices clamped to the picture: edge extension, and the region's real
+    # surroundings. Gathered on the host, so only the region and its windows reach the device.
+    ys = np.clip(np.arange(top - r, top + h + ph + r), 0, full_h - 1)
+    xs = np.clip(np.arange(left - r, left + w + pw + r), 0, full_w - 1)
+    cy = np.clip(np.arange(top, top + h + ph), 0, top + h - 1)
+    cx = np.clip(np.arange(left, left + w + pw), 0, left + w - 1)
+    out = _align_region(cur[np.ix_(cy, cx)], refs[:, ys][:, :, xs], search_range=r)
     return out[:, :h, :w]
+
+
+def neighbour_luma(luma: jax.Array, *, bit_depth: int = 8) -> jax.Array:
+    """Neighbour luma planes ``(..., 2 r, H, W)`` -> their phases on the channel axis,
+    neighbour-major: ``(..., H/2, W/2, 8 r)`` in [0, 1], the layout of `temporal_context`."""
+    from proxy.ssf import luma_phases
+
+    phases = luma_phases(luma) / ((1 << bit_depth) - 1)  # (..., 2r, H/2, W/2, 4)
+    moved = jnp.moveaxis(phases, -4, -2)
+    return moved.reshape(moved.shape[:-2] + (-1,))
 
 
 def aligned_context(aligned: jax.Array, context: jax.Array, *, bit_depth: int = 8) -> jax.Array:
     """`temporal_context`'s ``context`` ``(..., H/2, W/2, C)`` with its neighbour luma channels
     replaced by ``aligned`` ``(..., 2 r, H, W)`` (`align_neighbours`, in the same neighbour
     order); the neighbours' QP planes, if any, stay."""
-    from proxy.ssf import luma_phases
-
-    phases = luma_phases(aligned) / ((1 << bit_depth) - 1)  # (..., 2r, H/2, W/2, 4)
-    luma = jnp.moveaxis(phases, -4, -2).reshape(context.shape[:-1] + (-1,))
+    luma = neighbour_luma(aligned, bit_depth=bit_depth)
     return jnp.concatenate([luma.astype(context.dtype), context[..., luma.shape[-1]:]], axis=-1)
 
 
