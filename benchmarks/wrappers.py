@@ -33,10 +33,12 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--ensemble", type=int, default=None, choices=(1, 2, 4, 8),
                         help="self-ensemble size of P and O (default: wrappers.deploy.DEFAULT_ENSEMBLE, 8)")
+    parser.add_argument("--strength", type=float, default=None,
+                        help="scale O's correction by this factor instead of the model's (wrappers.strength)")
     args = parser.parse_args(argv)
 
     from jaxcodec.errors import JaxcodecError
-    from wrappers.deploy import DEFAULT_ENSEMBLE, default_model, get_codec
+    from wrappers.deploy import DEFAULT_ENSEMBLE, default_model, get_codec, set_strength
     from wrappers.evaluate import METRICS, PERCEPTUAL, compare
     from wrappers.train import load_wrapper
 
@@ -45,6 +47,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     try:  # a missing model, codec or clip is the user's: one line, no traceback
         wrapper, meta = load_wrapper(model)
+        set_strength(wrapper, args.strength)
         res = compare({"wrapped": wrapper}, get_codec(args.codec), args.clips, qps=qps, frames=args.frames,
                       log=lambda line: print(line, flush=True), ensemble=args.ensemble)
     except JaxcodecError as e:
@@ -56,6 +59,7 @@ def main(argv=None) -> int:
     result = {
         "codec": args.codec, "model": model, "clips": args.clips, "qps": qps, "frames": args.frames,
         "ensemble": DEFAULT_ENSEMBLE if args.ensemble is None else args.ensemble,
+        "strength": None if wrapper.post is None else wrapper.post.strength,
         "bd_rate": {**{m: summary[m] for m in METRICS}, "vmaf": "unavailable (no libvmaf in this FFmpeg build)"},
         "bd_rate_all": res["bd_rate_all"]["wrapped"],
         "all_over": list(PERCEPTUAL),

@@ -3,6 +3,7 @@
     jaxcodec wrap encode IN --codec x264 --qp 32 -o OUT.mp4     # P, then the real encoder
     jaxcodec wrap decode OUT.mp4 -o REC.y4m                     # the real decoder, then O
     jaxcodec wrap soup MODEL_A MODEL_B -o SOUP                  # average fine-tunes' weights
+    jaxcodec wrap strength MODEL -o OUT --clips carphone bikes  # pick O's residual scaling
     jaxcodec train wrappers --target x264 --proxy models/proxy_x264_small \\
         --config configs/wrappers_post_align.toml --out runs/wrap_align \\
         --export models/wrapper_x264_align
@@ -53,6 +54,8 @@ def register_decode(subparsers) -> None:
     p.add_argument("--qp", type=int, default=None,
                    help="the encoder's QP, for a QP-aware postprocessor when the stream does not record it "
                         "(one reading each frame's QP needs none for H.264: the decoder reports them)")
+    p.add_argument("--strength", type=float, default=None,
+                   help="scale O's correction by this factor instead of the model's (wrappers.strength)")
     _ensemble_option(p, "O")
     p.set_defaults(func=_decode)
 
@@ -65,6 +68,27 @@ def register_soup(subparsers) -> None:
     p.add_argument("-o", "--output", required=True, help="model directory to write")
     p.add_argument("--weights", default=None, help="comma-separated mixing weights (default: uniform)")
     p.set_defaults(func=_soup)
+
+
+def register_strength(subparsers) -> None:
+    from wrappers.strength import DEFAULT_GRID, DEFAULT_KEEP
+
+    p = subparsers.add_parser("strength", help="pick the postprocessor's residual scaling on training clips",
+                              description="Score O's correction scaled by each factor of --grid against the bare "
+                                          "codec on --clips and write the model with the best one (wrappers.strength: "
+                                          "lowest ALL BD-rate keeping --keep of the unscaled SSIM and MS-SSIM savings). "
+                                          "Use training clips only.")
+    p.add_argument("model", help="wrapper model directory")
+    p.add_argument("-o", "--output", required=True, help="model directory to write")
+    p.add_argument("--codec", default="x264", help="the codec the wrapper runs behind")
+    p.add_argument("--clips", nargs="+", default=["carphone", "bikes"], help="clip names or Y4M paths (training clips)")
+    p.add_argument("--grid", default=",".join(f"{s:g}" for s in DEFAULT_GRID), help="comma-separated factors (1 is always added)")
+    p.add_argument("--qps", default="22,27,32,37")
+    p.add_argument("--frames", type=int, default=30)
+    p.add_argument("--keep", type=float, default=DEFAULT_KEEP,
+                   help=f"share of the unscaled SSIM and MS-SSIM savings a factor must keep (default {DEFAULT_KEEP:g})")
+    _ensemble_option(p, "O")
+    p.set_defaults(func=_strength)
 
 
 def register_train(subparsers) -> None:
@@ -96,7 +120,7 @@ def _decode(args: argparse.Namespace) -> int:
     from wrappers.deploy import decode_file
 
     print(json.dumps(decode_file(args.input, args.output, model=args.model, no_wrapper=args.no_wrapper, qp=args.qp,
-                                 ensemble=args.ensemble)))
+                                 ensemble=args.ensemble, strength=args.strength)))
     return 0
 
 
@@ -109,6 +133,21 @@ def _soup(args: argparse.Namespace) -> int:
     except ValueError:
         raise ConfigError(f"--weights: not a comma-separated list of numbers: {args.weights!r}") from None
     print(json.dumps(soup_files(args.models, args.output, weights)))
+    return 0
+
+
+def _strength(args: argparse.Namespace) -> int:
+    from jaxcodec.errors import ConfigError
+    from wrappers.strength import parse_grid, strength_files
+
+    try:
+        qps = tuple(int(q) for q in args.qps.split(","))
+    except ValueError:
+        raise ConfigError(f"--qps: not a comma-separated list of integers: {args.qps!r}") from None
+    print(json.dumps(strength_files(args.model, args.output, codec_name=args.codec, clips=args.clips,
+                                    strengths=parse_grid(args.grid), qps=qps, frames=args.frames,
+                                    ensemble=args.ensemble, keep=args.keep,
+                                    log=lambda line: print(line, flush=True))))
     return 0
 
 

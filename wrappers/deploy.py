@@ -102,15 +102,40 @@ def _net_planes():
 
 def _apply_frames(net, frames: Frame, qp: int | None = None, side: str = "wrapper",
                   ensemble: int = DEFAULT_ENSEMBLE, frame_qp=None) -> Frame:
-    """Run one wrapper network over every frame of ``frames`` (T, H, W); ``net=None`` returns
-    them as they are. ``ensemble``: 1, 2, 4 or 8 symmetries per frame, float outputs averaged.
+    """Run one wrapper network over every frame of ``frames`` (T, H, W) (`_apply_frames_float`),
+    its correction scaled by the network's ``strength`` (`scale_correction`); ``net=None``
+    returns them as they are."""
+    if net is None:
+        return frames
+    planes = _apply_frames_float(net, frames, qp, side, ensemble, frame_qp)
+    return scale_correction(frames, planes, getattr(net, "strength", 1.0))
+
+
+def scale_correction(frames: Frame, planes, strength: float = 1.0) -> Frame:
+    """``frames + strength * (planes - frames)`` rounded to samples: a network's float output
+    ``planes`` (Y, U, V, each (T, H, W), in [0, peak]) with its correction scaled
+    (`wrappers.nets.NetConfig.strength`, paper 001 eq. 3). ``strength`` 1 rounds ``planes``
+    themselves, so an unscaled network's output does not depend on float re-association."""
+    import numpy as np
+
+    dtype = np.uint8 if frames.bit_depth == 8 else np.uint16
+    if strength != 1.0:
+        s = np.float32(strength)
+        planes = [np.clip(np.asarray(b, np.float32) + s * (p - np.asarray(b, np.float32)), 0.0, float(frames.peak))
+                  for b, p in zip(frames.planes, planes)]
+    return make_frame(*(np.round(p).astype(dtype) for p in planes), bit_depth=frames.bit_depth)
+
+
+def _apply_frames_float(net, frames: Frame, qp: int | None = None, side: str = "wrapper",
+                        ensemble: int = DEFAULT_ENSEMBLE, frame_qp=None) -> tuple:
+    """Run one wrapper network over every frame of ``frames`` (T, H, W). ``ensemble``: 1, 2, 4
+    or 8 symmetries per frame, float outputs averaged.
     ``frame_qp``: each frame's coded QP ``(T,)``, which a network built with
     `wrappers.nets.NetConfig.frame_qp` reads instead of the stream's ``qp``.
     A temporal network (`wrappers.nets.NetConfig.temporal`) also reads each frame's decoded
     neighbours (its input ``frames``, clamped at the clip's ends: `wrappers.nets.edge_frames`),
-    motion-compensated onto the frame for one built with ``align`` (`wrappers.nets.align_neighbours`)."""
-    if net is None:
-        return frames
+    motion-compensated onto the frame for one built with ``align`` (`wrappers.nets.align_neighbours`).
+    Returns the float Y, U, V sample planes (T, H, W) before rounding."""
     import jax.numpy as jnp
     import numpy as np
     from flax import nnx
@@ -139,7 +164,6 @@ def _apply_frames(net, frames: Frame, qp: int | None = None, side: str = "wrappe
         qps = np.full(length, 0 if qp is None else qp, np.float32)
     graph, params = nnx.split(net)
     run = _net_planes()
-    dtype = np.uint8 if frames.bit_depth == 8 else np.uint16
     radius = needs_context(net)
     luma = np.asarray(frames.y)
     out: list[list] = [[], [], []]
@@ -157,8 +181,8 @@ def _apply_frames(net, frames: Frame, qp: int | None = None, side: str = "wrappe
             member = [ens.inverse_symmetry(np.asarray(m, np.float32), k) for m in member]
             total = member if total is None else [a + b for a, b in zip(total, member)]
         for c in range(3):
-            out[c].append(np.round(total[c] / np.float32(ensemble)).astype(dtype))
-    return make_frame(*(np.stack(o) for o in out), bit_depth=frames.bit_depth)
+            out[c].append(total[c] / np.float32(ensemble))
+    return tuple(np.stack(o) for o in out)
 
 
 def preprocess(wrapper, frames: Frame, qp: int | None = None, *, ensemble: int = DEFAULT_ENSEMBLE) -> Frame:
@@ -172,6 +196,18 @@ def postprocess(wrapper, frames: Frame, qp: int | None = None, *, ensemble: int 
     """O over a decoded clip (identity without a wrapper or without a postprocessor); ``qp`` for a QP-aware O;
     ``ensemble`` symmetries per frame, ``frame_qp`` each frame's coded QP (`_apply_frames`)."""
     return _apply_frames(None if wrapper is None else wrapper.post, frames, qp, "postprocessor", ensemble, frame_qp)
+
+
+def postprocess_float(wrapper, frames: Frame, qp: int | None = None, *, ensemble: int = DEFAULT_ENSEMBLE,
+                      frame_qp=None) -> tuple:
+    """O's float Y, U, V planes over a decoded clip before its strength and rounding (`scale_correction`
+    of them with the network's ``strength`` is `postprocess`); the clip's own planes without an O."""
+    import numpy as np
+
+    net = None if wrapper is None else wrapper.post
+    if net is None:
+        return tuple(np.asarray(p, np.float32) for p in frames.planes)
+    return _apply_frames_float(net, frames, qp, "postprocessor", ensemble, frame_qp)
 
 
 _RAW_FORMATS = {"x264": "h264", "h264": "h264", "libx264": "h264", "x265": "hevc", "hevc": "hevc", "libx265": "hevc",
@@ -324,11 +360,24 @@ def encode_file(source: str, out: str, *, codec_name: str, qp: int, model: str |
             "codec": codec_name, "qp": qp, "wrapper": None if wrapper is None else model}
 
 
+def set_strength(wrapper, strength: float | None):
+    """Override the residual scaling of ``wrapper``'s O (`wrappers.nets.NetConfig.strength`); None keeps the model's."""
+    if strength is None or wrapper is None:
+        return wrapper
+    if not 0.0 < strength <= 4.0:
+        raise InputError(f"--strength must be in (0, 4], got {strength}")
+    if wrapper.post is None:
+        raise InputError("--strength scales the postprocessor's correction; this wrapper has none")
+    wrapper.post.strength = float(strength)
+    return wrapper
+
+
 def decode_file(source: str, out: str, *, model: str | None, no_wrapper: bool = False, qp: int | None = None,
-                ensemble: int = DEFAULT_ENSEMBLE) -> dict:
+                ensemble: int = DEFAULT_ENSEMBLE, strength: float | None = None) -> dict:
     """``jaxcodec wrap decode``: the real decoder (FFmpeg through PyAV; `runtime.decoder` for our
     streams), then O, then Y4M/YUV atomically. ``qp`` overrides the QP the stream records;
-    ``ensemble``: O's self-ensemble size (`_apply_frames`)."""
+    ``ensemble``: O's self-ensemble size (`_apply_frames`); ``strength`` overrides the model's
+    residual scaling (`set_strength`)."""
     from jaxcodec.io import read_video, write_video
     from wrappers.nets import needs_frame_qp
     from wrappers.train import load_wrapper
@@ -357,7 +406,7 @@ def decode_file(source: str, out: str, *, model: str | None, no_wrapper: bool = 
         video = read_video(source)
         decoded, fps = video.frames, video.fps
         frame_qp = read_frame_qps(source, qp) if needs_frame_qp(wrapper.post if wrapper else None) else None
-    frames = postprocess(wrapper, decoded, qp, ensemble=ensemble, frame_qp=frame_qp)
+    frames = postprocess(set_strength(wrapper, strength), decoded, qp, ensemble=ensemble, frame_qp=frame_qp)
     write_video(out, frames, fps)
     return {"frames": int(frames.y.shape[0]), "qp": qp,
             "wrapper": None if wrapper is None else model}

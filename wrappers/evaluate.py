@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 PERCEPTUAL = ("ssim", "ms_ssim", "dlm")
 METRICS = (*PERCEPTUAL, "dlm_neg", "psnr_yuv")
@@ -59,21 +59,22 @@ def make_scorer() -> Callable:
 
 
 def compare(wrappers: Mapping[str, object], codec, clips, *, qps=(22, 27, 32, 37), frames: int = 30,
-            log: Callable[[str], None] = print, ensemble: int | None = None) -> dict:
+            log: Callable[[str], None] = print, ensemble: int | None = None,
+            strengths: Sequence[float] | None = None) -> dict:
     """BD-rates of every wrapper in ``wrappers`` (name -> `wrappers.nets.Wrapper`) against ``codec`` bare.
     ``ensemble``: the wrappers' self-ensemble size (default: `wrappers.deploy.DEFAULT_ENSEMBLE`).
+    ``strengths``: score each wrapper's O at every one of these residual scalings (pipelines
+    named `strength_name`), from one run of O per clip and QP, instead of at its own strength.
 
     Returns ``{"rd": {clip: {"bare": rows, name: rows}}, "bd_rate": {name: {metric: mean over clips}},
     "bd_rate_per_clip": {name: {clip: {metric: value}}}, "bd_rate_all": {name: mean over PERCEPTUAL}}``.
     Every RD point is also logged as one JSON line.
     """
-    import numpy as np
-
     from jaxcodec.io import read_video
-    from runtime.bench import bd_rate_or_nan
-    from wrappers.deploy import DEFAULT_ENSEMBLE, postprocess, preprocess
+    from wrappers.deploy import DEFAULT_ENSEMBLE, postprocess, postprocess_float, preprocess, scale_correction
 
     n = DEFAULT_ENSEMBLE if ensemble is None else ensemble
+    names = list(wrappers) if strengths is None else [strength_name(w, s) for w in wrappers for s in strengths]
 
     scores = make_scorer()
     rd: dict = {}
@@ -81,7 +82,7 @@ def compare(wrappers: Mapping[str, object], codec, clips, *, qps=(22, 27, 32, 37
         video = read_video(clip, max_frames=frames)
         src = video.frames
         seconds = src.y.shape[0] / float(video.fps)
-        rows: dict = {"bare": [], **{name: [] for name in wrappers}}
+        rows: dict = {"bare": [], **{name: [] for name in names}}
 
         def add(name, qp, result, decoded):
             row = {"qp": qp, "kbps": float(result.bits_per_frame.sum()) / seconds / 1000, **scores(src, decoded)}
@@ -94,10 +95,30 @@ def compare(wrappers: Mapping[str, object], codec, clips, *, qps=(22, 27, 32, 37
             for name, wrapper in wrappers.items():
                 coded = bare if wrapper.pre is None else codec.encode(preprocess(wrapper, src, qp, ensemble=n), qp=qp,
                                                                       fps=video.fps)
-                add(name, qp, coded, postprocess(wrapper, coded.recon, qp, ensemble=n, frame_qp=coded.frame_qp))
+                if strengths is None:
+                    add(name, qp, coded, postprocess(wrapper, coded.recon, qp, ensemble=n, frame_qp=coded.frame_qp))
+                    continue
+                planes = postprocess_float(wrapper, coded.recon, qp, ensemble=n, frame_qp=coded.frame_qp)
+                for s in strengths:
+                    add(strength_name(name, s), qp, coded, scale_correction(coded.recon, planes, s))
         rd[clip] = rows
+    return {"rd": rd, **summarise(rd, names, clips)}
+
+
+def strength_name(name: str, strength: float) -> str:
+    """Pipeline name of wrapper ``name`` at residual scaling ``strength`` in `compare`."""
+    return f"{name} x{strength:g}"
+
+
+def summarise(rd: Mapping, names, clips) -> dict:
+    """BD-rates against ``"bare"`` of the pipelines ``names`` in ``rd`` ({clip: {name: RD rows}}):
+    ``bd_rate`` (mean over clips), ``bd_rate_per_clip`` and ``bd_rate_all`` (mean over `PERCEPTUAL`)."""
+    import numpy as np
+
+    from runtime.bench import bd_rate_or_nan
+
     per_clip = {name: {clip: {m: bd_rate_or_nan(rd[clip]["bare"], rd[clip][name], m) for m in METRICS}
-                       for clip in clips} for name in wrappers}
-    bd = {name: {m: float(np.mean([per_clip[name][c][m] for c in clips])) for m in METRICS} for name in wrappers}
-    return {"rd": rd, "bd_rate": bd, "bd_rate_per_clip": per_clip,
-            "bd_rate_all": {name: float(np.mean([bd[name][m] for m in PERCEPTUAL])) for name in wrappers}}
+                       for clip in clips} for name in names}
+    bd = {name: {m: float(np.mean([per_clip[name][c][m] for c in clips])) for m in METRICS} for name in names}
+    return {"bd_rate": bd, "bd_rate_per_clip": per_clip,
+            "bd_rate_all": {name: float(np.mean([bd[name][m] for m in PERCEPTUAL])) for name in names}}

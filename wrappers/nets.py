@@ -86,6 +86,12 @@ class NetConfig:
         reason the ``temporal`` note gives: without it the detail a neighbour holds lies
         wherever the motion put it. Only decoded pictures are used, so the decoder aligns
         exactly as training did. 0: unaligned neighbours.
+      strength: residual scaling of the deployed network: the output is ``x + strength * (O(x) - x)``
+        (after the self-ensemble's mean, before rounding: `wrappers.deploy`): the residual
+        scaling of NNVC's loop filter (paper 001 section III-C, eq. 3), one factor for the model
+        instead of one signalled per picture, since the wrapped stream must stay standard. A
+        deployment setting, never used in training: `wrappers.strength` picks it on training
+        clips. 1: the network as trained.
     """
 
     channels: int = 24
@@ -98,8 +104,11 @@ class NetConfig:
     frame_qp: bool = False
     temporal_qp: bool = False
     align: int = 0
+    strength: float = 1.0
 
     def __post_init__(self):
+        if not (0.0 < self.strength <= 4.0):
+            raise ConfigError(f"NetConfig strength must be in (0, 4], got {self.strength}")
         if self.channels <= 0 or self.blocks < 0:
             raise ConfigError(f"NetConfig needs channels > 0 and blocks >= 0, got {self.channels}, {self.blocks}")
         if self.temporal < 0:
@@ -137,6 +146,7 @@ class ResidualCNN(nnx.Module):
         self.frame_qp = config.frame_qp
         self.temporal_qp = config.temporal_qp
         self.align = config.align
+        self.strength = config.strength
         self.head = nnx.Conv(config.in_channels, c, (3, 3), rngs=rngs)
         self.blocks = nnx.List([nnx.List([nnx.Conv(c, c, (3, 3), rngs=rngs), nnx.Conv(c, c, (3, 3), rngs=rngs)])
                                 for _ in range(config.blocks)])

@@ -81,24 +81,9 @@ def soup(models: Sequence[tuple[object, dict]], weights: Sequence[float] | None 
 
 def soup_files(paths: Sequence[str | Path], out: str | Path, weights: Sequence[float] | None = None) -> dict:
     """Load ``paths``, average them (`soup`) and save the soup to ``out`` (written beside, then renamed)."""
-    import shutil
-    import tempfile
+    from wrappers.train import load_wrapper, replace_wrapper
 
-    from wrappers.train import load_wrapper, save_wrapper
-
-    out = Path(out)
-    if out.exists() and not (out / "meta.json").is_file():
-        raise ConfigError(f"{out}: exists and is not a wrapper model directory; not overwriting it")
     models = [load_wrapper(p) for p in paths]
     wrapper, meta = soup(models, weights, names=[str(p) for p in paths])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        save_wrapper(tmp, wrapper, meta=meta)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    replace_wrapper(out, wrapper, meta=meta)
     return {"model": str(out), "soup": meta["soup"]}

@@ -380,6 +380,33 @@ def save_wrapper(path: str | Path, wrapper, *, meta: dict) -> None:
     atomic_write_bytes(path / "meta.json", json.dumps(full, indent=2, sort_keys=True).encode())
 
 
+def check_output_model(out: str | Path) -> Path:
+    """``out`` as a Path, refused (`ConfigError`) if it exists and is not a wrapper model directory."""
+    out = Path(out)
+    if out.exists() and not (out / "meta.json").is_file():
+        raise ConfigError(f"{out}: exists and is not a wrapper model directory; not overwriting it")
+    return out
+
+
+def replace_wrapper(out: str | Path, wrapper, *, meta: dict) -> None:
+    """`save_wrapper` into a fresh directory beside ``out``, then renamed onto it, so that an
+    interrupted write leaves ``out`` as it was; refuses an ``out`` that is not a wrapper model."""
+    import shutil
+    import tempfile
+
+    out = check_output_model(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        save_wrapper(tmp, wrapper, meta=meta)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
 def load_wrapper(path: str | Path):
     """Load a wrapper; a model for another format, colour format or size factor raises `ModelError`."""
     import orbax.checkpoint as ocp
