@@ -159,3 +159,15 @@ def test_strength_refuses_a_model_without_o_and_a_directory_that_is_not_a_model(
     assert (tmp_path / "notmodel" / "keep.txt").read_text() == "x"
     assert main(["wrap", "strength", str(tmp_path / "m"), "-o", str(tmp_path / "o"), "--grid", "1,abc"]) != 0
     assert "comma-separated" in capsys.readouterr().err
+    # `wrap decode --strength` out of range: one line, no output file
+    from jaxcodec.io import write_y4m
+
+    write_y4m(tmp_path / "src.y4m", moving_textures(count=1, frames=2, size=32)[0])
+    assert main(["wrap", "encode", str(tmp_path / "src.y4m"), "--codec", "x264", "--qp", "30", "--no-wrapper",
+                 "-o", str(tmp_path / "s.mp4")]) == 0
+    capsys.readouterr()
+    assert main(["wrap", "decode", str(tmp_path / "s.mp4"), "-o", str(tmp_path / "rec.y4m"), "--model",
+                 str(tmp_path / "m"), "--qp", "30", "--strength", "9"]) != 0
+    err = capsys.readouterr().err
+    assert "--strength must be in (0, 4]" in err and "Traceback" not in err
+    assert not (tmp_path / "rec.y4m").exists()

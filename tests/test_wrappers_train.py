@@ -318,6 +318,13 @@ def test_init_from_starts_from_a_saved_wrapper_and_refuses_other_networks(proxy_
     init_state(_config(pre=False, post_qp_input=True, init_from=str(tmp_path / "old")), proxy_dir)
     with pytest.raises(ConfigError, match="post.channels: checkpoint 8 vs config 16"):
         init_state(_config(pre=False, post_qp_input=True, post_channels=16, init_from=str(tmp_path / "m")), proxy_dir)
+    # A residual scaling (`jaxcodec wrap strength`) is a deployment setting: a scaled model may
+    # start a run, which trains the network as it is, unscaled.
+    scaled = {**dataclasses.asdict(post), "strength": 1.3}
+    save_wrapper(tmp_path / "scaled", saved, meta={"pre": dataclasses.asdict(pre), "post": scaled})
+    state, wgraph = init_state(_config(pre=False, post_qp_input=True, init_from=str(tmp_path / "scaled")), proxy_dir)[:2]
+    assert nnx.merge(wgraph, state.wrapper).post.strength == 1.0
+    jax.tree_util.tree_map(np.testing.assert_array_equal, nnx.to_pure_dict(state.wrapper), want)
     # A stream-QP O may start a frame-QP one (the same network, fed each frame's QP); not back.
     full = dict(pre=False, post_qp_input=True, iterative_update=False, codec_on_full_frames=True)
     fcfg = _config(**full, post_frame_qp=True, init_from=str(tmp_path / "m"))

@@ -362,13 +362,14 @@ def encode_file(source: str, out: str, *, codec_name: str, qp: int, model: str |
 
 def set_strength(wrapper, strength: float | None):
     """Override the residual scaling of ``wrapper``'s O (`wrappers.nets.NetConfig.strength`); None keeps the model's."""
+    from wrappers.nets import check_strength
+
     if strength is None or wrapper is None:
         return wrapper
-    if not 0.0 < strength <= 4.0:
-        raise InputError(f"--strength must be in (0, 4], got {strength}")
+    strength = check_strength(strength, "--strength", InputError)
     if wrapper.post is None:
         raise InputError("--strength scales the postprocessor's correction; this wrapper has none")
-    wrapper.post.strength = float(strength)
+    wrapper.post.strength = strength
     return wrapper
 
 
@@ -391,6 +392,7 @@ def decode_file(source: str, out: str, *, model: str | None, no_wrapper: bool = 
     if not no_wrapper and model is None:
         model = str(default_model(stream_codec(source)))
         wrapper = load_wrapper(model)[0]
+    set_strength(wrapper, strength)  # a bad factor fails before the stream is decoded
     if qp is None:
         qp = recorded_qp(source)
     if _is_ours(source):
@@ -406,7 +408,7 @@ def decode_file(source: str, out: str, *, model: str | None, no_wrapper: bool = 
         video = read_video(source)
         decoded, fps = video.frames, video.fps
         frame_qp = read_frame_qps(source, qp) if needs_frame_qp(wrapper.post if wrapper else None) else None
-    frames = postprocess(set_strength(wrapper, strength), decoded, qp, ensemble=ensemble, frame_qp=frame_qp)
+    frames = postprocess(wrapper, decoded, qp, ensemble=ensemble, frame_qp=frame_qp)
     write_video(out, frames, fps)
     return {"frames": int(frames.y.shape[0]), "qp": qp,
             "wrapper": None if wrapper is None else model}

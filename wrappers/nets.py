@@ -37,6 +37,14 @@ CHANNELS = 6  # 4 luma phases + Cb + Cr
 LUMA_CHANNELS = 4  # the 2x2 luma phases come first
 PLANES = ("yuv", "y")
 QP_SCALE = 64.0  # QP plane = QP / QP_SCALE (H.264/HEVC QPs 0..51 map into [0, 0.8])
+MAX_STRENGTH = 4.0  # NetConfig.strength in (0, MAX_STRENGTH]
+
+
+def check_strength(value: float, what: str = "NetConfig strength", error: type = ConfigError) -> float:
+    """``value`` as a float if it is a valid residual scaling (`NetConfig.strength`), else ``error``."""
+    if not 0.0 < float(value) <= MAX_STRENGTH:
+        raise error(f"{what} must be in (0, {MAX_STRENGTH:g}], got {value}")
+    return float(value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,8 +115,7 @@ class NetConfig:
     strength: float = 1.0
 
     def __post_init__(self):
-        if not (0.0 < self.strength <= 4.0):
-            raise ConfigError(f"NetConfig strength must be in (0, 4], got {self.strength}")
+        check_strength(self.strength)
         if self.channels <= 0 or self.blocks < 0:
             raise ConfigError(f"NetConfig needs channels > 0 and blocks >= 0, got {self.channels}, {self.blocks}")
         if self.temporal < 0:

@@ -41,14 +41,13 @@ training clips leaves none on new ones."""
 
 def parse_grid(text: str) -> tuple[float, ...]:
     """``"1,1.2,1.4"`` -> sorted unique factors, with 1 added; each in (0, 4] (`NetConfig.strength`)."""
+    from wrappers.nets import check_strength
+
     try:
         values = {float(v) for v in text.split(",") if v.strip()}
     except ValueError:
         raise ConfigError(f"--grid: not a comma-separated list of numbers: {text!r}") from None
-    bad = [v for v in values if not (0.0 < v <= 4.0)]
-    if bad:
-        raise ConfigError(f"--grid: strengths must be in (0, 4], got {sorted(bad)}")
-    return tuple(sorted(values | {1.0}))
+    return tuple(sorted({check_strength(v, "--grid: each strength") for v in values} | {1.0}))
 
 
 def select_strength(bd_rate: dict[float, dict[str, float]], bd_all: dict[float, float], *,

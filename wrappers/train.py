@@ -625,6 +625,8 @@ def _init_wrapper(config: WrapperTrainConfig):
     fed = {"frame_qp": True} if post.enabled and post.frame_qp and not have_post.frame_qp else {}
     if post.enabled and post.align and not have_post.align and have_post.temporal:
         fed["align"] = post.align  # the same neighbour channels, fed aligned
+    if post.enabled and have_post.strength != post.strength:
+        fed["strength"] = post.strength  # a deployment setting, never trained: the run's own applies
     have_post = dataclasses.replace(have_post, **fed)
     have_post = dataclasses.replace(have_post, **grow)
     diff = [f"{name}.{k}: checkpoint {have!r} vs config {want!r}"
