@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from jaxcodec.io.synthetic import (CARTOON, COLOUR_STILLS, GENERATED, MORE_STILLS, STILLS, THIRD_STILLS, cartoon_clips,
-                                   moving_textures, still_pans, synthetic_clips)
+from jaxcodec.io.synthetic import (CARTOON, CARTOON_HD, COLOUR_STILLS, GENERATED, MORE_STILLS, STILLS, THIRD_STILLS,
+                                   cartoon_clips, moving_textures, still_pans, synthetic_clips)
 
 
 def test_cartoon_clips_shape_and_seed():
@@ -24,10 +24,16 @@ def test_cartoon_clips_shape_and_seed():
     assert any(not np.array_equal(x.y, y.y) for x, y in zip(a, c))
 
 
-@pytest.mark.parametrize("name", [GENERATED, CARTOON, STILLS, MORE_STILLS, THIRD_STILLS, COLOUR_STILLS])
+@pytest.mark.parametrize("name", [GENERATED, CARTOON, CARTOON_HD, STILLS, MORE_STILLS, THIRD_STILLS, COLOUR_STILLS])
 def test_synthetic_names(name):
     clips = synthetic_clips(name, frames=2)
     assert clips and all(c.y.shape[0] == 2 for c in clips)
+
+
+def test_hd_cartoon_is_larger_and_new():
+    (small,), hd = cartoon_clips(count=1, frames=2), synthetic_clips(CARTOON_HD, frames=2)
+    assert small.y.shape == (2, 144, 256) and all(c.y.shape == (2, 288, 512) for c in hd)
+    assert len({c.y.tobytes() for c in hd}) == len(hd)
 
 
 def test_unknown_name_is_not_synthetic():

@@ -28,6 +28,12 @@ GENERATED = "generated"
 """Clip name that trainers expand to `moving_textures` (6 clips, 128x128)."""
 CARTOON = "cartoon"
 """Clip name that trainers expand to `cartoon_clips` (4 clips, 256x144)."""
+CARTOON_HD = "cartoon_hd"
+"""Clip name that trainers expand to `cartoon_clips` at 512x288 (`CARTOON_HD_CLIPS` clips, another
+seed): the same kind of computer animation with shapes four times the area in samples, so that
+edges and shading gradients span as many samples as in 720p content, where 256x144 clips and
+the QCIF camera clip pack detail far more densely."""
+CARTOON_HD_CLIPS = 8
 STILLS = "stills"
 """Clip name that trainers expand to `still_pans` (`STILLS_PER_IMAGE` clips per photograph, 256x144)."""
 STILLS_PER_IMAGE = 3
@@ -259,12 +265,14 @@ def _pan(img: np.ndarray, name: str, rng: np.random.Generator, frames: int, h: i
 
 
 def synthetic_clips(name: str, *, frames: int) -> list[Frame] | None:
-    """The clips behind a generated-content name (`GENERATED`, `CARTOON`, `STILLS`, `MORE_STILLS`,
-    `THIRD_STILLS`, `COLOUR_STILLS`, `SKLEARN_STILLS`), or None."""
+    """The clips behind a generated-content name (`GENERATED`, `CARTOON`, `CARTOON_HD`, `STILLS`,
+    `MORE_STILLS`, `THIRD_STILLS`, `COLOUR_STILLS`, `SKLEARN_STILLS`), or None."""
     if name == GENERATED:
         return moving_textures(frames=frames)
     if name == CARTOON:
         return cartoon_clips(frames=frames)
+    if name == CARTOON_HD:
+        return cartoon_clips(count=CARTOON_HD_CLIPS, frames=frames, size=(288, 512), seed=8642)
     if name == STILLS:
         return still_pans(frames=frames, per_image=STILLS_PER_IMAGE)
     if name == MORE_STILLS:
