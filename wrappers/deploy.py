@@ -41,8 +41,8 @@ DEFAULT_MODEL = MODELS_DIR / "wrapper_x264_cartoon_hd"
 CODEC_MODELS = {"hevc": MODELS_DIR / "wrapper_x265_crop128"}
 """Shipped wrappers trained behind one codec (keyed by stream format), as paper 004 trains one
 wrapper per target; any other codec gets `DEFAULT_MODEL`. On held-out bigbuckbunny behind x265
-the x265-trained O reaches ALL -10.70 % against -9.90 % for the x264-trained one behind x264
-(models/wrapper_x265_neighbour_qp_norm_long.md, models/wrapper_x264_cartoon_hd.md)."""
+the x265-trained O reaches ALL -11.38 % against -9.90 % for the x264-trained one behind x264
+(models/wrapper_x265_crop128.md, models/wrapper_x264_cartoon_hd.md)."""
 DEFAULT_ENSEMBLE = 8
 
 
