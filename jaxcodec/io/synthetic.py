@@ -34,6 +34,10 @@ seed): the same kind of computer animation with shapes four times the area in sa
 edges and shading gradients span as many samples as in 720p content, where 256x144 clips and
 the QCIF camera clip pack detail far more densely."""
 CARTOON_HD_CLIPS = 8
+CARTOON_HD2 = "cartoon_hd2"
+"""Clip name that trainers expand to `CARTOON_HD_CLIPS` more `cartoon_clips` at 640x360 (a third
+seed): a scale between `CARTOON_HD` and 720p, and new shapes, kept apart from `CARTOON_HD` so that
+the clips (and cached encodes) of that name never change."""
 STILLS = "stills"
 """Clip name that trainers expand to `still_pans` (`STILLS_PER_IMAGE` clips per photograph, 256x144)."""
 STILLS_PER_IMAGE = 3
@@ -265,14 +269,16 @@ def _pan(img: np.ndarray, name: str, rng: np.random.Generator, frames: int, h: i
 
 
 def synthetic_clips(name: str, *, frames: int) -> list[Frame] | None:
-    """The clips behind a generated-content name (`GENERATED`, `CARTOON`, `CARTOON_HD`, `STILLS`,
-    `MORE_STILLS`, `THIRD_STILLS`, `COLOUR_STILLS`, `SKLEARN_STILLS`), or None."""
+    """The clips behind a generated-content name (`GENERATED`, `CARTOON`, `CARTOON_HD`, `CARTOON_HD2`,
+    `STILLS`, `MORE_STILLS`, `THIRD_STILLS`, `COLOUR_STILLS`, `SKLEARN_STILLS`), or None."""
     if name == GENERATED:
         return moving_textures(frames=frames)
     if name == CARTOON:
         return cartoon_clips(frames=frames)
     if name == CARTOON_HD:
         return cartoon_clips(count=CARTOON_HD_CLIPS, frames=frames, size=(288, 512), seed=8642)
+    if name == CARTOON_HD2:
+        return cartoon_clips(count=CARTOON_HD_CLIPS, frames=frames, size=(360, 640), seed=75319)
     if name == STILLS:
         return still_pans(frames=frames, per_image=STILLS_PER_IMAGE)
     if name == MORE_STILLS:
