@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from jaxcodec.io.synthetic import (CARTOON, CARTOON_HD, CARTOON_HD2, CARTOON_HD_CLIPS, COLOUR_STILLS, GENERATED,
-                                   MORE_STILLS, STILLS, THIRD_STILLS, cartoon_clips, moving_textures, still_pans, synthetic_clips)
+                                   MORE_STILLS, STILLS, THIRD_STILLS, cartoon_clips, moving_textures, still_pans,
+                                   synthetic_clips)
 
 
 def test_cartoon_clips_shape_and_seed():
