@@ -3,9 +3,12 @@
 import numpy as np
 import pytest
 
-from jaxcodec.io.synthetic import (CARTOON, CARTOON_HD, CARTOON_HD2, CARTOON_HD_CLIPS, COLOUR_STILLS, GENERATED,
-                                   MORE_STILLS, STILLS, THIRD_STILLS, cartoon_clips, moving_textures, still_pans,
-                                   synthetic_clips)
+from pathlib import Path
+
+from jaxcodec.io.synthetic import (CARTOON, CARTOON_HD, CARTOON_HD2, CARTOON_HD_CLIPS, CARTOON_VAL, CARTOON_VAL_CLIPS,
+                                   COLOUR_STILLS, GENERATED, MORE_STILLS, STILLS, THIRD_STILLS, cartoon_clips, main,
+                                   moving_textures, still_pans, synthetic_clips, write_clips)
+from jaxcodec.io.y4m import read_y4m
 
 
 def test_cartoon_clips_shape_and_seed():
@@ -32,12 +35,36 @@ def test_synthetic_names(name):
     assert clips and all(c.y.shape[0] == 2 for c in clips)
 
 
-@pytest.mark.parametrize("name, size", [(CARTOON_HD, (288, 512)), (CARTOON_HD2, (360, 640))])
-def test_hd_cartoon_is_larger_and_new(name, size):
+@pytest.mark.parametrize("name, size, count", [(CARTOON_HD, (288, 512), CARTOON_HD_CLIPS),
+                                               (CARTOON_HD2, (360, 640), CARTOON_HD_CLIPS),
+                                               (CARTOON_VAL, (360, 640), CARTOON_VAL_CLIPS)])
+def test_hd_cartoon_is_larger_and_new(name, size, count):
     (small,), hd = cartoon_clips(count=1, frames=1), synthetic_clips(name, frames=1)
-    assert small.y.shape == (1, 144, 256) and len(hd) == CARTOON_HD_CLIPS
+    assert small.y.shape == (1, 144, 256) and len(hd) == count
     assert all(c.y.shape == (1, *size) and c.u.shape == (1, size[0] // 2, size[1] // 2) for c in hd)
     assert len({c.y.tobytes() for c in hd}) == len(hd)
+
+
+def test_validation_set_is_in_no_training_config():
+    configs = Path(__file__).resolve().parent.parent / "configs"
+    texts = [p.read_text() for p in configs.glob("*.toml")]
+    assert texts and not any(CARTOON_VAL in t for t in texts)
+
+
+def test_write_clips_round_trip(tmp_path):
+    paths = write_clips(CARTOON, tmp_path / "out", frames=2)
+    clips = synthetic_clips(CARTOON, frames=2)
+    assert [p.name for p in paths] == [f"{CARTOON}_{i}.y4m" for i in range(len(clips))]
+    for path, clip in zip(paths, clips):
+        back, _ = read_y4m(path)
+        for a, b in zip(back.planes, clip.planes):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_write_clips_cli_rejects_unknown_name(tmp_path, capsys):
+    assert main(["carphone", "-o", str(tmp_path / "out")]) == 2
+    assert "no generated content named 'carphone'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_unknown_name_is_not_synthetic():

@@ -38,6 +38,12 @@ CARTOON_HD2 = "cartoon_hd2"
 """Clip name that trainers expand to `CARTOON_HD_CLIPS` more `cartoon_clips` at 640x360 (a third
 seed): a scale between `CARTOON_HD` and 720p, and new shapes, kept apart from `CARTOON_HD` so that
 the clips (and cached encodes) of that name never change."""
+CARTOON_VAL = "cartoon_val"
+"""`CARTOON_VAL_CLIPS` `cartoon_clips` at 640x360 (a fourth seed) that no training config names:
+a validation set for choices made after training (a wrapper's residual scaling, `wrappers.strength`)
+that must not be made on the clips a network trained on nor on the held-out clip it is reported
+on. Write them as Y4M files with ``python -m jaxcodec.io.synthetic cartoon_val -o DIR``."""
+CARTOON_VAL_CLIPS = 4
 STILLS = "stills"
 """Clip name that trainers expand to `still_pans` (`STILLS_PER_IMAGE` clips per photograph, 256x144)."""
 STILLS_PER_IMAGE = 3
@@ -270,7 +276,7 @@ def _pan(img: np.ndarray, name: str, rng: np.random.Generator, frames: int, h: i
 
 def synthetic_clips(name: str, *, frames: int) -> list[Frame] | None:
     """The clips behind a generated-content name (`GENERATED`, `CARTOON`, `CARTOON_HD`, `CARTOON_HD2`,
-    `STILLS`, `MORE_STILLS`, `THIRD_STILLS`, `COLOUR_STILLS`, `SKLEARN_STILLS`), or None."""
+    `CARTOON_VAL`, `STILLS`, `MORE_STILLS`, `THIRD_STILLS`, `COLOUR_STILLS`, `SKLEARN_STILLS`), or None."""
     if name == GENERATED:
         return moving_textures(frames=frames)
     if name == CARTOON:
@@ -279,6 +285,8 @@ def synthetic_clips(name: str, *, frames: int) -> list[Frame] | None:
         return cartoon_clips(count=CARTOON_HD_CLIPS, frames=frames, size=(288, 512), seed=8642)
     if name == CARTOON_HD2:
         return cartoon_clips(count=CARTOON_HD_CLIPS, frames=frames, size=(360, 640), seed=75319)
+    if name == CARTOON_VAL:
+        return cartoon_clips(count=CARTOON_VAL_CLIPS, frames=frames, size=(360, 640), seed=20261202)
     if name == STILLS:
         return still_pans(frames=frames, per_image=STILLS_PER_IMAGE)
     if name == MORE_STILLS:
@@ -290,3 +298,49 @@ def synthetic_clips(name: str, *, frames: int) -> list[Frame] | None:
     if name == SKLEARN_STILLS:
         return still_pans(frames=frames, images=SKLEARN_STILL_IMAGES, per_image=SKLEARN_STILLS_PER_IMAGE, seed=86420)
     return None
+
+
+def write_clips(name: str, out_dir, *, frames: int = 30, fps: int = 25) -> list:
+    """Write the clips of generated-content ``name`` as ``out_dir/<name>_<i>.y4m`` (so that every
+    ``--clips`` option, which takes Y4M paths, can use them); returns the paths."""
+    from pathlib import Path
+
+    from jaxcodec.errors import InputError
+    from jaxcodec.io.y4m import write_y4m
+
+    clips = synthetic_clips(name, frames=frames)
+    if clips is None:
+        raise InputError(f"no generated content named {name!r}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}_{i}.y4m" for i in range(len(clips))]
+    for path, clip in zip(paths, clips):
+        write_y4m(path, clip, fps)
+    return paths
+
+
+def main(argv=None) -> int:
+    import argparse
+    import sys
+
+    from jaxcodec.errors import InputError
+
+    parser = argparse.ArgumentParser(prog="python -m jaxcodec.io.synthetic",
+                                     description="write a generated-content set as Y4M files")
+    parser.add_argument("name", help="generated-content name, e.g. cartoon_val")
+    parser.add_argument("-o", "--out", required=True, help="output folder")
+    parser.add_argument("--frames", type=int, default=30, help="frames per clip")
+    args = parser.parse_args(argv)
+    if args.frames < 1:
+        parser.error("--frames must be at least 1")
+    try:
+        for path in write_clips(args.name, args.out, frames=args.frames):
+            print(path)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
