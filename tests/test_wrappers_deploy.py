@@ -330,6 +330,48 @@ def test_every_codec_round_trips_and_the_qp_travels_with_the_stream(tmp_path, cl
     np.testing.assert_array_equal(read_video(str(tmp_path / "o.y4m")).frames.y, expected.y)
 
 
+def test_encoder_picked_strength_travels_in_the_container_and_the_decoder_applies_it(tmp_path, clip):
+    """`wrap encode --stream-strength`: the factor recorded is `encoder_pick`'s on the encoder's own
+    stream, and `wrap decode` applies a recorded factor exactly as `scale_correction` does
+    (``--strength`` still overrides it)."""
+    from jaxcodec.io import write_y4m
+    from wrappers.deploy import (postprocess_float, recorded_qp, recorded_strength, scale_correction,
+                                 to_container)
+    from wrappers.strength import encoder_pick
+
+    src, out = tmp_path / "src.y4m", tmp_path / "a.mp4"
+    three = make_frame(clip.y[:3], clip.u[:3], clip.v[:3])
+    write_y4m(src, three)
+    model = _qp_aware_wrapper(tmp_path)
+    grid = (1.0, 1.5, 2.0)
+    info = encode_file(str(src), str(out), codec_name="x264", qp=34, model=str(model), ensemble=1,
+                       stream_strength=grid)
+    bare = get_codec("x264").encode(three, qp=34)
+    want, _ = encoder_pick(load_wrapper(model)[0], three, bare, 34, grid, ensemble=1)
+    assert info["strength"] == want and recorded_strength(str(out)) == want and recorded_qp(str(out)) == 34
+
+    # A recorded factor other than 1 (written directly), and the override.
+    scaled = tmp_path / "s.mkv"
+    scaled.write_bytes(to_container(bare.bitstream, codec_name="x264", fps=25, suffix=".mkv", qp=34, strength=1.5))
+    assert recorded_strength(str(scaled)) == 1.5 and recorded_qp(str(scaled)) == 34
+    planes = postprocess_float(load_wrapper(model)[0], bare.recon, 34, ensemble=1)
+    for strength, factor in ((None, 1.5), (1.0, 1.0)):
+        got = decode_file(str(scaled), str(tmp_path / "o.y4m"), model=str(model), ensemble=1, strength=strength)
+        assert got["strength"] == factor
+        np.testing.assert_array_equal(read_video(str(tmp_path / "o.y4m")).frames.y,
+                                      scale_correction(bare.recon, planes, factor).y)
+    assert recorded_strength(str(src)) is None  # no tag: the model's own factor
+
+    # Nowhere to record it, or nothing to scale: refused before anything is written.
+    for name, codec in (("a.ivf", "svtav1"), ("a.jxc", "ours:ai")):
+        with pytest.raises(InputError, match="--stream-strength"):
+            encode_file(str(src), str(tmp_path / name), codec_name=codec, qp=34, model=str(model), stream_strength=grid)
+        assert not (tmp_path / name).exists()
+    with pytest.raises(InputError, match="--stream-strength"):
+        encode_file(str(src), str(tmp_path / "b.mp4"), codec_name="x264", qp=34, model=str(model), no_wrapper=True,
+                    stream_strength=grid)
+
+
 def test_plane_diagnostic_scores_o_per_plane_on_held_out_and_training_clips(tmp_path, capsys, clip):
     """benchmarks/wrappers_planes.py: an identity O changes nothing in any plane; a changed O
     moves the scores; a generated training clip is addressed as ``set:index``."""

@@ -12,7 +12,7 @@ from jaxcodec.errors import ConfigError, InputError, ModelError
 from jaxcodec.io.synthetic import moving_textures
 from wrappers.deploy import postprocess, postprocess_float, scale_correction, set_strength
 from wrappers.nets import NetConfig, Wrapper
-from wrappers.strength import parse_grid, select_strength, strength_files
+from wrappers.strength import parse_grid, pick_stream_strength, select_strength, strength_files
 from wrappers.train import load_wrapper, save_wrapper
 
 PRE, POST = NetConfig(8, 1, enabled=False), NetConfig(8, 1, qp_input=True)
@@ -106,8 +106,46 @@ def test_selection_keeps_most_of_the_structure_savings():
         select_strength(bd, bd_all, keep=0.0)
 
 
+def test_stream_pick_takes_the_most_dlm_that_gives_back_no_structure():
+    one = {"ssim": 0.95, "ms_ssim": 0.98, "dlm": 0.90}
+    scores = {1.0: one, 0.9: {"ssim": 0.951, "ms_ssim": 0.981, "dlm": 0.89},
+              1.2: {"ssim": 0.951, "ms_ssim": 0.980, "dlm": 0.92},  # more DLM, no structure lost
+              1.4: {"ssim": 0.949, "ms_ssim": 0.981, "dlm": 0.94}}  # more DLM, SSIM lost
+    assert pick_stream_strength(scores) == 1.2
+    assert pick_stream_strength({**scores, 1.2: {**scores[1.2], "ms_ssim": 0.9799}}) == 1.0
+    assert pick_stream_strength({**scores, 1.2: {**scores[1.2], "dlm": math.nan}}) == 1.0
+    # equal scores: the factor nearest the network as trained
+    assert pick_stream_strength({1.0: one, 1.1: dict(one), 0.95: dict(one)}) == 1.0
+    with pytest.raises(ConfigError, match="must hold 1"):
+        pick_stream_strength({1.2: one})
+
+
+def test_stream_pick_rows_are_the_picked_factors_rows_behind_real_x264(tmp_path, clip):
+    """`compare` with ``stream_strengths`` keeps, per QP, the row the full sweep scores at the factor
+    `pick_stream_strength` takes from the sweep's own rows."""
+    from jaxcodec.io import write_y4m
+    from wrappers.deploy import get_codec
+    from wrappers.evaluate import compare, strength_name
+
+    src = tmp_path / "src.y4m"
+    write_y4m(src, clip)
+    w, _ = load_wrapper(_model(tmp_path / "m"))
+    grid, qps, codec = (1.0, 1.3, 2.0), (27, 37), get_codec("x264")
+    full = compare({"O": w}, codec, [str(src)], qps=qps, frames=4, log=lambda _: None, ensemble=2, strengths=grid)
+    picked = compare({"O": w}, codec, [str(src)], qps=qps, frames=4, log=lambda _: None, ensemble=2,
+                     stream_strengths=grid)
+    rows = full["rd"][str(src)]
+    for i, row in enumerate(picked["rd"][str(src)]["O"]):
+        s = pick_stream_strength({f: rows[strength_name("O", f)][i] for f in grid})
+        assert row == {**rows[strength_name("O", s)][i], "strength": s}
+    with pytest.raises(ConfigError, match="not both"):
+        compare({"O": w}, codec, [str(src)], qps=qps, frames=4, strengths=grid, stream_strengths=grid)
+
+
 def test_grid_parsing():
     assert parse_grid("1.5, 1.2,1.2") == (1.0, 1.2, 1.5)
+    with pytest.raises(ConfigError, match="^--stream-strength: not a comma"):
+        parse_grid("1,a", "--stream-strength")
     for text, match in (("1,x", "comma-separated"), ("0,1", r"\(0, 4\]"), ("5", r"\(0, 4\]")):
         with pytest.raises(ConfigError, match=match):
             parse_grid(text)

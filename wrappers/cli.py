@@ -39,6 +39,10 @@ def register_encode(subparsers) -> None:
                                                         "models/wrapper_x265_crop128 for x265, else models/wrapper_x264_cartoon_hd)")
     p.add_argument("--no-wrapper", action="store_true", help="bypass P (bit-identical to the bare codec)")
     p.add_argument("--frames", type=int, default=None, help="encode at most this many frames")
+    p.add_argument("--stream-strength", default=None, metavar="GRID",
+                   help="comma-separated factors: run O on the encoder's reconstruction at each, record the one "
+                        "that adds most DLM without costing SSIM or MS-SSIM in the container for `wrap decode` "
+                        "(wrappers.strength.encoder_pick; 1 is always added)")
     _ensemble_option(p, "P")
     p.set_defaults(func=_encode)
 
@@ -55,7 +59,8 @@ def register_decode(subparsers) -> None:
                    help="the encoder's QP, for a QP-aware postprocessor when the stream does not record it "
                         "(one reading each frame's QP needs none for H.264: the decoder reports them)")
     p.add_argument("--strength", type=float, default=None,
-                   help="scale O's correction by this factor instead of the model's (wrappers.strength)")
+                   help="scale O's correction by this factor instead of the one the stream records "
+                        "(wrap encode --stream-strength) or the model's (wrappers.strength)")
     _ensemble_option(p, "O")
     p.set_defaults(func=_decode)
 
@@ -110,9 +115,12 @@ def register_train(subparsers) -> None:
 
 def _encode(args: argparse.Namespace) -> int:
     from wrappers.deploy import encode_file
+    from wrappers.strength import parse_grid
 
+    grid = None if args.stream_strength is None else parse_grid(args.stream_strength, "--stream-strength")
     print(json.dumps(encode_file(args.input, args.output, codec_name=args.codec, qp=args.qp, model=args.model,
-                                 no_wrapper=args.no_wrapper, max_frames=args.frames, ensemble=args.ensemble)))
+                                 no_wrapper=args.no_wrapper, max_frames=args.frames, ensemble=args.ensemble,
+                                 stream_strength=grid)))
     return 0
 
 

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import functools
 import io
+import math
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -215,6 +217,9 @@ _RAW_FORMATS = {"x264": "h264", "h264": "h264", "libx264": "h264", "x265": "hevc
 _CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".ivf": "ivf"}
 QP_TAG = "jaxcodec-wrap qp="
 """Prefix of the container ``comment`` tag that records the encoder's QP (QP-aware wrappers)."""
+STRENGTH_FIELD = " strength="
+"""What follows the QP in that tag when the encoder picked O's factor for the stream
+(`wrappers.strength.encoder_pick`); players ignore the tag, the stream stays standard."""
 
 
 def codec_family(codec_name: str) -> str:
@@ -249,12 +254,14 @@ def _is_container(data: bytes) -> bool:
     return data[4:8] == b"ftyp" or data[:4] == b"\x1a\x45\xdf\xa3" or data[:4] == b"DKIF"
 
 
-def to_container(bitstream: bytes, *, codec_name: str, fps: Fraction, suffix: str, qp: int | None = None) -> bytes:
+def to_container(bitstream: bytes, *, codec_name: str, fps: Fraction, suffix: str, qp: int | None = None,
+                 strength: float | None = None) -> bytes:
     """Container bytes for ``bitstream``: as is if the codec already wrote a container, else a remux.
 
     Raw H.264/HEVC (Annex B) and AV1 (low-overhead OBU) elementary streams are remuxed packet for
     packet into MP4/MKV/MOV, AV1 also into IVF (no re-encoding: the coded pictures are
-    untouched). ``qp`` is recorded in the container's ``comment`` tag where it has one.
+    untouched). ``qp`` (and ``strength``, O's factor the encoder picked) are recorded in the
+    container's ``comment`` tag where it has one.
     """
     if _is_container(bitstream):
         return bitstream
@@ -271,7 +278,7 @@ def to_container(bitstream: bytes, *, codec_name: str, fps: Fraction, suffix: st
     buf = io.BytesIO()
     dst = av.open(buf, "w", format=fmt)
     if qp is not None and fmt != "ivf":
-        dst.metadata["comment"] = f"{QP_TAG}{int(qp)}"
+        dst.metadata["comment"] = f"{QP_TAG}{int(qp)}" + ("" if strength is None else f"{STRENGTH_FIELD}{strength:g}")
     template = src.streams.video[0]
     if raw == "obu":
         # The OBU demuxer's stream names its decoder (libdav1d), which has no encoder entry to
@@ -323,22 +330,42 @@ def recorded_qp(path: str) -> int | None:
             return bs.parse_stream(Path(path).read_bytes())[0].qp
         except JaxcodecError:  # a damaged stream: the decoder reports it properly
             return None
+    return _recorded_tag(path)[0]
+
+
+def recorded_strength(path: str) -> float | None:
+    """O's factor the encoder picked for the stream (`encode_file` with ``stream_strength``), or None."""
+    return None if _is_ours(path) else _recorded_tag(path)[1]
+
+
+def _recorded_tag(path: str) -> tuple[int | None, float | None]:
+    """(QP, strength) from a container's ``comment`` tag (`to_container`); None for what it lacks."""
     import av
 
     try:
         with av.open(path) as c:
             tags = {k.lower(): v for k, v in c.metadata.items()}
     except (av.error.FFmpegError, OSError, ValueError):
-        return None
+        return None, None
     comment = tags.get("comment", "")
-    if comment.startswith(QP_TAG) and comment[len(QP_TAG):].isdigit():
-        return int(comment[len(QP_TAG):])
-    return None
+    if not comment.startswith(QP_TAG):
+        return None, None
+    qp_text, _, strength_text = comment[len(QP_TAG):].partition(STRENGTH_FIELD)
+    try:
+        strength = float(strength_text) if strength_text else None
+    except ValueError:
+        strength = None
+    if strength is not None and not (math.isfinite(strength) and 0.0 < strength <= 4.0):
+        strength = None  # not a factor this tool writes: the model's own applies
+    return (int(qp_text) if qp_text.isdigit() else None), strength
 
 
 def encode_file(source: str, out: str, *, codec_name: str, qp: int, model: str | None, no_wrapper: bool = False,
-                max_frames: int | None = None, ensemble: int = DEFAULT_ENSEMBLE) -> dict:
-    """``jaxcodec wrap encode``: read, P, encode, write a playable container (our codec: a .jxc stream) atomically."""
+                max_frames: int | None = None, ensemble: int = DEFAULT_ENSEMBLE,
+                stream_strength: Sequence[float] | None = None) -> dict:
+    """``jaxcodec wrap encode``: read, P, encode, write a playable container (our codec: a .jxc stream) atomically.
+    ``stream_strength``: also run O on the encoder's reconstruction at each of these factors and
+    record the one `wrappers.strength.encoder_pick` takes in the container, for `decode_file`."""
     from jaxcodec.io import atomic_write_bytes, read_video
     from wrappers.train import load_wrapper
 
@@ -348,16 +375,28 @@ def encode_file(source: str, out: str, *, codec_name: str, qp: int, model: str |
         raise InputError(f"our codec writes its own stream, not a {suffix or 'suffix-less'} container: use -o NAME.jxc")
     model = model or str(default_model(codec_name))
     wrapper = None if no_wrapper else load_wrapper(model)[0]
+    if stream_strength is not None:
+        if wrapper is None or wrapper.post is None:
+            raise InputError("--stream-strength picks the postprocessor's factor; this wrapper has none")
+        if ours or _CONTAINERS.get(suffix) in (None, "ivf"):
+            raise InputError(f"--stream-strength records the factor in the container's tag: use .mp4, .mkv or .mov, "
+                             f"not {suffix or 'a suffix-less name'}")
     codec = get_codec(codec_name)
     video = read_video(source, max_frames=max_frames)
     if video.frames.bit_depth != 8:
         raise InputError(f"{source}: wrappers are trained for 8-bit video, got {video.frames.bit_depth}-bit")
     result = wrap_encode(video.frames, codec=codec, qp=qp, wrapper=wrapper, fps=video.fps, ensemble=ensemble)
+    strength = None
+    if stream_strength is not None:
+        from wrappers.strength import encoder_pick
+
+        strength, _ = encoder_pick(wrapper, video.frames, result, qp, stream_strength, ensemble=ensemble)
     data = result.bitstream if ours else to_container(result.bitstream, codec_name=codec_name, fps=video.fps,
-                                                      suffix=suffix, qp=qp)
+                                                      suffix=suffix, qp=qp, strength=strength)
     atomic_write_bytes(out, data)
     return {"frames": int(video.frames.y.shape[0]), "bytes": len(data), "bits": int(result.bits_per_frame.sum()),
-            "codec": codec_name, "qp": qp, "wrapper": None if wrapper is None else model}
+            "codec": codec_name, "qp": qp, "wrapper": None if wrapper is None else model,
+            **({} if strength is None else {"strength": strength})}
 
 
 def set_strength(wrapper, strength: float | None):
@@ -378,7 +417,8 @@ def decode_file(source: str, out: str, *, model: str | None, no_wrapper: bool = 
     """``jaxcodec wrap decode``: the real decoder (FFmpeg through PyAV; `runtime.decoder` for our
     streams), then O, then Y4M/YUV atomically. ``qp`` overrides the QP the stream records;
     ``ensemble``: O's self-ensemble size (`_apply_frames`); ``strength`` overrides the model's
-    residual scaling (`set_strength`)."""
+    residual scaling (`set_strength`); without it, a factor the encoder recorded (`recorded_strength`)
+    does."""
     from jaxcodec.io import read_video, write_video
     from wrappers.nets import needs_frame_qp
     from wrappers.train import load_wrapper
@@ -393,6 +433,10 @@ def decode_file(source: str, out: str, *, model: str | None, no_wrapper: bool = 
         model = str(default_model(stream_codec(source)))
         wrapper = load_wrapper(model)[0]
     set_strength(wrapper, strength)  # a bad factor fails before the stream is decoded
+    if strength is None and wrapper is not None and wrapper.post is not None:
+        recorded = recorded_strength(source)
+        if recorded is not None:
+            set_strength(wrapper, recorded)
     if qp is None:
         qp = recorded_qp(source)
     if _is_ours(source):
@@ -411,4 +455,5 @@ def decode_file(source: str, out: str, *, model: str | None, no_wrapper: bool = 
     frames = postprocess(wrapper, decoded, qp, ensemble=ensemble, frame_qp=frame_qp)
     write_video(out, frames, fps)
     return {"frames": int(frames.y.shape[0]), "qp": qp,
-            "wrapper": None if wrapper is None else model}
+            "wrapper": None if wrapper is None else model,
+            "strength": None if wrapper is None or wrapper.post is None else wrapper.post.strength}

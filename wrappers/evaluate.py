@@ -60,19 +60,25 @@ def make_scorer() -> Callable:
 
 def compare(wrappers: Mapping[str, object], codec, clips, *, qps=(22, 27, 32, 37), frames: int = 30,
             log: Callable[[str], None] = print, ensemble: int | None = None,
-            strengths: Sequence[float] | None = None) -> dict:
+            strengths: Sequence[float] | None = None, stream_strengths: Sequence[float] | None = None) -> dict:
     """BD-rates of every wrapper in ``wrappers`` (name -> `wrappers.nets.Wrapper`) against ``codec`` bare.
     ``ensemble``: the wrappers' self-ensemble size (default: `wrappers.deploy.DEFAULT_ENSEMBLE`).
     ``strengths``: score each wrapper's O at every one of these residual scalings (pipelines
     named `strength_name`), from one run of O per clip and QP, instead of at its own strength.
+    ``stream_strengths``: instead, score each of these factors and keep, per clip and QP, the one
+    an encoder that sees the source picks (`wrappers.strength.pick_stream_strength`); each row
+    carries its ``strength``.
 
     Returns ``{"rd": {clip: {"bare": rows, name: rows}}, "bd_rate": {name: {metric: mean over clips}},
     "bd_rate_per_clip": {name: {clip: {metric: value}}}, "bd_rate_all": {name: mean over PERCEPTUAL}}``.
     Every RD point is also logged as one JSON line.
     """
+    from jaxcodec.errors import ConfigError
     from jaxcodec.io import read_video
     from wrappers.deploy import DEFAULT_ENSEMBLE, postprocess, postprocess_float, preprocess, scale_correction
 
+    if strengths is not None and stream_strengths is not None:
+        raise ConfigError("score either every factor (strengths) or the encoder's pick (stream_strengths), not both")
     n = DEFAULT_ENSEMBLE if ensemble is None else ensemble
     names = list(wrappers) if strengths is None else [strength_name(w, s) for w in wrappers for s in strengths]
 
@@ -84,8 +90,9 @@ def compare(wrappers: Mapping[str, object], codec, clips, *, qps=(22, 27, 32, 37
         seconds = src.y.shape[0] / float(video.fps)
         rows: dict = {"bare": [], **{name: [] for name in names}}
 
-        def add(name, qp, result, decoded):
-            row = {"qp": qp, "kbps": float(result.bits_per_frame.sum()) / seconds / 1000, **scores(src, decoded)}
+        def add(name, qp, result, decoded, row_scores=None, **extra):
+            row = {"qp": qp, "kbps": float(result.bits_per_frame.sum()) / seconds / 1000,
+                   **(scores(src, decoded) if row_scores is None else row_scores), **extra}
             rows[name].append(row)
             log(json.dumps({"clip": clip, "pipeline": name, **row}))
 
@@ -95,8 +102,14 @@ def compare(wrappers: Mapping[str, object], codec, clips, *, qps=(22, 27, 32, 37
             for name, wrapper in wrappers.items():
                 coded = bare if wrapper.pre is None else codec.encode(preprocess(wrapper, src, qp, ensemble=n), qp=qp,
                                                                       fps=video.fps)
-                if strengths is None:
+                if strengths is None and stream_strengths is None:
                     add(name, qp, coded, postprocess(wrapper, coded.recon, qp, ensemble=n, frame_qp=coded.frame_qp))
+                    continue
+                if stream_strengths is not None:
+                    from wrappers.strength import encoder_pick
+
+                    s, by_s = encoder_pick(wrapper, src, coded, qp, stream_strengths, ensemble=n, scores=scores)
+                    add(name, qp, coded, None, by_s[s], strength=s)
                     continue
                 planes = postprocess_float(wrapper, coded.recon, qp, ensemble=n, frame_qp=coded.frame_qp)
                 for s in strengths:

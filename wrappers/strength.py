@@ -22,7 +22,7 @@ the clips it is reported on is tuned on the test set.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Callable
 
@@ -39,15 +39,16 @@ training clips' SSIM saving and 18-34 % of their MS-SSIM saving on held-out bigb
 training clips leaves none on new ones."""
 
 
-def parse_grid(text: str) -> tuple[float, ...]:
-    """``"1,1.2,1.4"`` -> sorted unique factors, with 1 added; each in (0, 4] (`NetConfig.strength`)."""
+def parse_grid(text: str, option: str = "--grid") -> tuple[float, ...]:
+    """``"1,1.2,1.4"`` -> sorted unique factors, with 1 added; each in (0, 4] (`NetConfig.strength`).
+    ``option``: the command-line option named in errors."""
     from wrappers.nets import check_strength
 
     try:
         values = {float(v) for v in text.split(",") if v.strip()}
     except ValueError:
-        raise ConfigError(f"--grid: not a comma-separated list of numbers: {text!r}") from None
-    return tuple(sorted({check_strength(v, "--grid: each strength") for v in values} | {1.0}))
+        raise ConfigError(f"{option}: not a comma-separated list of numbers: {text!r}") from None
+    return tuple(sorted({check_strength(v, f"{option}: each strength") for v in values} | {1.0}))
 
 
 def select_strength(bd_rate: dict[float, dict[str, float]], bd_all: dict[float, float], *,
@@ -65,6 +66,45 @@ def select_strength(bd_rate: dict[float, dict[str, float]], bd_all: dict[float, 
 
     candidates = [s for s in bd_all if s == 1.0 or ok(s)]
     return min(candidates, key=lambda s: (bd_all[s] if math.isfinite(bd_all[s]) else math.inf, abs(s - 1.0)))
+
+
+def pick_stream_strength(scores: Mapping[float, Mapping[str, float]]) -> float:
+    """The factor an encoder that sees the source picks for one stream (one clip at one QP): the
+    one with the highest DLM among those whose SSIM and MS-SSIM are at least factor 1's (``scores``:
+    factor -> that stream's clip-mean scores, `wrappers.evaluate.make_scorer`; 1 must be there).
+
+    Paper 001 (section III-C) lets the encoder fit the factor per picture because it alone sees
+    the source. A fixed factor picked on other clips walks the trained network's DLM/structure
+    frontier the same way on every clip, and spends structure where the content gains none (the
+    held-out clip, models/wrapper_x264_cartoon_hd.md); this rule never gives back structure
+    against the network as trained, so every move it makes is a gain on DLM at no cost elsewhere.
+    Ties go to the factor nearest 1."""
+    if 1.0 not in scores:
+        raise ConfigError("the strength candidates must hold 1 (the network as trained): the rule compares with it")
+    one = scores[1.0]
+
+    def ok(s):
+        return all(math.isfinite(scores[s][m]) and scores[s][m] >= one[m] for m in (*MUST_SAVE, "dlm"))
+
+    return max((s for s in scores if s == 1.0 or ok(s)), key=lambda s: (scores[s]["dlm"], -abs(s - 1.0)))
+
+
+def encoder_pick(wrapper, source, coded, qp: int, grid: Sequence[float], *, ensemble: int | None = None,
+                 scores: Callable | None = None) -> tuple[float, dict]:
+    """What an encoder that sees ``source`` picks for its stream ``coded`` (a codec's
+    `EncodeResult`: recon and per-frame QPs): O's output at every factor of ``grid``, scored
+    against the source (``scores``: `wrappers.evaluate.make_scorer`'s), through
+    `pick_stream_strength`. Returns ``(factor, {factor: scores})``."""
+    from wrappers.deploy import DEFAULT_ENSEMBLE, postprocess_float, scale_correction
+    from wrappers.evaluate import make_scorer
+
+    if wrapper is None or wrapper.post is None:
+        raise ModelError("this wrapper has no postprocessor: there is no correction to scale")
+    scores = make_scorer() if scores is None else scores
+    n = DEFAULT_ENSEMBLE if ensemble is None else ensemble
+    planes = postprocess_float(wrapper, coded.recon, qp, ensemble=n, frame_qp=coded.frame_qp)
+    by_s = {s: scores(source, scale_correction(coded.recon, planes, s)) for s in grid}
+    return pick_stream_strength(by_s), by_s
 
 
 def sweep(wrapper, codec, clips: Sequence[str], strengths: Sequence[float], *, qps=(22, 27, 32, 37),
