@@ -4,9 +4,11 @@
         --codec x264 --clips carphone bikes
 
 NNVC's loop filter scales its correction, ``y = x + s * (NN(x) - x)``, with a factor the
-encoder fits per picture and signals. A wrapped stream must stay standard, so there is no room
-for a per-picture factor: here one factor belongs to the model (`wrappers.nets.NetConfig.strength`),
-a deployment setting like the self-ensemble size. O is trained with eq. 4's fixed weights; the
+encoder fits per picture and signals. A wrapped stream must stay standard, so the coded pictures
+have no room for one. Two places remain: the model (`wrappers.nets.NetConfig.strength`, one
+factor for all content, a deployment setting like the self-ensemble size, picked by `sweep`
+below), and the container's tag, where `wrap encode --stream-strength` records the factor its
+encoder picked for that stream (`encoder_pick`, one per stream, not per picture). O is trained with eq. 4's fixed weights; the
 scores the wrapper is judged by (`wrappers.evaluate`) weigh detail (DLM) against structure
 (SSIM, MS-SSIM) differently, and the factor moves along that trade-off without retraining.
 
