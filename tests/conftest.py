@@ -39,3 +39,30 @@ def _bounded_executable_maps():
 
         jax.clear_caches()
         gc.collect()
+
+
+
+# The test files that run the whole encoder compile the same codec stages (`level_candidates`,
+# `intra_cus`, `motion_pyramid`: about 100 s at each picture size and tool set). Split over two
+# xdist workers by file, both workers compiled them at the same time, and the suite took as long
+# on two cores as in one process. Under `--dist loadfile` (`make test`) these files form one unit
+# of work, so one worker compiles each stage once and reuses it in memory, while every other
+# file is a unit of its own and fills the other worker. (A scheduler rather than xdist_group
+# marks: xdist 3.8 tags a group into `item._nodeid`, which pytest 9.2 no longer reads.)
+_ENCODER_FILES = frozenset({
+    "test_bitstream", "test_cli", "test_codec_roundtrip", "test_cross_device", "test_intra_partition",
+    "test_nnint_threads", "test_nnlf", "test_partition", "test_train_nnlf",
+})
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class _EncoderFilesTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "encoder" if os.path.basename(path).removesuffix(".py") in _ENCODER_FILES else path
+
+    return _EncoderFilesTogether(config, log)
