@@ -41,7 +41,6 @@ def _bounded_executable_maps():
         gc.collect()
 
 
-
 # The test files that run the whole encoder compile the same codec stages (`level_candidates`,
 # `intra_cus`, `motion_pyramid`: about 100 s at each picture size and tool set). Split over two
 # xdist workers by file, both workers compiled them at the same time, and the suite took as long
@@ -55,6 +54,8 @@ _ENCODER_FILES = frozenset({
 })
 
 
+# optionalhook: `pytest -p no:xdist` (one process) does not know this hook and must not fail on it.
+@pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     if config.getvalue("dist") != "loadfile":
         return None
