@@ -33,8 +33,9 @@ def main(argv=None) -> int:
                         "wrappers.deploy.default_model: models/wrapper_x265_crop128 behind x265, else models/wrapper_x264_cartoon_hd_long)")
     parser.add_argument("--qps", default="22,27,32,37")
     parser.add_argument("--frames", type=int, default=30)
-    parser.add_argument("--ensemble", type=int, default=None, choices=(1, 2, 4, 8),
-                        help="self-ensemble size of P and O (default: wrappers.deploy.DEFAULT_ENSEMBLE, 8)")
+    parser.add_argument("--ensemble", type=int, default=None, choices=(1, 2, 4, 8, 16),
+                        help="self-ensemble size of P and O (default: wrappers.deploy.DEFAULT_ENSEMBLE, 8; "
+                        "16 also reverses a temporal O's neighbours in time)")
     parser.add_argument("--strength", type=float, default=None,
                         help="scale O's correction by this factor instead of the model's (wrappers.strength)")
     parser.add_argument("--stream-strength", default=None, metavar="GRID",

@@ -541,3 +541,35 @@ def test_aligned_postprocessor_reads_motion_compensated_neighbours(clip):
     np.testing.assert_array_equal(back[8:-8, 8:-8], np.asarray(frames.y[1])[8:-8, 8:-8])
     with pytest.raises(ConfigError, match="align"):
         NetConfig(8, 1, align=4)
+
+
+def test_time_reversed_ensemble_equals_the_clip_played_backwards(clip):
+    """16 members (`ensemble_members`): the 8 symmetries, then the same 8 with the neighbours in
+    reverse time order, which is exactly the 8-member O run on the clip played backwards (its
+    frames' coded QPs and aligned neighbours reversed with it) and put back in order: the
+    reference path. A network without neighbours refuses 16, as does a size outside the set."""
+    import jax
+
+    from wrappers.deploy import ensemble_members, postprocess_float
+
+    assert ensemble_members(2, False) == [(0, False), (4, False)]
+    assert [b for _, b in ensemble_members(16, True)] == [False] * 8 + [True] * 8
+    w = Wrapper(NetConfig(8, 1, enabled=False),
+                NetConfig(8, 1, qp_input=True, planes="y", temporal=2, frame_qp=True, temporal_qp=True, align=4),
+                rngs=nnx.Rngs(0))
+    w.post.tail.kernel.value = jax.random.normal(jax.random.key(8), w.post.tail.kernel.value.shape) * 0.05
+    frames = make_frame(clip.y[:5, :48], clip.u[:5, :24], clip.v[:5, :24], bit_depth=8)
+    qps = np.asarray([27, 32, 31, 33, 30], np.float32)
+    back = make_frame(*(p[::-1] for p in frames.planes), bit_depth=8)
+    forward = postprocess_float(w, frames, ensemble=8, frame_qp=qps)
+    backward = postprocess_float(w, back, ensemble=8, frame_qp=qps[::-1])
+    both = postprocess_float(w, frames, ensemble=16, frame_qp=qps)
+    for f, b, got in zip(forward, backward, both):
+        np.testing.assert_allclose(got, (f + b[::-1]) / 2, atol=1e-4)
+    assert np.abs(forward[0] - both[0]).max() > 1e-3  # the reversed members are other filters
+    np.testing.assert_allclose(both[1], np.asarray(frames.u, np.float32), atol=1e-3)  # luma-only O
+    single = Wrapper(NetConfig(8, 1, enabled=False), NetConfig(8, 1), rngs=nnx.Rngs(0))
+    with pytest.raises(InputError, match="reads none"):
+        postprocess(single, frames, ensemble=16)
+    with pytest.raises(InputError, match="ensemble size"):
+        postprocess(w, frames, ensemble=12, frame_qp=qps)

@@ -427,3 +427,32 @@ def test_temporal_o_starts_from_a_single_frame_one_and_trains_on_real_neighbours
     kernel = model.post.head.kernel.value
     assert float(jnp.max(jnp.abs(kernel[:, :, first:first + 8]))) > 0  # neighbour luma
     assert float(jnp.max(jnp.abs(kernel[:, :, first + 8:]))) > 0  # neighbour QPs
+
+
+def test_time_reversal_plays_the_sample_backwards():
+    """``augment_time_reversal``: the first sample (same clip, QP, crop and symmetry, drawn before
+    the reversal) is the plain one played backwards when the reversal is drawn, unchanged
+    otherwise: kept sources, the decodes around them (neighbours included), their coded QPs, and
+    each kept frame's aligned neighbours (frame axis and neighbour axis reversed)."""
+    from wrappers.train import full_frame_targets, sample_full_frame_batch
+
+    clips = [moving_textures(count=1, frames=8, size=32, seed=5)[0]]
+    targets = full_frame_targets(resolve_target("x264", gop=4), clips, [30])
+    flips = set()
+    for step in range(8):
+        kw = dict(seed=0, step=step, batch=1, patch=32, gop=2, qp_range=(30, 30), symmetries=True, context=2, align=4)
+        plain = sample_full_frame_batch(clips, targets, **kw)
+        rev = sample_full_frame_batch(clips, targets, **kw, time_reversal=True)
+        backwards = not np.array_equal(plain.targets.recon.y, rev.targets.recon.y)
+        flips.add(backwards)
+        order = (lambda a: a[::-1]) if backwards else (lambda a: a)  # noqa: E731
+        for c in "yuv":
+            np.testing.assert_array_equal(getattr(rev.targets.recon, c)[0], order(getattr(plain.targets.recon, c)[0]))
+            np.testing.assert_array_equal(getattr(rev.targets.source, c)[0], order(getattr(plain.targets.source, c)[0]))
+            np.testing.assert_array_equal(getattr(rev.patches.frames, c)[0, 2:], order(getattr(plain.patches.frames, c)[0, 2:]))
+        np.testing.assert_array_equal(rev.frame_qp[:, 0], order(plain.frame_qp[:, 0]))
+        want = plain.aligned[::-1, :, ::-1] if backwards else plain.aligned
+        np.testing.assert_array_equal(rev.aligned, want)
+    assert flips == {True, False}
+    with pytest.raises(ConfigError, match="augment_time_reversal needs post_temporal"):
+        _config(pre=False, iterative_update=False, codec_on_full_frames=True, augment_time_reversal=True)

@@ -22,9 +22,10 @@ import json
 
 
 def _ensemble_option(p, net: str) -> None:
-    p.add_argument("--ensemble", type=int, default=8, choices=(1, 2, 4, 8),
+    p.add_argument("--ensemble", type=int, default=8, choices=(1, 2, 4, 8, 16),
                    help=f"run {net} on this many symmetries of each frame (transposes, flips) and average "
-                        "(jaxcodec.nn.ensemble; default 8)")
+                        "(jaxcodec.nn.ensemble; default 8); 16: each also with the neighbour frames in reverse "
+                        "time order, for a temporal O (wrappers.deploy.ensemble_members)")
 
 
 def register_encode(subparsers) -> None:

@@ -46,6 +46,31 @@ wrapper per target; any other codec gets `DEFAULT_MODEL`. On held-out bigbuckbun
 the x265-trained O reaches ALL -11.38 % against -9.87 % for the x264-trained one behind x264
 (models/wrapper_x265_crop128.md, models/wrapper_x264_cartoon_hd_long.md)."""
 DEFAULT_ENSEMBLE = 8
+ENSEMBLE_SIZES = (1, 2, 4, 8, 16)
+"""Self-ensemble sizes of a wrapper network: the first n of the square's symmetries
+(`jaxcodec.nn.ensemble.ORDER`); 16, for a temporal O only, runs each of the 8 again with its
+neighbours in reverse time order (`ensemble_members`)."""
+
+
+def ensemble_members(n: int, temporal: bool) -> list[tuple[int, bool]]:
+    """The ``n`` members of a wrapper's self-ensemble as (symmetry, time-reversed) pairs.
+
+    Time reversal: a temporal O reads frames t-r..t-1, t+1..t+r (`wrappers.nets.temporal_context`);
+    played backwards, the clip gives it t+r..t+1, t-1..t-r, with their coded QPs. That is a clip
+    like any other (a post filter has no causality to respect), so the reversed neighbours make
+    one more ensemble member per symmetry, as a transposed picture does (EDSR's self-ensemble,
+    Lim et al. 2017, extended along time). An O trained with `wrappers.train.WrapperConfig`'s
+    ``augment_time_reversal`` has seen both orders."""
+    from jaxcodec.nn import ensemble as ens
+
+    if n not in ENSEMBLE_SIZES:
+        raise InputError(f"ensemble size must be one of {ENSEMBLE_SIZES}, got {n}")
+    if n > len(ens.ORDER):
+        if not temporal:
+            raise InputError(f"an ensemble of {n} reverses the neighbour frames in time: this network reads none "
+                             f"(use at most {len(ens.ORDER)})")
+        return [(k, False) for k in ens.ORDER] + [(k, True) for k in ens.ORDER]
+    return [(k, False) for k in ens.ORDER[:n]]
 
 
 def get_codec(name: str, *, gop: int | None = None):
@@ -146,10 +171,7 @@ def _apply_frames_float(net, frames: Frame, qp: int | None = None, side: str = "
     from wrappers.nets import align_neighbours, check_frames, edge_frames, needs_context, needs_frame_qp, needs_qp
 
     check_frames(frames)
-    try:
-        ens.check_size(ensemble)
-    except ValueError as e:
-        raise InputError(str(e)) from None
+    members = ensemble_members(ensemble, bool(needs_context(net)))
     if needs_qp(net) and not needs_frame_qp(net) and qp is None:
         raise InputError(f"this wrapper's {side} reads the codec's QP, which this stream does not record (only "
                          "MP4/MKV/MOV files written by `jaxcodec wrap encode` and .jxc streams do): pass --qp")
@@ -177,9 +199,10 @@ def _apply_frames_float(net, frames: Frame, qp: int | None = None, side: str = "
             near = np.asarray(align_neighbours(luma[t], near, net.align))
         near_qp = jnp.asarray(qps[around]) if radius and net.temporal_qp else None
         total = None
-        for k in ens.ORDER[:ensemble]:
+        for k, backwards in members:
+            n_in, q_in = (near[::-1], None if near_qp is None else near_qp[::-1]) if backwards else (near, near_qp)
             member = run(graph, frames.bit_depth, params, *(ens.symmetry(p, k) for p in planes), jnp.asarray(qps[t]),
-                         None if near is None else ens.symmetry(near, k, axes=(1, 2)), near_qp)
+                         None if n_in is None else ens.symmetry(n_in, k, axes=(1, 2)), q_in)
             member = [ens.inverse_symmetry(np.asarray(m, np.float32), k) for m in member]
             total = member if total is None else [a + b for a, b in zip(total, member)]
         for c in range(3):

@@ -80,6 +80,10 @@ class WrapperTrainConfig:
         random one of the square's 8 symmetries (`jaxcodec.nn.ensemble`; source and codec output
         alike), so O learns a filter that the deployed self-ensemble (`wrappers.deploy`) averages
         over consistent members.
+      augment_time_reversal: with ``post_temporal``, each training sample is also played
+        backwards with probability 1/2 (its frames, their coded QPs and their neighbours in reverse
+        order), so that O learns a filter for either order of its neighbours, and the deployed
+        16-member self-ensemble (`wrappers.deploy.ensemble_members`) averages consistent members.
       normalise_distortion: weigh each training image's eq. 4 distortion by the inverse of the
         bare codec's distortion on it (`wrappers.loss.wrapper_loss` ``baseline_distortion``), so that clean
         content (low QP, flat chroma) counts as much as heavily distorted content.
@@ -144,6 +148,7 @@ class WrapperTrainConfig:
     image_every: int = 100
     codec_on_full_frames: bool = False
     augment_symmetries: bool = False
+    augment_time_reversal: bool = False
     normalise_distortion: bool = False
     pre_qp_input: bool = False
     post_qp_input: bool = False
@@ -184,6 +189,9 @@ class WrapperTrainConfig:
         if self.augment_symmetries and not self.codec_on_full_frames:
             raise ConfigError("augment_symmetries needs codec_on_full_frames = true (the patch-coded batches of "
                               "Algorithm 1 are not augmented)")
+        if self.augment_time_reversal and not self.post_temporal:
+            raise ConfigError("augment_time_reversal needs post_temporal > 0: it reverses the order of O's neighbour "
+                              "frames")
 
     def wrapper_learning_rate(self):
         """P and O's learning rate: a float, or an optax schedule over the step (``lr_schedule``)."""
@@ -507,7 +515,7 @@ class FullFrameBatch(NamedTuple):
 
 def sample_full_frame_batch(pool, targets: dict, *, seed: int, step: int, batch: int, patch: int, gop: int,
                             qp_range: tuple[int, int], symmetries: bool = False, context: int = 0,
-                            align: int = 0) -> FullFrameBatch:
+                            align: int = 0, time_reversal: bool = False) -> FullFrameBatch:
     """Batch of step ``step`` cut from `full_frame_targets`: random clip, QP, start frame and 2-aligned crop.
 
     ``gop`` frames are kept from any start frame (the stream's own frame types, whatever its
@@ -523,6 +531,12 @@ def sample_full_frame_batch(pool, targets: dict, *, seed: int, step: int, batch:
     motion-compensated onto it (`wrappers.nets.align_neighbours`, search range R), aligned on the
     whole decodes around the crop before the symmetry turns them, as the deployed O aligns whole
     frames.
+
+    With ``time_reversal`` each sample is played backwards with probability 1/2: its kept frames,
+    their sources, the decodes around them, their coded QPs and aligned neighbours all in reverse
+    order, so frame t's neighbours come as t+r..t+1, t-1..t-r (what the deployed O reads in a
+    time-reversed ensemble member, `wrappers.deploy.ensemble_members`). The draw is only made when
+    it is on, so batches without it are unchanged.
 
     Returns a `FullFrameBatch`: ``frame_qp`` float32 ``(gop + 2 r, B)`` is the coded QP of each
     decode frame in ``targets.recon`` (`full_frame_targets`); ``aligned`` uint ``(gop, B, 2 r,
@@ -550,6 +564,7 @@ def sample_full_frame_batch(pool, targets: dict, *, seed: int, step: int, batch:
         x0 = int(rng.integers(0, (w - patch) // 2 + 1)) * 2
         decoded, frame_bits, coded_qp = targets[c, qp]
         k = int(rng.integers(8)) if symmetries else 0
+        backwards = bool(rng.integers(2)) if time_reversal else False
 
         def crop(f, t):
             ys, xs = slice(y0, y0 + patch), slice(x0, x0 + patch)
@@ -557,17 +572,20 @@ def sample_full_frame_batch(pool, targets: dict, *, seed: int, step: int, batch:
             return tuple(ensemble.symmetry(np.asarray(p[t, s0, s1]), k, axes=(1, 2))
                          for p, s0, s1 in ((f.y, ys, xs), (f.u, cys, cxs), (f.v, cys, cxs)))
 
-        src.append(crop(clip, np.arange(start - gop, start + gop)))
-        around = np.clip(np.arange(start - context, start + gop + context), 0, t_len - 1)
+        # Backwards, each half of the source stays in its place (the kept frames are the second).
+        order = (lambda a: a[::-1]) if backwards else (lambda a: a)  # noqa: E731
+        src.append(crop(clip, np.concatenate([order(np.arange(start - gop, start)), order(np.arange(start, start + gop))])))
+        around = order(np.clip(np.arange(start - context, start + gop + context), 0, t_len - 1))
         rec.append(crop(decoded, around))
-        bits.append(frame_bits[start:start + gop] * (patch * patch / (h * w)))
+        bits.append(order(frame_bits[start:start + gop]) * (patch * patch / (h * w)))
         qps.append(qp)
         frame_qps.append(coded_qp[around])
         if align and context:
-            offsets = [d for d in range(-context, context + 1) if d]
+            offsets = order(np.asarray([d for d in range(-context, context + 1) if d]))
             aligned.append(np.stack([ensemble.symmetry(np.asarray(align_neighbours(
-                decoded.y[t], decoded.y[np.clip([t + d for d in offsets], 0, t_len - 1)], align,
-                top=y0, left=x0, height=patch, width=patch)), k, axes=(1, 2)) for t in range(start, start + gop)]))
+                decoded.y[t], decoded.y[np.clip(t + offsets, 0, t_len - 1)], align,
+                top=y0, left=x0, height=patch, width=patch)), k, axes=(1, 2))
+                for t in order(np.arange(start, start + gop))]))
     stack = lambda xs, k: np.stack([x[k] for x in xs])  # noqa: E731
     source = make_frame(stack(src, 0), stack(src, 1), stack(src, 2))
     kept = make_frame(source.y[:, gop:], source.u[:, gop:], source.v[:, gop:])
@@ -735,7 +753,7 @@ def train(config: WrapperTrainConfig, *, target, target_name: str, proxy_path: s
                 pb, tb, frame_qp, aligned = sample_full_frame_batch(
                     pool, full, seed=config.seed, step=step, batch=config.batch_size, patch=config.patch, gop=gop,
                     qp_range=(config.qp_min, config.qp_max), symmetries=config.augment_symmetries, context=radius,
-                    align=config.post_align)
+                    align=config.post_align, time_reversal=config.augment_time_reversal)
                 source = _to_tensor(pb.frames)
             else:
                 pb = sample_batch(pool, seed=config.seed, step=step, batch=config.batch_size, patch=config.patch,
