@@ -26,6 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main(argv=None) -> int:
+    from wrappers.cli import ENSEMBLE_CHOICES
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", nargs="+", default=["bigbuckbunny"])
     parser.add_argument("--codec", default="x264")
@@ -33,7 +35,7 @@ def main(argv=None) -> int:
                         "wrappers.deploy.default_model: models/wrapper_x265_crop128 behind x265, else models/wrapper_x264_cartoon_hd_long)")
     parser.add_argument("--qps", default="22,27,32,37")
     parser.add_argument("--frames", type=int, default=30)
-    parser.add_argument("--ensemble", type=int, default=None, choices=(1, 2, 4, 8, 16),
+    parser.add_argument("--ensemble", type=int, default=None, choices=ENSEMBLE_CHOICES,
                         help="self-ensemble size of P and O (default: wrappers.deploy.DEFAULT_ENSEMBLE, 8; "
                         "16 also reverses a temporal O's neighbours in time)")
     parser.add_argument("--strength", type=float, default=None,

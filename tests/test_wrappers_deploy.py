@@ -550,8 +550,10 @@ def test_time_reversed_ensemble_equals_the_clip_played_backwards(clip):
     reference path. A network without neighbours refuses 16, as does a size outside the set."""
     import jax
 
-    from wrappers.deploy import ensemble_members, postprocess_float
+    from wrappers.cli import ENSEMBLE_CHOICES
+    from wrappers.deploy import ENSEMBLE_SIZES, ensemble_members, postprocess_float
 
+    assert ENSEMBLE_CHOICES == ENSEMBLE_SIZES  # what the command lines offer is what deploy runs
     assert ensemble_members(2, False) == [(0, False), (4, False)]
     assert [b for _, b in ensemble_members(16, True)] == [False] * 8 + [True] * 8
     w = Wrapper(NetConfig(8, 1, enabled=False),

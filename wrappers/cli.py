@@ -21,8 +21,13 @@ import argparse
 import json
 
 
+ENSEMBLE_CHOICES = (1, 2, 4, 8, 16)
+"""`wrappers.deploy.ENSEMBLE_SIZES` (a test holds them equal), written out so that building the
+parser imports no JAX."""
+
+
 def _ensemble_option(p, net: str) -> None:
-    p.add_argument("--ensemble", type=int, default=8, choices=(1, 2, 4, 8, 16),
+    p.add_argument("--ensemble", type=int, default=8, choices=ENSEMBLE_CHOICES,
                    help=f"run {net} on this many symmetries of each frame (transposes, flips) and average "
                         "(jaxcodec.nn.ensemble; default 8); 16: each also with the neighbour frames in reverse "
                         "time order, for a temporal O (wrappers.deploy.ensemble_members)")
