@@ -235,6 +235,40 @@ def test_normalised_distortion_weighs_each_image_by_the_baseline():
     assert share(g_norm) > share(g_plain) + 0.3
 
 
+def test_normalised_terms_weigh_each_term_of_each_image_by_its_baseline():
+    """``normalise_terms``: sum_k w_k mean_i(t_ki / b_ki) mean_i(b_ki) over L1 and the 1 - score
+    losses, computed here by hand from the terms; the baseline itself scores exactly eq. 4, and
+    the clean image's share of the SSIM gradient grows as with the whole-sum normalisation."""
+    from wrappers.loss import LossWeights, distortion_terms, wrapper_loss
+
+    rng = np.random.default_rng(2)
+    src = jnp.asarray(rng.uniform(0, 1, (2, 16, 16, 6)), jnp.float32)
+    noise = jnp.asarray(rng.normal(0, 1, src.shape), jnp.float32) * jnp.asarray([0.01, 0.1])[:, None, None, None]
+    codec = jnp.clip(src + noise, 0, 1)
+    out = jnp.clip(src + 0.5 * noise + 0.01, 0, 1)
+    w = LossWeights(l1=1.0, ssim=0.5, ms_ssim=1.0, dlm=0.2)
+    d, *t = distortion_terms(src, out, w)
+    b, *bt = distortion_terms(src, codec, w)
+    losses = lambda x: (x[0], 1 - x[1], 1 - x[2], 1 - x[3])
+    expected = sum(k * float(jnp.mean(a / c) * jnp.mean(c))
+                   for k, a, c in zip((w.l1, w.ssim, w.ms_ssim, w.dlm), losses(t), losses(bt)))
+    norm = wrapper_loss(src, out, jnp.zeros(()), w, baseline_terms=tuple(bt))
+    assert float(norm.total) == pytest.approx(expected, rel=1e-5)
+    assert float(norm.distortion) == pytest.approx(float(jnp.mean(d)), rel=1e-6)  # reported: plain eq. 4
+    assert float(wrapper_loss(src, codec, jnp.zeros(()), w, baseline_terms=tuple(bt)).total) == pytest.approx(
+        float(jnp.mean(b)), rel=1e-5)
+    with pytest.raises(ValueError):
+        wrapper_loss(src, out, jnp.zeros(()), w, baseline_distortion=b, baseline_terms=tuple(bt))
+    ssim_only = LossWeights(l1=0.0, ssim=1.0, ms_ssim=0.0, dlm=0.0)
+    bs = distortion_terms(src, codec, ssim_only)[1:]
+    g_plain = jax.grad(lambda o: wrapper_loss(src, o, jnp.zeros(()), ssim_only).total)(out)
+    g_norm = jax.grad(lambda o: wrapper_loss(src, o, jnp.zeros(()), ssim_only, baseline_terms=bs).total)(out)
+    share = lambda g: float(jnp.abs(g[0]).sum() / jnp.abs(g).sum())
+    assert share(g_norm) > share(g_plain) + 0.2
+    with pytest.raises(ConfigError):
+        _config(pre=False, normalise_distortion=True, normalise_terms=True)
+
+
 def test_loss_scores_are_the_library_metrics():
     """wrappers.loss defines no metric of its own: its SSIM / MS-SSIM / DLM terms are
     jaxcodec.metrics.differentiable's over Y, Cb, Cr weighted 4:1:1, and eq. 4 adds them up."""

@@ -109,7 +109,8 @@ def distortion_terms(source: jax.Array, output: jax.Array, weights: LossWeights 
 
 
 def wrapper_loss(source: jax.Array, output: jax.Array, rate_bpp: jax.Array, weights: LossWeights = LossWeights(),
-                 *, baseline_distortion: jax.Array | None = None) -> LossTerms:
+                 *, baseline_distortion: jax.Array | None = None,
+                 baseline_terms: tuple[jax.Array, ...] | None = None) -> LossTerms:
     """Eq. 4 between ``source`` and ``output`` tensors ``(..., H/2, W/2, 6)`` plus ``lambda * rate_bpp``.
 
     ``baseline_distortion`` (optional): per-image eq. 4 distortion ``(N,)`` of another output of
@@ -118,7 +119,18 @@ def wrapper_loss(source: jax.Array, output: jax.Array, rate_bpp: jax.Array, weig
     the same scale as eq. 4, but a clean image counts as much as a noisy one. Plain eq. 4 is
     dominated by the images the codec distorts most. The reported ``distortion`` stays the plain
     eq. 4 value.
+
+    ``baseline_terms`` (optional, instead): the other output's per-image terms ``(l1, ssim,
+    ms_ssim, dlm)``, each ``(N,)`` (`distortion_terms` without its first item). Every term of eq. 4
+    is then normalised on its own, ``sum_k w_k * mean_i(t_ki / sg(b_ki)) * sg(mean_i b_ki)``
+    over the losses t = (L1, 1 - SSIM, 1 - MS-SSIM, 1 - DLM): a relative change of any score
+    on any image counts the same. A BD-rate over a metric weighs a quality change by the inverse
+    slope of the rate-quality curve, which at the clean end of the curve is steep in 1 - SSIM
+    but flat in L1; normalising the sum only (``baseline_distortion``) lets L1 dominate clean
+    images.
     """
+    if baseline_distortion is not None and baseline_terms is not None:
+        raise ValueError("give baseline_distortion or baseline_terms, not both")
     d, l1, ssim, ms_ssim, dlm = distortion_terms(source, output, weights)
     dist = jnp.mean(d)
     objective = dist
@@ -126,6 +138,14 @@ def wrapper_loss(source: jax.Array, output: jax.Array, rate_bpp: jax.Array, weig
         chex.assert_equal_shape((d, baseline_distortion))
         b = jax.lax.stop_gradient(baseline_distortion)
         objective = jnp.mean(d / jnp.maximum(b, 1e-6)) * jnp.mean(b)
+    if baseline_terms is not None:
+        b_l1, b_ssim, b_ms, b_dlm = (jax.lax.stop_gradient(t) for t in baseline_terms)
+        objective = 0.0
+        for w, t, b in ((weights.l1, l1, b_l1), (weights.ssim, 1 - ssim, 1 - b_ssim),
+                        (weights.ms_ssim, 1 - ms_ssim, 1 - b_ms), (weights.dlm, 1 - dlm, 1 - b_dlm)):
+            if w:
+                chex.assert_equal_shape((t, b))
+                objective = objective + w * jnp.mean(t / jnp.maximum(b, 1e-6)) * jnp.mean(b)
     rate = jnp.mean(rate_bpp)
     return LossTerms(objective + weights.lambda_ * rate, dist, rate, jnp.mean(l1), jnp.mean(ssim), jnp.mean(ms_ssim),
                      jnp.mean(dlm))

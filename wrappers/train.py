@@ -87,6 +87,10 @@ class WrapperTrainConfig:
       normalise_distortion: weigh each training image's eq. 4 distortion by the inverse of the
         bare codec's distortion on it (`wrappers.loss.wrapper_loss` ``baseline_distortion``), so that clean
         content (low QP, flat chroma) counts as much as heavily distorted content.
+      normalise_terms: weigh each term of each training image's eq. 4 by the inverse of the bare
+        codec's value of that term on it (`wrappers.loss.wrapper_loss` ``baseline_terms``): a
+        relative change of SSIM at low QP counts like one of L1, as the BD-rates do. Excludes
+        ``normalise_distortion``.
       pre_qp_input / post_qp_input: P / O also read the sample's QP (`wrappers.nets.NetConfig.qp_input`).
       pre_planes / post_planes: ``"yuv"``, or ``"y"``: P / O change luma only
         (`wrappers.nets.NetConfig.planes`).
@@ -150,6 +154,7 @@ class WrapperTrainConfig:
     augment_symmetries: bool = False
     augment_time_reversal: bool = False
     normalise_distortion: bool = False
+    normalise_terms: bool = False
     pre_qp_input: bool = False
     post_qp_input: bool = False
     pre_planes: str = "yuv"
@@ -189,6 +194,8 @@ class WrapperTrainConfig:
         if self.augment_symmetries and not self.codec_on_full_frames:
             raise ConfigError("augment_symmetries needs codec_on_full_frames = true (the patch-coded batches of "
                               "Algorithm 1 are not augmented)")
+        if self.normalise_distortion and self.normalise_terms:
+            raise ConfigError("normalise_distortion and normalise_terms exclude each other: pick one normalisation")
         if self.augment_time_reversal and not self.post_temporal:
             raise ConfigError("augment_time_reversal needs post_temporal > 0: it reverses the order of O's neighbour "
                               "frames")
@@ -319,12 +326,14 @@ def make_steps(config: WrapperTrainConfig, wrapper_graph, proxy_graph, optimizer
     if config.post_temporal and not proxy_free:
         raise ConfigError("a temporal O trains with the proxy-free step only (pre = false, stop_gradient = true)")
 
-    def end_to_end(wrapper, state: TrainState, source, i_c, codec_d, qp_index, qp, key, bits_c, context):
+    def end_to_end(wrapper, state: TrainState, source, i_c, codec_terms, qp_index, qp, key, bits_c, context):
         net = nnx.merge(wrapper_graph, wrapper)
+        baseline = ({"baseline_distortion": codec_terms[0]} if config.normalise_distortion else
+                    {"baseline_terms": codec_terms[1:]} if config.normalise_terms else {})
         if proxy_free:
             out = apply_wrapper(net.post, i_c, qp, context)
             terms = wrapper_loss(source, out, bits_c / pixels(i_c), weights,
-                                 baseline_distortion=codec_d if config.normalise_distortion else None)
+                                 **baseline)
             return terms.total, (terms, out)
         i_p = apply_wrapper(net.pre, source, qp)
         model = nnx.merge(proxy_graph, jax.lax.stop_gradient(state.transform), jax.lax.stop_gradient(state.hyper))
@@ -334,7 +343,7 @@ def make_steps(config: WrapperTrainConfig, wrapper_graph, proxy_graph, optimizer
         o_in = stop_gradient_input(i_c, i_m) if config.stop_gradient else i_m
         out = apply_wrapper(net.post, o_in, qp)
         terms = wrapper_loss(source, out, r_m / pixels(i_p), weights,
-                             baseline_distortion=codec_d if config.normalise_distortion else None)
+                             **baseline)
         return terms.total, (terms, out)
 
     @jax.jit
@@ -345,10 +354,11 @@ def make_steps(config: WrapperTrainConfig, wrapper_graph, proxy_graph, optimizer
         # Per-image eq. 4 distortion of the codec output: the logged baseline of every step, and
         # the weights of `normalise_distortion`. It does not depend on the wrapper: computed once,
         # outside the gradient.
-        codec_d = distortion_terms(source, i_c, weights)[0]
+        codec_terms = distortion_terms(source, i_c, weights)
+        codec_d = codec_terms[0]
         (loss, (terms, out)), grads = jax.value_and_grad(end_to_end, has_aux=True)(state.wrapper, state, source, i_c,
-                                                                                  codec_d, qp_index, qp, key, bits_c,
-                                                                                  context)
+                                                                                  codec_terms, qp_index, qp, key,
+                                                                                  bits_c, context)
         updates, opt = opt_w.update(grads, state.opt_wrapper, state.wrapper)
         new = state._replace(wrapper=optax.apply_updates(state.wrapper, updates), opt_wrapper=opt, step=state.step + 1)
         return new, {**terms._asdict(), "codec_distortion": jnp.mean(codec_d)}, out
