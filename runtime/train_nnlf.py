@@ -38,7 +38,8 @@ class NNLFTrainConfig:
         give several segments with their own motion.
       frames: frames per clip encoded for data.
       qps: base QPs of the data encodes.
-      codec_config: coding config of the data encodes (``ra``: intra and inter pictures).
+      codec_config: coding config of the data encodes (``ra``: intra and inter pictures), a name
+        from ``configs/`` or a TOML path.
       width, features, blocks: `LoopFilterConfig` of both models.
       act_bits, min_weight_bits: integer conversion profile. Every conv of the small model
         stays on one exact float32 conv up to 16-bit activations, its weights losing a bit for
@@ -277,6 +278,24 @@ def read_segment(clip: str, nframes: int):
     return video.frames[start:start + nframes], video.fps
 
 
+def _codec_config_tag(codec_config: str) -> str:
+    """The coding config's part of a cache file name: a name from ``configs/`` as it is; a TOML
+    path as its stem and a hash of its text, so that an edited file does not reuse encodes made
+    with the old one (and a path's separators stay out of the file name)."""
+    import hashlib
+    from pathlib import Path
+
+    from jaxcodec.errors import ConfigError
+
+    if "/" not in codec_config and not codec_config.endswith(".toml"):
+        return codec_config
+    try:
+        text = Path(codec_config).read_bytes()
+    except OSError as e:
+        raise ConfigError(f"codec_config {codec_config!r}: cannot read it ({e.strerror})") from None
+    return f"{Path(codec_config).stem}-{hashlib.sha1(text).hexdigest()[:8]}"
+
+
 def _encode_job(path, clip, frames, fps, nframes: int, codec_config: str, qp: int, nnlf_model: str) -> int:
     """One data encode (``frames`` None: read ``clip``), written to ``path``; the number of
     pictures. A module-level function so that `make_data` can run it in worker processes."""
@@ -310,6 +329,7 @@ def make_data(cfg: NNLFTrainConfig, out_dir, *, log=print, nnlf_model: str = "",
     from jaxcodec.io.synthetic import synthetic_clips
 
     Path(out_dir).mkdir(parents=True, exist_ok=True)
+    codec_tag = _codec_config_tag(cfg.codec_config)
     todo, paths = [], []
     for clip in cfg.clips:
         if "bigbuckbunny" in clip:
@@ -326,7 +346,7 @@ def make_data(cfg: NNLFTrainConfig, out_dir, *, log=print, nnlf_model: str = "",
         for name, frames, fps in sources:
             for qp in cfg.qps:
                 # One cache file per encode, so an interrupted run keeps what it encoded.
-                path = Path(out_dir) / f"data_{name}_{cfg.frames}_{cfg.codec_config}_qp{qp}{tag}.npz"
+                path = Path(out_dir) / f"data_{name}_{cfg.frames}_{codec_tag}_qp{qp}{tag}.npz"
                 paths.append(path)
                 if not path.is_file():
                     todo.append((f"{name} qp {qp}", (path, clip, frames, fps, cfg.frames, cfg.codec_config, qp, nnlf_model)))

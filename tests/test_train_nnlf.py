@@ -82,13 +82,25 @@ def test_ten_bit_training_clip_is_refused(tmp_path):
         train_nnlf.make_data(NNLFTrainConfig(clips=(str(path),), frames=2, qps=(37,)), tmp_path / "run")
 
 
+# The picture size and coding config of tests/test_nnlf.py, which runs first in the same worker
+# (`tests/conftest.py` keeps the encoder files together): the codec's stages, with and without the
+# filter in the loop, are compiled there once, and this run reuses them.
+_CODEC = 'gop_structure = "ra"\ngop_size = 2\nintra_period = -1\nnum_refs = 2\nctu_size = 32\n'
+
+
+def _codec_toml(directory) -> str:
+    path = directory / "codec.toml"
+    path.write_text(_CODEC)
+    return str(path)
+
+
 def _three_stage_run(tmp_path):
-    """The tiny three-stage run both tests below start from: (config, run directory, result)."""
-    clip = cartoon_clips(count=1, frames=3, size=(64, 64), seed=0)[0]
+    """The tiny three-stage run both tests below start from: (clip, config, run directory, result)."""
+    clip = cartoon_clips(count=1, frames=3, size=(40, 72), seed=0)[0]
     path = tmp_path / "clip.y4m"
     write_y4m(path, clip)
-    cfg = NNLFTrainConfig(clips=(str(path),), frames=3, qps=(37,), codec_config="ld", width=8, features=2, blocks=1,
-                          patch=32, batch=2, luma_steps=20, chroma_steps=10, stage2_steps=10, stage3_steps=10)
+    cfg = NNLFTrainConfig(clips=(str(path),), frames=3, qps=(32,), codec_config=_codec_toml(tmp_path), width=8, features=2,
+                          blocks=1, patch=32, batch=2, luma_steps=20, chroma_steps=10, stage2_steps=10, stage3_steps=10)
     out = tmp_path / "run"
     return clip, cfg, out, train_nnlf.train(cfg, out_dir=out, export_to=tmp_path / "model", progress=False)
 
@@ -113,7 +125,7 @@ def test_three_stage_training_exports_a_model_the_codec_runs(tmp_path):
     # the float models behind a model file: the last stage's in the run directory, the final ones exported
     assert train_nnlf.float_checkpoint(out, "luma").endswith("ckpt3_luma")
     assert train_nnlf.float_checkpoint(tmp_path / "model", "chroma").endswith("ckpt_chroma")
-    ccfg = load_coding_config("ld", qp=37, nnlf=True, nnlf_model=str(tmp_path / "model" / "model.jxnnlf"))
+    ccfg = load_coding_config(tmp_path / "codec.toml", qp=32, nnlf=True, nnlf_model=str(tmp_path / "model" / "model.jxnnlf"))
     data, rec = encode(clip, ccfg, nnlf_force=True)
     frames = decode(data, nnlf_model=str(tmp_path / "model" / "model.jxnnlf"))
     np.testing.assert_array_equal(np.asarray(frames.y), np.asarray(rec.y))
@@ -173,13 +185,13 @@ def test_parallel_data_encodes_equal_serial_ones(tmp_path, monkeypatch):
             np.testing.assert_array_equal(a[k], b[k])
 
 
-def test_generated_clip_cache_is_named_by_content(tmp_path, monkeypatch):
+def test_generated_clip_cache_is_named_by_content(tmp_path, tmp_path_factory, monkeypatch):
     """Encodes of generated clips are cached per clip content: a changed generator re-encodes."""
     import jaxcodec.io.synthetic as synthetic
 
     # the shapes and coding config of the three-stage test above: its compiled encoder is reused
-    cfg = NNLFTrainConfig(clips=("cartoon",), frames=3, qps=(37,), codec_config="ld")
-    small = lambda frames, seed=0: cartoon_clips(count=1, frames=frames, size=(64, 64), seed=seed)  # noqa: E731
+    cfg = NNLFTrainConfig(clips=("cartoon",), frames=3, qps=(32,), codec_config=_codec_toml(tmp_path_factory.mktemp("codec")))
+    small = lambda frames, seed=0: cartoon_clips(count=1, frames=frames, size=(40, 72), seed=seed)  # noqa: E731
     monkeypatch.setattr(synthetic, "cartoon_clips", lambda frames: small(frames))
     train_nnlf.make_data(cfg, tmp_path)
     first = sorted(p.name for p in tmp_path.glob("data_*.npz"))
@@ -189,6 +201,17 @@ def test_generated_clip_cache_is_named_by_content(tmp_path, monkeypatch):
     monkeypatch.setattr(synthetic, "cartoon_clips", lambda frames: small(frames, seed=1))
     train_nnlf.make_data(cfg, tmp_path)
     assert len(list(tmp_path.glob("data_*.npz"))) == 2
+
+
+def test_codec_config_path_names_cache_files_by_its_text(tmp_path):
+    assert train_nnlf._codec_config_tag("ra") == "ra"
+    a = _codec_toml(tmp_path)
+    tag = train_nnlf._codec_config_tag(a)
+    assert tag.startswith("codec-") and "/" not in tag
+    (tmp_path / "codec.toml").write_text(_CODEC + "qp = 30\n")
+    assert train_nnlf._codec_config_tag(a) != tag  # an edited config does not reuse the old encodes
+    with pytest.raises(ConfigError, match="cannot read"):
+        train_nnlf._codec_config_tag(str(tmp_path / "missing.toml"))
 
 
 def test_missing_stage2_data_model_fails_before_training(tmp_path):
