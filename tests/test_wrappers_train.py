@@ -377,6 +377,16 @@ def test_init_from_starts_from_a_saved_wrapper_and_refuses_other_networks(proxy_
         _config(pre=False, iterative_update=False, codec_on_full_frames=True, post_frame_qp=True)
 
 
+def test_qp_range_beyond_the_proxy_is_refused_only_where_the_proxy_runs(proxy_dir):
+    from wrappers.train import init_state
+
+    free = dict(pre=False, iterative_update=False, codec_on_full_frames=True, qp_min=18, qp_max=30)
+    init_state(_config(**free), proxy_dir)  # post only, eq. 8, no refinement: the proxy never runs
+    for runs in (dict(iterative_update=True, codec_on_full_frames=False), dict(stop_gradient=False)):
+        with pytest.raises(ConfigError, match="outside the proxy's 22..42"):
+            init_state(_config(**{**free, **runs}), proxy_dir)
+
+
 def test_temporal_o_starts_from_a_single_frame_one_and_trains_on_real_neighbours(proxy_dir, tmp_path):
     """``post_temporal``: init_from a single-frame O grows it (head widened by zero weights, an
     extra block with a zero second convolution: the same output whatever the neighbours), the sampler hands over the decodes around the kept frames

@@ -687,7 +687,11 @@ def init_state(config: WrapperTrainConfig, proxy_path: str | Path | None):
         proxy_model = SSFModel(proxy_model.config, rngs=nnx.Rngs(config.seed + 1))
         calibration = type(calibration)()
     assert isinstance(proxy_model.config, ModelConfig)
-    if not proxy_model.config.qp_min <= config.qp_min <= config.qp_max <= proxy_model.config.qp_max:
+    # Post only with eq. 8 and no refinement, the proxy never runs (`make_steps`, proxy-free):
+    # O may then train on QPs the proxy was not trained for, e.g. below x264's range of interest,
+    # where the I pictures of the lowest evaluated QP are coded.
+    proxy_runs = config.pre or not config.stop_gradient or config.iterative_update
+    if proxy_runs and not proxy_model.config.qp_min <= config.qp_min <= config.qp_max <= proxy_model.config.qp_max:
         raise ConfigError(f"QP range {config.qp_min}..{config.qp_max} is outside the proxy's "
                           f"{proxy_model.config.qp_min}..{proxy_model.config.qp_max}")
     pre, post = config.net_configs()
