@@ -41,14 +41,16 @@ def _output_md5(frames) -> str:
 
 
 def run_one(clip: str, config: str, *, qp: int, frames: int, nnlf: str, streams: Path | None) -> dict:
-    from jaxcodec.config import load_coding_config
+    from jaxcodec.config import config_tag, load_coding_config
     from jaxcodec.io import atomic_write_bytes, read_video
     from runtime.decoder import decode
     from runtime.encoder import encode
 
-    name = f"{Path(clip).stem}_{config}_qp{qp}.jxc"
+    # The stream's name and the fingerprint's key: clip and config paths differ between machines.
+    key = f"{Path(clip).stem}_{config_tag(config)}_qp{qp}"
+    name = f"{key}.jxc"
     path = streams / name if streams else None
-    row: dict = {"clip": clip, "config": config, "qp": qp}
+    row: dict = {"clip": clip, "config": config, "qp": qp, "key": key}
     if path is not None and path.is_file():
         data = path.read_bytes()
         row["encoded_here"] = False
@@ -107,8 +109,7 @@ def main(argv=None) -> int:
     for r in rows:
         print(json.dumps(r))
     result = {"backend": jax.default_backend(), "device": str(jax.devices()[0]), "jax": jax.__version__,
-              "streams": {f"{r['clip']}_{r['config']}_qp{r['qp']}": {"stream_md5": r["stream_md5"],
-                                                                    "output_md5": r["output_md5"]} for r in rows}}
+              "streams": {r["key"]: {"stream_md5": r["stream_md5"], "output_md5": r["output_md5"]} for r in rows}}
     if other is not None:
         common = sorted(set(other) & set(result["streams"]))
         result["compared"] = len(common)

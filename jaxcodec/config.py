@@ -198,6 +198,18 @@ def config_path(name_or_path: str | Path, directory: Path = CONFIG_DIR) -> Path:
     return candidate
 
 
+def config_tag(name_or_path: str | Path) -> str:
+    """A config's part of a file name (cache files, carried streams): a name (``ra``) as it is; a
+    TOML path as its stem and a hash of its text, so that the path's separators stay out of the
+    name and an edited file is told apart from its old version (the same on every machine)."""
+    import hashlib
+
+    if Path(name_or_path).suffix != ".toml":
+        return str(name_or_path)
+    path = config_path(name_or_path)
+    return f"{path.stem}-{hashlib.sha1(path.read_bytes()).hexdigest()[:8]}"
+
+
 def load_config(cls: type[T], name_or_path: str | Path, *, defaults: Mapping[str, Any] | None = None,
                 **overrides: Any) -> T:
     """Load a frozen-dataclass config from TOML and apply overrides.

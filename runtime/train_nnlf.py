@@ -278,24 +278,6 @@ def read_segment(clip: str, nframes: int):
     return video.frames[start:start + nframes], video.fps
 
 
-def _codec_config_tag(codec_config: str) -> str:
-    """The coding config's part of a cache file name: a name from ``configs/`` as it is; a TOML
-    path as its stem and a hash of its text, so that an edited file does not reuse encodes made
-    with the old one (and a path's separators stay out of the file name)."""
-    import hashlib
-    from pathlib import Path
-
-    from jaxcodec.errors import ConfigError
-
-    if "/" not in codec_config and not codec_config.endswith(".toml"):
-        return codec_config
-    try:
-        text = Path(codec_config).read_bytes()
-    except OSError as e:
-        raise ConfigError(f"codec_config {codec_config!r}: cannot read it ({e.strerror})") from None
-    return f"{Path(codec_config).stem}-{hashlib.sha1(text).hexdigest()[:8]}"
-
-
 def _encode_job(path, clip, frames, fps, nframes: int, codec_config: str, qp: int, nnlf_model: str) -> int:
     """One data encode (``frames`` None: read ``clip``), written to ``path``; the number of
     pictures. A module-level function so that `make_data` can run it in worker processes."""
@@ -324,12 +306,13 @@ def make_data(cfg: NNLFTrainConfig, out_dir, *, log=print, nnlf_model: str = "",
     from fractions import Fraction
     from pathlib import Path
 
+    from jaxcodec.config import config_tag
     from jaxcodec.errors import ConfigError
     from jaxcodec.io import CLIP_NAMES
     from jaxcodec.io.synthetic import synthetic_clips
 
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    codec_tag = _codec_config_tag(cfg.codec_config)
+    codec_tag = config_tag(cfg.codec_config)
     todo, paths = [], []
     for clip in cfg.clips:
         if "bigbuckbunny" in clip:

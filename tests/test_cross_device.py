@@ -46,6 +46,8 @@ def test_user_errors_are_one_line(tmp_path, capsys):
     """A missing clip, a file that is no earlier run's output, a corrupt carried stream."""
     assert cross_device.main(["--clips", str(tmp_path / "none.y4m")]) == 2
     assert "cross_device: error:" in capsys.readouterr().err
+    assert cross_device.main(["--clips", "carphone", "--configs", str(tmp_path / "none.toml")]) == 2
+    assert "config file not found" in capsys.readouterr().err
     (tmp_path / "junk.json").write_text("not json\n")
     assert cross_device.main(["--clips", "carphone", "--compare", str(tmp_path / "junk.json")]) == 2
     assert "not the output of this script" in capsys.readouterr().err

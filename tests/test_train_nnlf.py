@@ -204,14 +204,16 @@ def test_generated_clip_cache_is_named_by_content(tmp_path, tmp_path_factory, mo
 
 
 def test_codec_config_path_names_cache_files_by_its_text(tmp_path):
-    assert train_nnlf._codec_config_tag("ra") == "ra"
+    from jaxcodec.config import config_tag
+
+    assert config_tag("ra") == "ra"
     a = _codec_toml(tmp_path)
-    tag = train_nnlf._codec_config_tag(a)
+    tag = config_tag(a)
     assert tag.startswith("codec-") and "/" not in tag
     (tmp_path / "codec.toml").write_text(_CODEC + "qp = 30\n")
-    assert train_nnlf._codec_config_tag(a) != tag  # an edited config does not reuse the old encodes
-    with pytest.raises(ConfigError, match="cannot read"):
-        train_nnlf._codec_config_tag(str(tmp_path / "missing.toml"))
+    assert config_tag(a) != tag  # an edited config does not reuse the old encodes
+    with pytest.raises(ConfigError, match="not found"):
+        config_tag(str(tmp_path / "missing.toml"))
 
 
 def test_missing_stage2_data_model_fails_before_training(tmp_path):
