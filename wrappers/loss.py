@@ -108,6 +108,14 @@ def distortion_terms(source: jax.Array, output: jax.Array, weights: LossWeights 
     return d, l1, ssim, ms_ssim, dlm
 
 
+def _normalised(loss: jax.Array, baseline: jax.Array) -> jax.Array:
+    """``mean_i(loss_i / sg(b_i)) * sg(mean_i b_i)``: every image weighed by the inverse of its
+    baseline, at the scale of the plain mean."""
+    chex.assert_equal_shape((loss, baseline))
+    b = jax.lax.stop_gradient(baseline)
+    return jnp.mean(loss / jnp.maximum(b, 1e-6)) * jnp.mean(b)
+
+
 def wrapper_loss(source: jax.Array, output: jax.Array, rate_bpp: jax.Array, weights: LossWeights = LossWeights(),
                  *, baseline_distortion: jax.Array | None = None,
                  baseline_terms: tuple[jax.Array, ...] | None = None) -> LossTerms:
@@ -135,17 +143,12 @@ def wrapper_loss(source: jax.Array, output: jax.Array, rate_bpp: jax.Array, weig
     dist = jnp.mean(d)
     objective = dist
     if baseline_distortion is not None:
-        chex.assert_equal_shape((d, baseline_distortion))
-        b = jax.lax.stop_gradient(baseline_distortion)
-        objective = jnp.mean(d / jnp.maximum(b, 1e-6)) * jnp.mean(b)
+        objective = _normalised(d, baseline_distortion)
     if baseline_terms is not None:
-        b_l1, b_ssim, b_ms, b_dlm = (jax.lax.stop_gradient(t) for t in baseline_terms)
-        objective = 0.0
-        for w, t, b in ((weights.l1, l1, b_l1), (weights.ssim, 1 - ssim, 1 - b_ssim),
-                        (weights.ms_ssim, 1 - ms_ssim, 1 - b_ms), (weights.dlm, 1 - dlm, 1 - b_dlm)):
-            if w:
-                chex.assert_equal_shape((t, b))
-                objective = objective + w * jnp.mean(t / jnp.maximum(b, 1e-6)) * jnp.mean(b)
+        b_l1, b_ssim, b_ms, b_dlm = baseline_terms
+        objective = sum(w * _normalised(t, b) for w, t, b in (
+            (weights.l1, l1, b_l1), (weights.ssim, 1 - ssim, 1 - b_ssim), (weights.ms_ssim, 1 - ms_ssim, 1 - b_ms),
+            (weights.dlm, 1 - dlm, 1 - b_dlm)) if w)
     rate = jnp.mean(rate_bpp)
     return LossTerms(objective + weights.lambda_ * rate, dist, rate, jnp.mean(l1), jnp.mean(ssim), jnp.mean(ms_ssim),
                      jnp.mean(dlm))

@@ -200,6 +200,14 @@ class WrapperTrainConfig:
             raise ConfigError("augment_time_reversal needs post_temporal > 0: it reverses the order of O's neighbour "
                               "frames")
 
+    @property
+    def proxy_free_step(self) -> bool:
+        """Post only with eq. 8: P is the identity and O reads I_C's value, so the proxy changes
+        neither O's input nor its gradient, and lambda * R_M is a constant. The wrapper step then
+        skips the proxy's forward pass (`make_steps`): the same updates of O at a fraction of the
+        cost; the logged rate is the real codec's."""
+        return not self.pre and self.stop_gradient
+
     def wrapper_learning_rate(self):
         """P and O's learning rate: a float, or an optax schedule over the step (``lr_schedule``)."""
         import optax
@@ -315,13 +323,9 @@ def make_steps(config: WrapperTrainConfig, wrapper_graph, proxy_graph, optimizer
                              calib=optax.apply_updates(state.calib, u_c), opt_calib=o_c)
         return new, {"proxy_mse": mse, "proxy_bpp": bpp, "calib_mse": c_loss}
 
-    # Post only with eq. 8: P is the identity and O reads I_C's value, so the proxy changes
-    # neither O's input nor its gradient, and lambda * R_M is a constant. Skipping the proxy's
-    # forward pass gives the same updates of O at a fraction of the cost; the logged rate is then
-    # the real codec's.
     if proxy_free is None:
-        proxy_free = not config.pre and config.stop_gradient
-    if proxy_free and (config.pre or not config.stop_gradient):
+        proxy_free = config.proxy_free_step
+    if proxy_free and not config.proxy_free_step:
         raise ConfigError("the proxy-free wrapper step needs pre = false and stop_gradient = true")
     if config.post_temporal and not proxy_free:
         raise ConfigError("a temporal O trains with the proxy-free step only (pre = false, stop_gradient = true)")
@@ -351,8 +355,8 @@ def make_steps(config: WrapperTrainConfig, wrapper_graph, proxy_graph, optimizer
         """``qp``: (1, B) codec QPs, one per sample, broadcast over the GOP axis of the tensors;
         ``bits_c``: (T, B) the real codec's bits per frame (the logged rate when ``proxy_free``);
         ``context``: a temporal O's neighbour input (`wrappers.nets.temporal_context`)."""
-        # Per-image eq. 4 distortion of the codec output: the logged baseline of every step, and
-        # the weights of `normalise_distortion`. It does not depend on the wrapper: computed once,
+        # Per-image eq. 4 distortion of the codec output and its terms: the logged baseline of every
+        # step, and the weights of `normalise_distortion` / `normalise_terms`. It does not depend on the wrapper: computed once,
         # outside the gradient.
         codec_terms = distortion_terms(source, i_c, weights)
         codec_d = codec_terms[0]
@@ -687,10 +691,10 @@ def init_state(config: WrapperTrainConfig, proxy_path: str | Path | None):
         proxy_model = SSFModel(proxy_model.config, rngs=nnx.Rngs(config.seed + 1))
         calibration = type(calibration)()
     assert isinstance(proxy_model.config, ModelConfig)
-    # Post only with eq. 8 and no refinement, the proxy never runs (`make_steps`, proxy-free):
-    # O may then train on QPs the proxy was not trained for, e.g. below x264's range of interest,
-    # where the I pictures of the lowest evaluated QP are coded.
-    proxy_runs = config.pre or not config.stop_gradient or config.iterative_update
+    # With the proxy-free step and no refinement the proxy never runs: O may then train on QPs
+    # the proxy was not trained for, e.g. below x264's range of interest, where the I pictures of
+    # the lowest evaluated QP are coded.
+    proxy_runs = not config.proxy_free_step or config.iterative_update
     if proxy_runs and not proxy_model.config.qp_min <= config.qp_min <= config.qp_max <= proxy_model.config.qp_max:
         raise ConfigError(f"QP range {config.qp_min}..{config.qp_max} is outside the proxy's "
                           f"{proxy_model.config.qp_min}..{proxy_model.config.qp_max}")
