@@ -269,6 +269,36 @@ def test_normalised_terms_weigh_each_term_of_each_image_by_its_baseline():
         _config(pre=False, normalise_distortion=True, normalise_terms=True)
 
 
+def test_loss_margin_scores_the_interior_only():
+    """``margin``: eq. 4 and its baseline over each image's interior; O's output in the margin
+    gets no gradient; the training config refuses margins it cannot honour."""
+    from wrappers.loss import LossWeights, distortion_terms, interior, wrapper_loss
+
+    rng = np.random.default_rng(5)
+    src = jnp.asarray(rng.uniform(0, 1, (2, 32, 32, 6)), jnp.float32)
+    out = jnp.clip(src + jnp.asarray(rng.normal(0, 0.05, src.shape), jnp.float32), 0, 1)
+    w = LossWeights(l1=1.0, ssim=0.5, ms_ssim=0.0, dlm=0.2)
+    inner = interior(src, 16), interior(out, 16)
+    assert inner[0].shape == (2, 16, 16, 6)
+    np.testing.assert_array_equal(inner[0], src[:, 8:24, 8:24])
+    bt = distortion_terms(src, out * 0.9, w, margin=16)[1:]
+    np.testing.assert_allclose(bt[0], distortion_terms(inner[0], inner[1] * 0.9, w)[1], rtol=1e-6)
+    got = wrapper_loss(src, out, jnp.zeros(()), w, margin=16, baseline_terms=bt)
+    want = wrapper_loss(*inner, jnp.zeros(()), w, baseline_terms=bt)
+    assert float(got.total) == pytest.approx(float(want.total), rel=1e-6)
+    g = jax.grad(lambda o: wrapper_loss(src, o, jnp.zeros(()), w, margin=16).total)(out)
+    ring = np.ones(g.shape[1:3], bool)
+    ring[8:24, 8:24] = False
+    assert not np.asarray(g)[:, ring].any() and np.asarray(g)[:, ~ring].any()
+    with pytest.raises(ValueError):
+        interior(src, 3)
+    for bad in ({"loss_margin": 16}, {"loss_margin": 6, "codec_on_full_frames": True, "patch": 32},
+                {"loss_margin": 3, "codec_on_full_frames": True}):
+        with pytest.raises(ConfigError):
+            _config(pre=False, iterative_update=False, **bad)
+    assert _config(pre=False, iterative_update=False, codec_on_full_frames=True, patch=64, loss_margin=16).loss_margin == 16
+
+
 def test_loss_scores_are_the_library_metrics():
     """wrappers.loss defines no metric of its own: its SSIM / MS-SSIM / DLM terms are
     jaxcodec.metrics.differentiable's over Y, Cb, Cr weighted 4:1:1, and eq. 4 adds them up."""

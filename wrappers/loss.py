@@ -83,12 +83,24 @@ def _planes(x):
     return tuple(p.reshape(-1, *p.shape[-2:]) for p in tensor_to_planes(x))
 
 
-def distortion_terms(source: jax.Array, output: jax.Array, weights: LossWeights = LossWeights()):
+def interior(x: jax.Array, margin: int) -> jax.Array:
+    """A tensor ``(..., H/2, W/2, 6)`` without ``margin`` luma samples (even) on each side."""
+    if margin % 2 or margin < 0:
+        raise ValueError(f"margin must be an even number of luma samples >= 0, got {margin}")
+    m = margin // 2
+    if 2 * m >= min(x.shape[-3], x.shape[-2]):
+        raise ValueError(f"margin {margin} leaves nothing of a {2 * x.shape[-3]}x{2 * x.shape[-2]} image")
+    return x[..., m:x.shape[-3] - m, m:x.shape[-2] - m, :] if m else x
+
+
+def distortion_terms(source: jax.Array, output: jax.Array, weights: LossWeights = LossWeights(), *, margin: int = 0):
     """Per-image eq. 4 distortion and its terms: ``(d, l1, ssim, ms_ssim, dlm)``, each ``(N,)``.
 
     N counts the images of the leading axes, flattened in order. Every image has the same size,
-    so the batch means of these are the batch's eq. 4 terms (`wrapper_loss`).
+    so the batch means of these are the batch's eq. 4 terms (`wrapper_loss`). ``margin``: luma
+    samples on each side of every image that the scores leave out (`interior`).
     """
+    source, output = interior(source, margin), interior(output, margin)
     ssim_fn, ms_ssim_fn, dlm_fn = metric_functions()
     plane_w = (PLANE_WEIGHTS[0], *(w * weights.chroma for w in PLANE_WEIGHTS[1:]))
     pw = jnp.asarray(plane_w) / sum(plane_w)
@@ -118,7 +130,7 @@ def _normalised(loss: jax.Array, baseline: jax.Array) -> jax.Array:
 
 def wrapper_loss(source: jax.Array, output: jax.Array, rate_bpp: jax.Array, weights: LossWeights = LossWeights(),
                  *, baseline_distortion: jax.Array | None = None,
-                 baseline_terms: tuple[jax.Array, ...] | None = None) -> LossTerms:
+                 baseline_terms: tuple[jax.Array, ...] | None = None, margin: int = 0) -> LossTerms:
     """Eq. 4 between ``source`` and ``output`` tensors ``(..., H/2, W/2, 6)`` plus ``lambda * rate_bpp``.
 
     ``baseline_distortion`` (optional): per-image eq. 4 distortion ``(N,)`` of another output of
@@ -136,10 +148,13 @@ def wrapper_loss(source: jax.Array, output: jax.Array, rate_bpp: jax.Array, weig
     slope of the rate-quality curve, which at the clean end of the curve is steep in 1 - SSIM
     but flat in L1; normalising the sum only (``baseline_distortion``) lets L1 dominate clean
     images.
+
+    ``margin``: the distortion covers each image without this many luma samples on each side
+    (`interior`; the baselines must be computed with the same margin).
     """
     if baseline_distortion is not None and baseline_terms is not None:
         raise ValueError("give baseline_distortion or baseline_terms, not both")
-    d, l1, ssim, ms_ssim, dlm = distortion_terms(source, output, weights)
+    d, l1, ssim, ms_ssim, dlm = distortion_terms(source, output, weights, margin=margin)
     dist = jnp.mean(d)
     objective = dist
     if baseline_distortion is not None:

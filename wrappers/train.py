@@ -116,6 +116,13 @@ class WrapperTrainConfig:
       post_align: a temporal O reads its neighbours motion-compensated onto each frame, block
         matching within +-``post_align`` samples (`wrappers.nets.NetConfig.align`; 0: as they
         are). An unaligned temporal O may start an aligned one: the network is the same.
+      loss_margin: eq. 4 leaves out this many luma samples (even) on each side of every training
+        patch (`wrappers.loss.interior`), for O's output and the bare codec's baseline alike.
+        O's output near a crop's edge is computed from zero padding where, deployed on whole
+        frames, it reads picture content: training on it teaches O a border the deployed filter
+        meets only at the picture's edge. A patch of ``patch`` samples then trains on its
+        interior, ``patch - 2 loss_margin`` wide, with real context all round. Needs
+        ``codec_on_full_frames`` (patch-coded batches end where the codec's picture ends).
     """
 
     pre_channels: int = 24
@@ -166,6 +173,7 @@ class WrapperTrainConfig:
     post_frame_qp: bool = False
     post_temporal_qp: bool = False
     post_align: int = 0
+    loss_margin: int = 0
 
     def __post_init__(self):
         if not (self.pre or self.post):
@@ -196,6 +204,12 @@ class WrapperTrainConfig:
                               "Algorithm 1 are not augmented)")
         if self.normalise_distortion and self.normalise_terms:
             raise ConfigError("normalise_distortion and normalise_terms exclude each other: pick one normalisation")
+        if self.loss_margin and not self.codec_on_full_frames:
+            raise ConfigError("loss_margin needs codec_on_full_frames = true: a patch-coded batch's edge is the edge of "
+                              "the codec's picture too")
+        if self.loss_margin % 2 or self.loss_margin < 0 or self.patch - 2 * self.loss_margin < 32:
+            raise ConfigError(f"loss_margin must be even, >= 0 and leave at least 32 samples of the {self.patch} patch, "
+                              f"got {self.loss_margin}")
         if self.augment_time_reversal and not self.post_temporal:
             raise ConfigError("augment_time_reversal needs post_temporal > 0: it reverses the order of O's neighbour "
                               "frames")
@@ -336,7 +350,7 @@ def make_steps(config: WrapperTrainConfig, wrapper_graph, proxy_graph, optimizer
                     {"baseline_terms": codec_terms[1:]} if config.normalise_terms else {})
         if proxy_free:
             out = apply_wrapper(net.post, i_c, qp, context)
-            terms = wrapper_loss(source, out, bits_c / pixels(i_c), weights,
+            terms = wrapper_loss(source, out, bits_c / pixels(i_c), weights, margin=config.loss_margin,
                                  **baseline)
             return terms.total, (terms, out)
         i_p = apply_wrapper(net.pre, source, qp)
@@ -346,7 +360,7 @@ def make_steps(config: WrapperTrainConfig, wrapper_graph, proxy_graph, optimizer
         r_m = apply_calibration(_calibration(jax.lax.stop_gradient(state.calib)), bits_hyp, intra_flags(i_p), pixels(i_p))
         o_in = stop_gradient_input(i_c, i_m) if config.stop_gradient else i_m
         out = apply_wrapper(net.post, o_in, qp)
-        terms = wrapper_loss(source, out, r_m / pixels(i_p), weights,
+        terms = wrapper_loss(source, out, r_m / pixels(i_p), weights, margin=config.loss_margin,
                              **baseline)
         return terms.total, (terms, out)
 
@@ -358,7 +372,7 @@ def make_steps(config: WrapperTrainConfig, wrapper_graph, proxy_graph, optimizer
         # Per-image eq. 4 distortion of the codec output and its terms: the logged baseline of every
         # step, and the weights of `normalise_distortion` / `normalise_terms`. It does not depend on the wrapper: computed once,
         # outside the gradient.
-        codec_terms = distortion_terms(source, i_c, weights)
+        codec_terms = distortion_terms(source, i_c, weights, margin=config.loss_margin)
         codec_d = codec_terms[0]
         (loss, (terms, out)), grads = jax.value_and_grad(end_to_end, has_aux=True)(state.wrapper, state, source, i_c,
                                                                                   codec_terms, qp_index, qp, key,
