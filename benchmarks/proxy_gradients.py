@@ -85,8 +85,13 @@ def main(argv=None) -> int:
         r_m = apply_calibration(cal, bits, intra, 4 * p2 * p2)
         return jnp.sum(r_m), jnp.mean((recon - x) ** 2)
 
-    grad_rate = jax.jit(jax.grad(lambda x, q: rate_and_mse(x, q)[0]))
-    grad_mse = jax.jit(jax.grad(lambda x, q: rate_and_mse(x, q)[1]))
+    @jax.jit
+    def gradients(x, q):
+        """Both input gradients from one forward pass (one compile, not one per quantity)."""
+        _, vjp = jax.vjp(lambda x: rate_and_mse(x, q), x)
+        one, zero = jnp.ones((), x.dtype), jnp.zeros((), x.dtype)
+        return {"rate": vjp((one, zero))[0], "mse": vjp((zero, one))[0]}
+
     evaluate = jax.jit(rate_and_mse)
 
     def target_on(pb, kept_tensor):
@@ -109,8 +114,9 @@ def main(argv=None) -> int:
         bits0, mse0, x0 = target_on(pb, x)
         r0, m0 = (float(v) for v in evaluate(x0, qp_index))
         row = {"qp": int(pb.qp[0])}
-        for name, grad in (("rate", grad_rate), ("mse", grad_mse)):
-            step = -args.eps / 255.0 * jnp.sign(grad(x0, qp_index))
+        grads = gradients(x0, qp_index)
+        for name in ("rate", "mse"):
+            step = -args.eps / 255.0 * jnp.sign(grads[name])
             bits1, mse1, x1 = target_on(pb, x0 + step)
             r1, m1 = (float(v) for v in evaluate(x1, qp_index))
             if name == "rate":
