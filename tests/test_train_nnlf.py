@@ -96,7 +96,7 @@ def _codec_toml(directory) -> str:
 
 def _three_stage_run(tmp_path):
     """The tiny three-stage run both tests below start from: (clip, config, run directory, result)."""
-    clip = cartoon_clips(count=1, frames=3, size=(40, 72), seed=0)[0]
+    clip = cartoon_clips(count=1, frames=3, size=(20, 36), seed=0)[0]
     path = tmp_path / "clip.y4m"
     write_y4m(path, clip)
     cfg = NNLFTrainConfig(clips=(str(path),), frames=3, qps=(32,), codec_config=_codec_toml(tmp_path), width=8, features=2,
@@ -191,7 +191,7 @@ def test_generated_clip_cache_is_named_by_content(tmp_path, tmp_path_factory, mo
 
     # the shapes and coding config of the three-stage test above: its compiled encoder is reused
     cfg = NNLFTrainConfig(clips=("cartoon",), frames=3, qps=(32,), codec_config=_codec_toml(tmp_path_factory.mktemp("codec")))
-    small = lambda frames, seed=0: cartoon_clips(count=1, frames=frames, size=(40, 72), seed=seed)  # noqa: E731
+    small = lambda frames, seed=0: cartoon_clips(count=1, frames=frames, size=(20, 36), seed=seed)  # noqa: E731
     monkeypatch.setattr(synthetic, "cartoon_clips", lambda frames: small(frames))
     train_nnlf.make_data(cfg, tmp_path)
     first = sorted(p.name for p in tmp_path.glob("data_*.npz"))
