@@ -123,20 +123,26 @@ def parse_ensemble(text: str) -> tuple[int, int]:
     return (sizes[0], sizes[1] if len(sizes) == 2 else 1)
 
 
+def encode_config(args):
+    """The `CodingConfig` ``jaxcodec encode`` codes with: the named config or TOML, the encoder's
+    defaults (`ENCODER_DEFAULTS`) where it is silent, and the command line's options over both."""
+    from jaxcodec.config import load_coding_config
+
+    on_off = lambda v: None if v is None else v == "on"  # noqa: E731
+    return load_coding_config(args.config, defaults=ENCODER_DEFAULTS, qp=args.qp, frame_threads=args.threads,
+                              nnlf=on_off(args.nnlf), nnlf_model=args.nnlf_model, nnlf_scaling=on_off(args.nnlf_scaling),
+                              nnlf_params=args.nnlf_params, nnlf_block_params=on_off(args.nnlf_block_params),
+                              nnlf_ensemble=args.nnlf_ensemble)
+
+
 def _encode(args) -> int:
     import time
     from pathlib import Path
 
-    from jaxcodec.config import load_coding_config
     from jaxcodec.io import atomic_write_bytes, read_video
     from runtime.encoder import encode
 
-    nnlf = None if args.nnlf is None else args.nnlf == "on"
-    scaling = None if args.nnlf_scaling is None else args.nnlf_scaling == "on"
-    block = None if args.nnlf_block_params is None else args.nnlf_block_params == "on"
-    cfg = load_coding_config(args.config, defaults=ENCODER_DEFAULTS, qp=args.qp, frame_threads=args.threads, nnlf=nnlf,
-                             nnlf_model=args.nnlf_model, nnlf_scaling=scaling, nnlf_params=args.nnlf_params,
-                             nnlf_block_params=block, nnlf_ensemble=args.nnlf_ensemble)
+    cfg = encode_config(args)
     video = read_video(args.input, max_frames=args.frames, size=args.size)
     t0 = time.perf_counter()
     data, recon = encode(video.frames, cfg, fps=video.fps, progress=not args.quiet)
