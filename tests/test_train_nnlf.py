@@ -1,6 +1,6 @@
 """``jaxcodec train nnlf`` end to end on a tiny generated clip: stage 1, stages 2 and 3 (re-encode
 with the previous stage's model in the loop), export, resume, and a codec that loads the exported
-model (about a minute: it compiles the codec and the integer runtime for its own picture size)."""
+model (at tests/test_nnlf.py's picture size and coding config, whose compiles it reuses)."""
 from __future__ import annotations
 
 import dataclasses
@@ -99,6 +99,7 @@ def _three_stage_run(tmp_path):
     clip = cartoon_clips(count=1, frames=3, size=(20, 36), seed=0)[0]
     path = tmp_path / "clip.y4m"
     write_y4m(path, clip)
+    # patch 32 is cut to the 16 rows a 20-row picture holds (train_nnlf's batch sampler)
     cfg = NNLFTrainConfig(clips=(str(path),), frames=3, qps=(32,), codec_config=_codec_toml(tmp_path), width=8, features=2,
                           blocks=1, patch=32, batch=2, luma_steps=20, chroma_steps=10, stage2_steps=10, stage3_steps=10)
     out = tmp_path / "run"

@@ -370,8 +370,8 @@ def make_steps(config: WrapperTrainConfig, wrapper_graph, proxy_graph, optimizer
         ``bits_c``: (T, B) the real codec's bits per frame (the logged rate when ``proxy_free``);
         ``context``: a temporal O's neighbour input (`wrappers.nets.temporal_context`)."""
         # Per-image eq. 4 distortion of the codec output and its terms: the logged baseline of every
-        # step, and the weights of `normalise_distortion` / `normalise_terms`. It does not depend on the wrapper: computed once,
-        # outside the gradient.
+        # step, and the weights of `normalise_distortion` / `normalise_terms`. It does not depend on
+        # the wrapper: computed once, outside the gradient.
         codec_terms = distortion_terms(source, i_c, weights, margin=config.loss_margin)
         codec_d = codec_terms[0]
         (loss, (terms, out)), grads = jax.value_and_grad(end_to_end, has_aux=True)(state.wrapper, state, source, i_c,
