@@ -1,7 +1,7 @@
 """BD-rate of a wrapped codec (P -> codec -> O) against the bare codec (paper 004 Tables 1-2).
 
     JAX_PLATFORMS=cpu .venv/bin/python benchmarks/wrappers.py --clips bigbuckbunny --codec x264 \\
-        --model models/wrapper_x264_cartoon_hd_long
+        --model models/wrapper_x264_terms_dlm
 
 Both pipelines run side by side on the same frames and QPs (22, 27, 32, 37; 30 frames) through
 `wrappers.evaluate.compare`, which says what is scored: SSIM, MS-SSIM, DLM (the loss's own
@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     parser.add_argument("--clips", nargs="+", default=["bigbuckbunny"])
     parser.add_argument("--codec", default="x264")
     parser.add_argument("--model", default=None, help="wrapper model dir (default: the shipped one for --codec, "
-                        "wrappers.deploy.default_model: models/wrapper_x265_crop128 behind x265, else models/wrapper_x264_cartoon_hd_long)")
+                        "wrappers.deploy.default_model: models/wrapper_x265_crop128 behind x265, else models/wrapper_x264_terms_dlm)")
     parser.add_argument("--qps", default="22,27,32,37")
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--ensemble", type=int, default=None, choices=ENSEMBLE_CHOICES,
