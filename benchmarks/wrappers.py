@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     parser.add_argument("--clips", nargs="+", default=["bigbuckbunny"])
     parser.add_argument("--codec", default="x264")
     parser.add_argument("--model", default=None, help="wrapper model dir (default: the shipped one for --codec, "
-                        "wrappers.deploy.default_model: models/wrapper_x265_crop128 behind x265, else models/wrapper_x264_terms_dlm)")
+                        "wrappers.deploy.default_model: models/wrapper_x265_terms_dlm behind x265, else models/wrapper_x264_terms_dlm)")
     parser.add_argument("--qps", default="22,27,32,37")
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--ensemble", type=int, default=None, choices=ENSEMBLE_CHOICES,

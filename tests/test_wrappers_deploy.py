@@ -411,11 +411,11 @@ def test_plane_diagnostic_scores_o_per_plane_on_held_out_and_training_clips(tmp_
 
 def test_default_wrapper_is_chosen_per_codec(tmp_path, clip):
     """Paper 004 trains one wrapper per target: `wrap encode|decode` without --model pick the one
-    trained behind the stream's codec (x265 -> wrapper_x265_crop128), any other codec the x264 one."""
+    trained behind the stream's codec (x265 -> wrapper_x265_terms_dlm), any other codec the x264 one."""
     from jaxcodec.io import write_y4m
     from wrappers.deploy import DEFAULT_MODEL, default_model, stream_codec
 
-    assert default_model("x265:medium").name == "wrapper_x265_crop128" == default_model("hevc").name
+    assert default_model("x265:medium").name == "wrapper_x265_terms_dlm" == default_model("hevc").name
     assert default_model("x264") == default_model("svtav1") == default_model("ours:ra") == default_model(None) == DEFAULT_MODEL
     src = tmp_path / "src.y4m"
     three = make_frame(clip.y[:3], clip.u[:3], clip.v[:3])

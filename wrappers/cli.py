@@ -42,7 +42,7 @@ def register_encode(subparsers) -> None:
     p.add_argument("-o", "--output", required=True,
                    help="output container (.mp4/.mkv/.mov; .ivf for AV1; .jxc for our codec)")
     p.add_argument("--model", default=None, help="wrapper model directory (default: the one trained behind the codec: "
-                                                        "models/wrapper_x265_crop128 for x265, else models/wrapper_x264_terms_dlm)")
+                                                        "models/wrapper_x265_terms_dlm for x265, else models/wrapper_x264_terms_dlm)")
     p.add_argument("--no-wrapper", action="store_true", help="bypass P (bit-identical to the bare codec)")
     p.add_argument("--frames", type=int, default=None, help="encode at most this many frames")
     p.add_argument("--stream-strength", default=None, metavar="GRID",
@@ -59,7 +59,7 @@ def register_decode(subparsers) -> None:
     p.add_argument("input", help="stream written by `jaxcodec wrap encode` (any container FFmpeg reads)")
     p.add_argument("-o", "--output", required=True, help="output .y4m or .yuv")
     p.add_argument("--model", default=None, help="wrapper model directory (default: the one trained behind the codec: "
-                                                        "models/wrapper_x265_crop128 for x265, else models/wrapper_x264_terms_dlm)")
+                                                        "models/wrapper_x265_terms_dlm for x265, else models/wrapper_x264_terms_dlm)")
     p.add_argument("--no-wrapper", action="store_true", help="bypass O (plain decode)")
     p.add_argument("--qp", type=int, default=None,
                    help="the encoder's QP, for a QP-aware postprocessor when the stream does not record it "

@@ -44,11 +44,11 @@ from jaxcodec.frame import Frame, make_frame
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = MODELS_DIR / "wrapper_x264_terms_dlm"
-CODEC_MODELS = {"hevc": MODELS_DIR / "wrapper_x265_crop128"}
+CODEC_MODELS = {"hevc": MODELS_DIR / "wrapper_x265_terms_dlm"}
 """Shipped wrappers trained behind one codec (keyed by stream format), as paper 004 trains one
 wrapper per target; any other codec gets `DEFAULT_MODEL`. On held-out bigbuckbunny behind x265
-the x265-trained O reaches ALL -11.38 % against -10.08 % for the x264-trained one behind x264
-(models/wrapper_x265_crop128.md, models/wrapper_x264_terms_dlm.md)."""
+the x265-trained O reaches ALL -11.87 % against -10.08 % for the x264-trained one behind x264
+(models/wrapper_x265_terms_dlm.md, models/wrapper_x264_terms_dlm.md)."""
 DEFAULT_ENSEMBLE = 8
 ENSEMBLE_SIZES = (1, 2, 4, 8, 16)
 """Self-ensemble sizes of a wrapper network: the first n of the square's symmetries
